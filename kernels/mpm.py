@@ -1,0 +1,200 @@
+"""MLS-MPM (Hu et al. 2018) with APIC transfers and quadratic B-splines, one code path for 2D
+and 3D: ``clear_grid`` -> ``p2g`` -> ``update_grid`` -> ``g2p``. The substep order lives in
+``polyalloy.simulation``; every kernel takes its fields as ``ti.template()`` arguments.
+"""
+import taichi as ti
+
+from polyalloy.kernels.constitutive import kirchhoff_stress, project_deformation
+from polyalloy.kernels.sdf import SEPARATE, SLIP, STICKY, shape_normal, shape_sdf
+
+DOMAIN_PAD = 3  # grid nodes between the domain wall and the end of the grid (stencil room)
+
+
+@ti.func
+def quadratic_weights(fx):
+    """Quadratic B-spline weights at offsets 0, 1, 2 from ``base`` (fx = x/dx - base in [0.5, 1.5))."""
+    return [0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1.0) ** 2, 0.5 * (fx - 0.5) ** 2]
+
+
+@ti.func
+def stencil_base(grid: ti.template(), x):
+    """Lower corner of the 3^dim stencil of position ``x`` and the offset within it, in cells."""
+    Xp = (x - ti.Vector(grid.origin, dt=float)) * grid.inv_dx
+    base = ti.cast(ti.floor(Xp - 0.5), ti.i32)
+    for d in ti.static(range(grid.dim)):
+        base[d] = ti.min(ti.max(base[d], 0), grid.res[d] - 3)
+    return base, Xp - base
+
+
+@ti.kernel
+def clear_grid(grid: ti.template()):
+    """Free every active grid block, so the next P2G pays only for the blocks it touches."""
+    for I in ti.grouped(grid.pointer):
+        ti.deactivate(grid.pointer, I)
+
+
+@ti.kernel
+def p2g(parts: ti.template(), grid: ti.template(), mats: ti.template(), dt: float):
+    """Scatter mass, momentum, APIC affine momentum and the stress impulse to the grid."""
+    for p in range(parts.n[None]):
+        base, fx = stencil_base(grid, parts.x[p])
+        w = quadratic_weights(fx)
+        tau = kirchhoff_stress(mats, parts.material[p], parts.F[p], parts.C[p], parts.Jp[p])
+        mass = parts.mass[p]
+        # MLS-MPM: the force term -V0 tau grad(w) folds into the affine matrix (Hu et al. 2018, eq. 29)
+        affine = (-dt * parts.vol0[p] * 4.0 * grid.inv_dx * grid.inv_dx) * tau + mass * parts.C[p]
+        momentum = mass * parts.v[p]
+        for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * grid.dim)))):
+            dpos = (offset - fx) * grid.dx
+            weight = 1.0
+            for d in ti.static(range(grid.dim)):
+                weight *= w[offset[d]][d]
+            grid.v[base + offset] += weight * (momentum + affine @ dpos)
+            grid.m[base + offset] += weight * mass
+
+
+@ti.func
+def collide_node(cols: ti.template(), x, v, t):
+    """Boundary condition of every collider row on a grid velocity ``v`` at node position ``x``:
+    sticky takes the collider's velocity, slip removes the normal part of the relative
+    velocity, separate removes only the approaching part and applies Coulomb friction."""
+    for s in range(cols.count[None]):
+        if shape_sdf(cols, s, x, t) < 0.0:
+            n = shape_normal(cols, s, x, t, 1e-4)
+            vc = cols.vel[s]
+            rel = v - vc
+            mode = cols.surface[s]
+            if mode == STICKY:
+                rel = ti.Vector.zero(float, x.n)
+            else:
+                vn = rel.dot(n)
+                if mode == SLIP or vn < 0.0:
+                    tangent = rel - vn * n
+                    if mode == SEPARATE:
+                        speed_t = tangent.norm()
+                        if speed_t > 1e-12:
+                            # Coulomb: friction removes up to mu |vn| of tangential speed
+                            tangent *= ti.max(0.0, 1.0 - cols.friction[s] * ti.abs(vn) / speed_t)
+                    rel = tangent
+            v = rel + vc
+    return v
+
+
+@ti.kernel
+def update_grid(grid: ti.template(), cols: ti.template(), knobs: ti.template(), dt: float, t: float):
+    """Momentum to velocity, gravity, collider conditions, and the walls of the domain box
+    (free-slip, separating: a node on a wall loses only its outward velocity)."""
+    for I in ti.grouped(grid.m):
+        m = grid.m[I]
+        if m > 0.0:
+            v = grid.v[I] / m + dt * knobs.gravity[None]
+            x = ti.Vector(grid.origin, dt=float) + I.cast(float) * grid.dx
+            v = collide_node(cols, x, v, t)
+            for d in ti.static(range(grid.dim)):
+                if I[d] <= DOMAIN_PAD and v[d] < 0.0:
+                    v[d] = 0.0
+                if I[d] >= grid.res[d] - 1 - DOMAIN_PAD and v[d] > 0.0:
+                    v[d] = 0.0
+            grid.v[I] = v
+
+
+@ti.func
+def push_out_of_colliders(cols: ti.template(), x, v, t):
+    """Move a particle that ended inside a collider back to its surface and remove its
+    approaching velocity, so no particle is ever left inside a collider."""
+    for s in range(cols.count[None]):
+        phi = shape_sdf(cols, s, x, t)
+        if phi < 0.0:
+            n = shape_normal(cols, s, x, t, 1e-4)
+            x -= phi * n
+            vn = (v - cols.vel[s]).dot(n)
+            if vn < 0.0:
+                v -= vn * n
+    return x, v
+
+
+@ti.kernel
+def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti.template(),
+        knobs: ti.template(), dt: float, t: float):
+    """Gather velocity and the affine matrix, advect, update F (with plasticity), keep particles
+    out of colliders and inside the domain, and record the largest speed for the next dt.
+    A particle whose state turns non-finite is frozen in place and counted in ``knobs.bad``."""
+    knobs.max_speed[None] = 0.0
+    for p in range(parts.n[None]):
+        base, fx = stencil_base(grid, parts.x[p])
+        w = quadratic_weights(fx)
+        new_v = ti.Vector.zero(float, grid.dim)
+        new_C = ti.Matrix.zero(float, grid.dim, grid.dim)
+        for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * grid.dim)))):
+            dpos = (offset - fx) * grid.dx
+            weight = 1.0
+            for d in ti.static(range(grid.dim)):
+                weight *= w[offset[d]][d]
+            g_v = grid.v[base + offset]
+            new_v += weight * g_v
+            new_C += (4.0 * grid.inv_dx * grid.inv_dx * weight) * g_v.outer_product(dpos)
+        x = parts.x[p] + dt * new_v
+        x, new_v = push_out_of_colliders(cols, x, new_v, t + dt)
+        for d in ti.static(range(grid.dim)):
+            lo = grid.origin[d] + DOMAIN_PAD * grid.dx
+            hi = grid.origin[d] + (grid.res[d] - 1 - DOMAIN_PAD) * grid.dx
+            if x[d] < lo:
+                x[d] = lo
+                new_v[d] = ti.max(new_v[d], 0.0)
+            if x[d] > hi:
+                x[d] = hi
+                new_v[d] = ti.min(new_v[d], 0.0)
+        F = (ti.Matrix.identity(float, grid.dim) + dt * new_C) @ parts.F[p]
+        F, Jp = project_deformation(mats, parts.material[p], F, parts.Jp[p])
+        finite = not (ti.math.isnan(x).any() or ti.math.isinf(x).any() or ti.math.isnan(new_v).any()
+                      or ti.math.isinf(new_v).any() or ti.math.isnan(F).any() or ti.math.isinf(F).any())
+        if finite:
+            parts.x[p] = x
+            parts.v[p] = new_v
+            parts.C[p] = new_C
+            parts.F[p] = F
+            parts.Jp[p] = Jp
+            ti.atomic_max(knobs.max_speed[None], new_v.norm())
+        else:
+            knobs.bad[None] += 1
+            parts.v[p] = ti.Vector.zero(float, grid.dim)
+            ti.atomic_max(knobs.max_speed[None], ti.math.inf)
+
+
+@ti.kernel
+def count_nonfinite(parts: ti.template()) -> ti.i32:
+    """Particles whose position or velocity is NaN or infinite."""
+    bad = 0
+    for p in range(parts.n[None]):
+        if ti.math.isnan(parts.x[p]).any() or ti.math.isinf(parts.x[p]).any() or \
+                ti.math.isnan(parts.v[p]).any() or ti.math.isinf(parts.v[p]).any():
+            bad += 1
+    return bad
+
+
+@ti.kernel
+def grid_mass(grid: ti.template()) -> float:
+    """Total mass on the grid (kg); after P2G it equals the particles' total mass."""
+    total = 0.0
+    for I in ti.grouped(grid.m):
+        total += grid.m[I]
+    return total
+
+
+@ti.kernel
+def grid_momentum(grid: ti.template()) -> ti.types.vector(3, float):
+    """Total momentum on the grid after P2G (kg m/s), padded to 3 components."""
+    total = ti.Vector.zero(float, 3)
+    for I in ti.grouped(grid.m):
+        for d in ti.static(range(grid.dim)):
+            total[d] += grid.v[I][d]
+    return total
+
+
+@ti.kernel
+def active_blocks(grid: ti.template()) -> ti.i32:
+    """Number of allocated grid blocks (the sparse grid's footprint)."""
+    n = 0
+    for I in ti.grouped(grid.pointer):
+        n += 1
+    return n

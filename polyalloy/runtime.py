@@ -1,0 +1,123 @@
+"""Runtime: the one place that calls ``ti.init``.
+
+``polyalloy.init()`` picks the backend (never ``ti.gpu``: its OpenGL probe segfaults on
+machines without Vulkan, and a software Vulkan is slower than the CPU backend), the float
+precision and, in deterministic mode, a single CPU thread so that runs are bit-identical.
+Nothing in polyalloy calls it at import time.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import platform
+from dataclasses import dataclass
+
+import numpy as np
+
+from polyalloy.errors import PolyalloyError
+
+log = logging.getLogger("polyalloy")
+
+ARCHES = ("auto", "cpu", "cuda", "vulkan", "metal")
+PRECISIONS = ("f32", "f64")
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    """What ``init`` chose: ``arch`` is the backend actually running (e.g. ``x64``, ``cuda``)."""
+
+    arch: str
+    requested: str
+    precision: str
+    seed: int
+    deterministic: bool
+    threads: int
+
+
+_info: RuntimeInfo | None = None
+
+
+def _candidates(arch: str):
+    import taichi as ti
+
+    if arch == "auto":
+        wanted = [ti.cuda]
+        if platform.system() == "Darwin":
+            wanted.append(ti.metal)
+        return wanted + [ti.cpu]
+    return {"cpu": [ti.cpu], "cuda": [ti.cuda], "vulkan": [ti.vulkan], "metal": [ti.metal]}[arch]
+
+
+def init(arch: str = "auto", seed: int = 0, deterministic: bool = False,
+         precision: str = "f32", threads: int | None = None, debug: bool = False) -> RuntimeInfo:
+    """Start Taichi once for this process and return what was chosen.
+
+    arch: ``auto`` (CUDA if present, Metal on macOS, else the CPU), ``cpu``, ``cuda``,
+    ``vulkan`` or ``metal``. seed: seeds numpy sampling and ``ti.random``. deterministic:
+    CPU with one thread, so that float atomics add in a fixed order (bit-identical runs).
+    precision: ``f32`` or ``f64`` for every real field. Calling again with the same
+    settings is a no-op; with different settings it is an error (fields would be lost).
+    """
+    global _info
+    if arch not in ARCHES:
+        raise PolyalloyError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHES)}")
+    if precision not in PRECISIONS:
+        raise PolyalloyError(f"unknown precision {precision!r}; choose f32 or f64")
+    if deterministic:
+        if arch not in ("auto", "cpu"):
+            raise PolyalloyError("deterministic mode runs on the CPU only; use --arch cpu or auto")
+        arch, threads = "cpu", 1
+    wanted = (arch, precision, int(seed), bool(deterministic), threads)
+    if _info is not None:
+        if (_info.requested, _info.precision, _info.seed, _info.deterministic) == wanted[:4]:
+            return _info
+        raise PolyalloyError(
+            f"polyalloy.init was already called with arch={_info.requested}, "
+            f"precision={_info.precision}, seed={_info.seed}, deterministic={_info.deterministic}")
+
+    import taichi as ti
+
+    kwargs = dict(
+        arch=_candidates(arch),
+        default_fp=ti.f64 if precision == "f64" else ti.f32,
+        random_seed=int(seed),
+        offline_cache=True,
+        log_level=ti.WARN if debug else ti.ERROR,
+        debug=debug,
+    )
+    if threads is not None:
+        kwargs["cpu_max_num_threads"] = int(threads)
+    if arch == "cuda":
+        kwargs["device_memory_fraction"] = 0.8
+    ti.init(**kwargs)
+    chosen = str(ti.lang.impl.current_cfg().arch).split(".")[-1]
+    if arch not in ("auto", "cpu") and chosen in ("x64", "arm64"):
+        raise PolyalloyError(f"arch {arch!r} is not available on this machine; use --arch cpu or auto")
+    np.random.seed(int(seed) % 2**32)
+    n_threads = threads if threads is not None else (os.cpu_count() or 1)
+    _info = RuntimeInfo(chosen, arch, precision, int(seed), bool(deterministic), n_threads)
+    log.info("polyalloy runtime: arch=%s (asked %s), precision=%s, seed=%d, deterministic=%s",
+             chosen, arch, precision, seed, deterministic)
+    return _info
+
+
+def info() -> RuntimeInfo:
+    """The runtime chosen by ``init``; an error if ``init`` has not been called."""
+    if _info is None:
+        raise PolyalloyError("call polyalloy.init() before building a simulation")
+    return _info
+
+
+def is_initialized() -> bool:
+    return _info is not None
+
+
+def real_dtype():
+    """The Taichi float type of every real field (chosen by ``init(precision=...)``)."""
+    import taichi as ti
+
+    return ti.f64 if info().precision == "f64" else ti.f32
+
+
+def np_real():
+    return np.float64 if info().precision == "f64" else np.float32

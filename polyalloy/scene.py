@@ -1,0 +1,177 @@
+"""The declarative Scene: what a scene script builds and a Simulation runs.
+
+A scene script (``scenes/*.py`` or any file on disk) defines ``build(quality="preview", ...)``
+returning a ``Scene``; extra keyword parameters of ``build`` are scene options that
+``--set name=value`` can change (``dim=2``). Everything else a user may change is a field
+of ``Scene`` (``--set cfl=0.3``, ``--set gravity=-3.7``) or of a named material
+(``--set materials.water.viscosity=0.5``); unknown keys are errors that list the known ones.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Sequence
+
+import numpy as np
+
+from polyalloy.errors import ConfigError
+from polyalloy.materials import Material
+from polyalloy.shapes import Shape
+from polyalloy.kernels.sdf import SURFACE_NAMES
+
+QUALITIES = ("preview", "film")
+
+DEFAULT_COLORS = {0: (0.35, 0.6, 0.95), 1: (0.9, 0.45, 0.3), 2: (0.85, 0.85, 0.8)}
+
+
+@dataclass
+class Body:
+    """A shape filled with particles of one material: ``velocity`` (m/s) at t = 0,
+    ``color`` (linear RGB in [0, 1]) for the preview renderer."""
+
+    name: str
+    shape: Shape
+    material: str
+    velocity: Sequence[float] = (0.0, 0.0, 0.0)
+    color: Sequence[float] | None = None
+
+
+@dataclass
+class Collider:
+    """An analytic obstacle: ``surface`` is ``sticky`` (takes the collider's velocity), ``slip``
+    (no normal motion) or ``separate`` (may leave it; Coulomb ``friction`` while in contact).
+    A moving collider has ``velocity`` set on its shape."""
+
+    name: str
+    shape: Shape
+    surface: str = "separate"
+    friction: float = 0.0
+    color: Sequence[float] = (0.55, 0.55, 0.58)
+
+    def __post_init__(self):
+        if self.surface not in SURFACE_NAMES:
+            raise ConfigError(f"collider {self.name!r}: surface must be one of {', '.join(SURFACE_NAMES)}, "
+                              f"got {self.surface!r}")
+        if not (math.isfinite(self.friction) and 0 <= self.friction <= 10):
+            raise ConfigError(f"collider {self.name!r}: friction must be in [0, 10], got {self.friction}")
+
+
+@dataclass
+class Camera:
+    """A pinhole camera (metres, degrees). 2D scenes are drawn as a side view of the domain."""
+
+    position: Sequence[float] = (0.5, 0.6, 2.2)
+    look_at: Sequence[float] = (0.5, 0.3, 0.5)
+    fov: float = 40.0
+    up: Sequence[float] = (0.0, 1.0, 0.0)
+
+
+# Scene fields that --set may change, with their allowed ranges (inclusive).
+TUNABLE = {
+    "dx": (1e-4, 1.0),
+    "particles_per_cell": (1, 4),
+    "cfl": (0.01, 1.0),
+    "dt_max": (1e-7, 0.1),
+    "gravity": (-1000.0, 1000.0),
+    "fps": (1, 240),
+    "duration": (0.0, 3600.0),
+    "max_particles": (1, 200_000_000),
+}
+
+
+@dataclass
+class Scene:
+    """Everything a simulation needs, in SI units.
+
+    dim: 2 or 3. domain: (lo, hi) corners of the box the particles live in (m).
+    dx: grid spacing (m); particles_per_cell: particles per cell along each axis.
+    cfl: fraction of a cell a particle or an elastic wave may cross per substep.
+    dt_max: the largest substep (s). gravity: acceleration along y (m/s^2).
+    fps, duration: frame rate of the output and the default length (s).
+    max_particles: refuse to build a scene with more particles than this.
+    """
+
+    name: str
+    dim: int = 3
+    domain: tuple = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    dx: float = 1.0 / 64
+    particles_per_cell: int = 2
+    cfl: float = 0.4
+    dt_max: float = 2e-3
+    gravity: float = -9.81
+    fps: int = 30
+    duration: float = 2.0
+    max_particles: int = 20_000_000
+    seed: int = 0
+    materials: dict = field(default_factory=dict)
+    bodies: list = field(default_factory=list)
+    colliders: list = field(default_factory=list)
+    camera: Camera = field(default_factory=Camera)
+    background: Sequence[float] = (0.08, 0.1, 0.13)
+
+    def __post_init__(self):
+        if self.dim not in (2, 3):
+            raise ConfigError(f"scene dim must be 2 or 3, got {self.dim!r}")
+        lo, hi = (np.asarray(c, float)[: self.dim] for c in self.domain)
+        if lo.size != self.dim or hi.size != self.dim or not np.all(hi > lo):
+            raise ConfigError(f"scene domain must be two {self.dim}-D corners with hi > lo, got {self.domain}")
+        self.domain = (tuple(lo), tuple(hi))
+        for key in TUNABLE:
+            self._check(key, getattr(self, key))
+
+    def _check(self, key, value):
+        lo, hi = TUNABLE[key]
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and lo <= value <= hi):
+            raise ConfigError(f"{key} = {value!r} is out of range [{lo:g}, {hi:g}]")
+
+    # --- building -----------------------------------------------------------------------
+    def add_material(self, name: str, material: Material) -> "Scene":
+        self.materials[name] = material
+        return self
+
+    def add_body(self, name: str, shape: Shape, material: str, velocity=(0.0, 0.0, 0.0), color=None) -> "Scene":
+        if material not in self.materials:
+            raise ConfigError(f"body {name!r}: unknown material {material!r}; add it with add_material first "
+                              f"(known: {', '.join(self.materials) or 'none'})")
+        self.bodies.append(Body(name, shape, material, tuple(velocity), color))
+        return self
+
+    def add_collider(self, name: str, shape: Shape, surface: str = "separate", friction: float = 0.0,
+                     color=(0.55, 0.55, 0.58)) -> "Scene":
+        self.colliders.append(Collider(name, shape, surface, friction, tuple(color)))
+        return self
+
+    # --- the user's overrides -------------------------------------------------------------
+    def settable_keys(self) -> list[str]:
+        keys = list(TUNABLE)
+        for mname, mat in self.materials.items():
+            keys += [f"materials.{mname}.{f.name}" for f in fields(mat)]
+        return keys
+
+    def set(self, key: str, value) -> None:
+        """Apply one ``--set key=value``; an unknown key or a bad value raises ConfigError."""
+        if key in TUNABLE:
+            lo, hi = TUNABLE[key]
+            value = _as_number(key, value, integer=isinstance(lo, int) and isinstance(hi, int))
+            self._check(key, value)
+            setattr(self, key, value)
+            return
+        parts = key.split(".")
+        if len(parts) == 3 and parts[0] == "materials" and parts[1] in self.materials:
+            mat = self.materials[parts[1]]
+            self.materials[parts[1]] = mat.replace(**{parts[2]: _as_number(key, value)})
+            return
+        raise ConfigError(f"unknown key {key!r} for scene {self.name!r}; known keys: "
+                          f"{', '.join(self.settable_keys())}")
+
+    def duration_frames(self, seconds: float | None = None) -> int:
+        return max(1, int(round((self.duration if seconds is None else seconds) * self.fps)))
+
+
+def _as_number(key: str, value, integer: bool = False):
+    if isinstance(value, (int, float)):
+        return value
+    try:
+        return int(value) if integer else float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} needs a {'whole ' if integer else ''}number, got {value!r}") from None

@@ -1,0 +1,1 @@
+"""Scene scripts shipped with polyalloy (installed as ``polyalloy.scenes``): each defines build(quality)."""
