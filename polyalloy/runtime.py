@@ -7,9 +7,11 @@ Nothing in polyalloy calls it at import time.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import platform
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,7 +91,8 @@ def init(arch: str = "auto", seed: int = 0, deterministic: bool = False,
         kwargs["cpu_max_num_threads"] = int(threads)
     if arch == "cuda":
         kwargs["device_memory_fraction"] = 0.8
-    ti.init(**kwargs)
+    with contextlib.redirect_stdout(sys.stderr):  # Taichi prints its banner; keep stdout for --json
+        ti.init(**kwargs)
     chosen = str(ti.lang.impl.current_cfg().arch).split(".")[-1]
     if arch not in ("auto", "cpu") and chosen in ("x64", "arm64"):
         raise PolyalloyError(f"arch {arch!r} is not available on this machine; use --arch cpu or auto")
