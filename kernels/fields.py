@@ -45,8 +45,11 @@ class Particles:
 class Grid:
     """A sparse grid of ``res`` nodes per axis, spacing ``dx`` (m), node 0 at ``origin`` (m).
 
-    Nodes live in blocks of ``block``^dim under a pointer level, so memory and work follow
-    the particles: P2G activates the blocks it touches and ``clear_grid`` frees them.
+    Nodes live in blocks of ``block``^dim under a bitmasked level, so the work follows the
+    particles: P2G activates the blocks it touches, every grid loop visits only active blocks
+    and ``clear_grid`` zeroes and deactivates them. (A pointer level would also make memory
+    follow the particles, but Taichi 1.7's CPU backend corrupts its heap after ~100 pointer
+    trees are created in one process; node memory is 4 * (dim + 1) bytes per node of the box.)
     ``v`` (dim, momentum after P2G, then velocity, m/s) and ``m`` (mass, kg) per node.
     """
 
@@ -60,8 +63,8 @@ class Grid:
         self.v = ti.Vector.field(dim, dtype)
         self.m = ti.field(dtype)
         indices = ti.ij if dim == 2 else ti.ijk
-        self.pointer = ti.root.pointer(indices, tuple(-(-r // block) for r in self.res))
-        self.pointer.dense(indices, block).place(self.v, self.m)
+        self.blocks = ti.root.bitmasked(indices, tuple(-(-r // block) for r in self.res))
+        self.blocks.dense(indices, block).place(self.v, self.m)
 
     def bytes_per_block(self) -> int:
         real = 8 if self.m.dtype == ti.f64 else 4

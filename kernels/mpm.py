@@ -28,9 +28,13 @@ def stencil_base(grid: ti.template(), x):
 
 @ti.kernel
 def clear_grid(grid: ti.template()):
-    """Free every active grid block, so the next P2G pays only for the blocks it touches."""
-    for I in ti.grouped(grid.pointer):
-        ti.deactivate(grid.pointer, I)
+    """Zero and deactivate every active grid block, so the next P2G pays only for the blocks it
+    touches (a bitmasked block keeps its memory, so its values are zeroed first)."""
+    for I in ti.grouped(grid.m):
+        grid.m[I] = 0.0
+        grid.v[I] = ti.Vector.zero(float, grid.dim)
+    for I in ti.grouped(grid.blocks):
+        ti.deactivate(grid.blocks, I)
 
 
 @ti.kernel
@@ -195,6 +199,6 @@ def grid_momentum(grid: ti.template()) -> ti.types.vector(3, float):
 def active_blocks(grid: ti.template()) -> ti.i32:
     """Number of allocated grid blocks (the sparse grid's footprint)."""
     n = 0
-    for I in ti.grouped(grid.pointer):
+    for I in ti.grouped(grid.blocks):
         n += 1
     return n

@@ -169,9 +169,93 @@ class Scene:
 
 
 def _as_number(key: str, value, integer: bool = False):
+    if isinstance(value, bool):
+        raise ConfigError(f"{key} needs a number, got {value!r}")
     if isinstance(value, (int, float)):
-        return value
+        if integer and value != int(value):
+            raise ConfigError(f"{key} needs a whole number, got {value!r}")
+        return int(value) if integer else value
     try:
         return int(value) if integer else float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{key} needs a {'whole ' if integer else ''}number, got {value!r}") from None
+
+
+# --- finding and loading scene scripts ------------------------------------------------------
+def list_scenes() -> dict[str, str]:
+    """Shipped scenes (``polyalloy.scenes``) and the first line of each banner docstring."""
+    import importlib
+    import pkgutil
+
+    import polyalloy.scenes as pkg
+
+    out = {}
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"polyalloy.scenes.{info.name}")
+        out[info.name] = ((mod.__doc__ or "").strip().splitlines() or [""])[0]
+    return out
+
+
+def _load_module(name_or_path: str):
+    import importlib
+    import importlib.util
+    import os
+
+    if name_or_path.endswith(".py") or os.sep in name_or_path:
+        if not os.path.isfile(name_or_path):
+            raise ConfigError(f"scene file {name_or_path!r} does not exist")
+        mod_name = "polyalloy_user_scene_" + os.path.splitext(os.path.basename(name_or_path))[0]
+        spec = importlib.util.spec_from_file_location(mod_name, name_or_path)
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise ConfigError(f"scene script {name_or_path} failed on import: {type(exc).__name__}: {exc}") from exc
+        return module
+    known = list_scenes()
+    if name_or_path not in known:
+        raise ConfigError(f"unknown scene {name_or_path!r}; available: {', '.join(known)} (or a path to a .py file)")
+    return importlib.import_module(f"polyalloy.scenes.{name_or_path}")
+
+
+def load_scene(name_or_path: str, quality: str = "preview", overrides: dict | None = None) -> Scene:
+    """Build a shipped scene by name, or a user's scene script by path, and apply ``overrides``
+    (``--set``): keys that name a keyword parameter of ``build`` go to it, the rest to ``Scene.set``."""
+    import inspect
+
+    if quality not in QUALITIES:
+        raise ConfigError(f"unknown quality {quality!r}; choose {' or '.join(QUALITIES)}")
+    module = _load_module(name_or_path)
+    build = getattr(module, "build", None)
+    if not callable(build):
+        raise ConfigError(f"scene script {name_or_path} has no build(quality) function")
+    overrides = dict(overrides or {})
+    params = inspect.signature(build).parameters
+    options = {}
+    for key in list(overrides):
+        if key in params and key != "quality":
+            default = params[key].default
+            value = overrides.pop(key)
+            if isinstance(default, (int, float)) and not isinstance(default, bool):
+                value = _as_number(key, value, integer=isinstance(default, int))
+            options[key] = value
+    try:
+        scene = build(quality=quality, **options)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"scene script {name_or_path} failed in build(): {type(exc).__name__}: {exc}") from exc
+    if not isinstance(scene, Scene):
+        raise ConfigError(f"scene script {name_or_path}: build() returned {type(scene).__name__}, not a Scene")
+    try:
+        for key, value in overrides.items():
+            scene.set(key, value)
+    except ConfigError as exc:
+        if "unknown key" in str(exc):
+            extra = [k for k in params if k != "quality"]
+            if extra:
+                raise ConfigError(f"{exc}; scene options: {', '.join(extra)}") from None
+        raise
+    return scene

@@ -120,9 +120,8 @@ class Simulation:
         d = self.dim
         real = 8 if self.np_real == np.float64 else 4
         per_particle = 12 + real * (3 + 2 * d + 2 * d * d)
-        # the grid's active blocks follow the particles: at most ~one block per 2^d particles, plus the pointer level
-        blocks = -(-np.asarray(res) // 4)
-        grid_bytes = int(np.prod(blocks)) * 8 + min(n, int(np.prod(blocks))) * real * (d + 1) * 4 ** d
+        # the bitmasked grid holds (dim + 1) reals per node of the whole box, plus its bit masks
+        grid_bytes = int(np.prod(np.asarray(res, np.int64))) * real * (d + 1)
         need = n * per_particle + grid_bytes
         have = available_memory()
         if need > 0.8 * have:
@@ -148,6 +147,7 @@ class Simulation:
         p.vol0.from_numpy(np.full(n, vol0, self.np_real))
         p.mass.from_numpy((density[body] * vol0).astype(self.np_real))
         p.n[None] = n
+        self.knobs.max_speed[None] = float(np.linalg.norm(v, axis=1).max())  # the first dt sees the launch speed
 
     # --- running --------------------------------------------------------------------------
     @property
@@ -157,7 +157,7 @@ class Simulation:
     def stable_dt(self) -> float:
         """CFL step: cfl * dx / (fastest particle + fastest elastic wave), capped by dt_max."""
         speed = float(self.knobs.max_speed[None])
-        if not math.isfinite(speed):
+        if not math.isfinite(speed) or self.knobs.bad[None]:
             self._blow_up()
         return min(self.scene.dt_max, self.scene.cfl * self.scene.dx / (speed + self.wave_speed))
 

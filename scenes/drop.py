@@ -11,7 +11,7 @@ from polyalloy.shapes import Plane, Sphere
 def build(quality: str = "preview", dim: int = 3) -> Scene:
     dx = {"preview": 1 / 64 if dim == 3 else 1 / 128, "film": 1 / 160 if dim == 3 else 1 / 512}[quality]
     scene = Scene(name="drop", dim=dim, domain=((0, 0, 0), (1.0, 1.0, 1.0)), dx=dx, duration=2.0, fps=30,
-                  camera=Camera(position=(0.5, 0.55, 2.3), look_at=(0.5, 0.35, 0.5), fov=40))
+                  camera=Camera(position=(0.5, 0.8, 2.6), look_at=(0.5, 0.42, 0.5), fov=40))
     scene.add_material("rubber", Elastic(density=1000.0, youngs_modulus=1.5e5, poisson_ratio=0.3))
     scene.add_collider("floor", Plane(point=(0, 0.1, 0), normal=(0, 1, 0)), surface="separate", friction=0.3)
     scene.add_body("ball", Sphere(centre=(0.5, 0.6, 0.5), radius=0.12), "rubber")
