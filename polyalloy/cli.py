@@ -1,0 +1,192 @@
+"""The ``polyalloy`` command: list scenes, render one, run the benchmark.
+
+Every error a user can cause ends as one line on stderr and a non-zero exit status
+(2 for bad input, 1 for a simulation that failed, 130 when interrupted); ``--traceback``
+shows the Python traceback of an unexpected failure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+os.environ.setdefault("ENABLE_TAICHI_HEADER_PRINT", "0")  # keep stdout clean for --json
+
+from polyalloy import __version__  # noqa: E402
+from polyalloy.errors import ConfigError, PolyalloyError, SimulationError  # noqa: E402
+from polyalloy.runtime import ARCHES  # noqa: E402
+
+log = logging.getLogger("polyalloy")
+
+
+def _parse_set(items) -> dict:
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _parse_size(text: str | None, quality: str) -> tuple[int, int]:
+    from polyalloy.render import PRESETS
+
+    if text is None:
+        return PRESETS[quality]
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--size expects WIDTHxHEIGHT, got {text!r}") from None
+    if w < 16 or h < 16 or w % 8 or h % 8 or w > 7680 or h > 4320:
+        raise ConfigError(f"--size {text}: width and height must be multiples of 8 between 16 and 7680x4320")
+    return w, h
+
+
+def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", default="auto", choices=ARCHES,
+                   help="backend: auto tries CUDA (Metal on macOS) then the CPU (default: auto)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the particle sampling and ti.random (default: 0)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="CPU, one thread: bit-identical results across runs (slower)")
+    p.add_argument("--precision", default="f32", choices=("f32", "f64"), help="float precision (default: f32)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="polyalloy", description=(
+        "Liquid-metal physics toy: MLS-MPM in Taichi. Render a scene to PNG frames and an MP4, "
+        "list the scenes, or run the benchmark."))
+    parser.add_argument("--version", action="version", version=f"polyalloy {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the runtime chooses")
+    parser.add_argument("--traceback", action="store_true", help="show the traceback of an unexpected error")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list the shipped scenes")
+    p.add_argument("--json", action="store_true", help="print a JSON object name -> description")
+
+    p = sub.add_parser("render", help="simulate a scene and write PNG frames and an MP4",
+                       description="Simulate SCENE and write numbered PNG frames and an MP4 to --out.")
+    p.add_argument("scene", help="a shipped scene name (see `polyalloy list`) or a path to a scene .py file")
+    p.add_argument("--quality", default="preview", choices=("preview", "film"),
+                   help="preview: CPU-friendly resolution and image size; film: for a GPU (default: preview)")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--frames", type=int, help="number of frames to write (frame 0 is the initial state)")
+    length.add_argument("--seconds", type=float, help="simulated seconds to render (default: the scene's duration)")
+    p.add_argument("--out", help="output folder (default: renders/SCENE)")
+    p.add_argument("--format", default="png,mp4", help="comma list of png, mp4 (default: png,mp4; PNGs are kept)")
+    p.add_argument("--size", help="image size WIDTHxHEIGHT, multiples of 8 (default: 640x360 preview, "
+                                   "1920x1080 film)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                   help="change a scene option or parameter, e.g. --set dim=2 --set cfl=0.3 "
+                        "--set materials.water.viscosity=0.1 (repeatable)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary of what was written")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_runtime_flags(p)
+
+    p = sub.add_parser("bench", help="measure particle-steps per second against a reference MLS-MPM",
+                       description="Run the standard workloads and Taichi's own mpm3d algorithm in the same "
+                                   "process, and report particle-steps/s, ratios and compile times.")
+    p.add_argument("--quick", action="store_true", help="a short run (about a minute on a 2-core CPU)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_runtime_flags(p)
+    return parser
+
+
+def _init_runtime(args) -> None:
+    import polyalloy
+
+    info = polyalloy.init(arch=args.arch, seed=args.seed, deterministic=args.deterministic,
+                          precision=args.precision)
+    log.info("arch %s (asked %s), %s, %d threads", info.arch, info.requested, info.precision, info.threads)
+
+
+def cmd_list(args) -> int:
+    from polyalloy.scene import list_scenes
+
+    scenes = list_scenes()
+    if args.json:
+        print(json.dumps(scenes, indent=2))
+    else:
+        width = max(len(n) for n in scenes)
+        for name, text in scenes.items():
+            print(f"{name:<{width}}  {text}")
+    return 0
+
+
+def cmd_render(args) -> int:
+    from polyalloy.jobs import parse_formats, render_scene
+    from polyalloy.scene import load_scene
+
+    formats = parse_formats(args.format)
+    size = _parse_size(args.size, args.quality)
+    overrides = _parse_set(args.set)
+    scene = load_scene(args.scene, args.quality, overrides)
+    scene.seed = args.seed
+    if args.frames is not None:
+        frames = args.frames
+    else:
+        frames = scene.duration_frames(args.seconds) + 1
+    if frames < 1 or frames > 100_000:
+        raise ConfigError(f"--frames must be between 1 and 100000, got {frames}")
+    out = args.out or os.path.join("renders", scene.name)
+    _init_runtime(args)
+    result = render_scene(scene, out, frames, size, formats, progress=not args.no_progress)
+    summary = dict(scene=scene.name, out=os.path.abspath(out), frames=len(result.frames),
+                   video=os.path.abspath(result.video) if result.video else None, particles=result.particles,
+                   substeps=result.substeps, sim_seconds=round(result.sim_seconds, 3),
+                   render_seconds=round(result.render_seconds, 3))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        where = f" and {summary['video']}" if result.video else ""
+        print(f"wrote {len(result.frames)} frames ({result.particles:,} particles, {result.substeps} substeps, "
+              f"sim {result.sim_seconds:.1f} s, render {result.render_seconds:.1f} s) to {summary['out']}{where}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from polyalloy import bench
+
+    _init_runtime(args)
+    result = bench.run_bench(quick=args.quick, arch=args.arch,
+                              progress=lambda line: print(f"polyalloy: {line}", file=sys.stderr))
+    print(json.dumps(result, indent=2) if args.json else bench.format_table(result))
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "render": cmd_render, "bench": cmd_bench}
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="polyalloy: %(message)s")
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("polyalloy: interrupted; files already written are complete", file=sys.stderr)
+        return 130
+    except ConfigError as exc:
+        print(f"polyalloy: error: {exc}", file=sys.stderr)
+        return 2
+    except SimulationError as exc:
+        print(f"polyalloy: simulation failed: {exc}", file=sys.stderr)
+        return 1
+    except PolyalloyError as exc:
+        print(f"polyalloy: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # an unexpected failure still ends as one line unless --traceback
+        if args.traceback:
+            raise
+        print(f"polyalloy: internal error: {type(exc).__name__}: {exc} (run with --traceback for details)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
