@@ -4,7 +4,9 @@ material kind read from the material table.
 """
 import taichi as ti
 
-FLUID, ELASTIC, PLASTIC = 0, 1, 2  # keep in step with polyalloy.materials
+from polyalloy.kernels.heat import frozen_weight
+
+FLUID, ELASTIC, PLASTIC, POLYALLOY = 0, 1, 2, 3  # keep in step with polyalloy.materials
 
 
 @ti.func
@@ -28,19 +30,108 @@ def corotated_stress(F, mu, lam):
 
 
 @ti.func
-def kirchhoff_stress(mats: ti.template(), mat: ti.i32, F, C, Jp):
+def polyalloy_stress(mats: ti.template(), mat: ti.i32, F, C, T, f, damage):
+    """Polyalloy: fixed-corotated stress whose moduli blend from mimetic to frozen by the frozen
+    weight s(T) and fade with the liquid fraction f, plus f times the molten liquid's stress.
+    Damage d removes the tensile principal stresses of the frozen share: a fully damaged
+    frozen particle resists compression only (it cannot hold a crack closed)."""
+    dim = ti.static(F.n)
+    s = frozen_weight(mats, mat, T)
+    solid = 1.0 - f
+    mu = ((1.0 - s) * mats.mu[mat] + s * mats.mu_f[mat]) * solid
+    lam = ((1.0 - s) * mats.lam[mat] + s * mats.lam_f[mat]) * solid
+    U, sig, V = ti.svd(F)
+    J = 1.0
+    for d in ti.static(range(dim)):
+        J *= sig[d, d]
+    principal = ti.Matrix.zero(float, dim, dim)
+    for d in ti.static(range(dim)):
+        tau_d = 2.0 * mu * (sig[d, d] - 1.0) * sig[d, d] + lam * (J - 1.0) * J
+        if tau_d > 0.0:
+            tau_d *= 1.0 - s * damage
+        principal[d, d] = tau_d
+    tau = U @ principal @ U.transpose()
+    if f > 0.0:
+        tau += f * fluid_stress(J, C, mats.bulk[mat], mats.viscosity[mat])
+    return tau
+
+
+@ti.func
+def polyalloy_wave_speed(mats: ti.template(), mat: ti.i32, T, f):
+    """Speed (m/s) of the fastest elastic wave of a polyalloy particle in its current state."""
+    s = frozen_weight(mats, mat, T)
+    modulus = ((1.0 - s) * (mats.lam[mat] + 2.0 * mats.mu[mat]) + s * (mats.lam_f[mat] + 2.0 * mats.mu_f[mat]))
+    return ti.sqrt(ti.max(modulus * (1.0 - f), f * mats.bulk[mat]) / mats.density[mat])
+
+
+@ti.func
+def wave_speed(mats: ti.template(), mat: ti.i32, T, f):
+    """Fastest elastic wave (m/s) of any material: sqrt(max(lambda + 2 mu, K) / rho)."""
+    c = 0.0
+    if mats.kind[mat] == POLYALLOY:
+        c = polyalloy_wave_speed(mats, mat, T, f)
+    else:
+        c = ti.sqrt(ti.max(mats.lam[mat] + 2.0 * mats.mu[mat], mats.bulk[mat]) / mats.density[mat])
+    return c
+
+
+@ti.func
+def kirchhoff_stress(mats: ti.template(), mat: ti.i32, F, C, Jp, T, f, damage):
     """Kirchhoff stress (Pa) of a particle of material ``mat`` with deformation gradient ``F``,
-    affine velocity ``C`` and plastic volume ratio ``Jp``."""
+    affine velocity ``C``, plastic volume ratio ``Jp``, temperature ``T`` (K), liquid
+    fraction ``f`` and damage (polyalloy only)."""
     kind = mats.kind[mat]
     tau = ti.Matrix.zero(float, F.n, F.n)
     if kind == FLUID:
         tau = fluid_stress(F.determinant(), C, mats.bulk[mat], mats.viscosity[mat])
+    elif kind == POLYALLOY:
+        tau = polyalloy_stress(mats, mat, F, C, T, f, damage)
     else:
         hardening = 1.0
         if kind == PLASTIC:
             hardening = ti.exp(mats.hardening[mat] * (1.0 - Jp))
         tau = corotated_stress(F, mats.mu[mat] * hardening, mats.lam[mat] * hardening)
     return tau
+
+
+@ti.func
+def polyalloy_deformation(mats: ti.template(), mat: ti.i32, F, T, f, damage, toughness):
+    """Polyalloy's return mapping and damage after F = (I + dt C) F. Molten (f > 1/2): only the
+    volume change is kept. Mimetic: von Mises plasticity in Hencky strain, the deviatoric part
+    of log(singular values) capped at ``yield_strain`` (volume preserving). Frozen (s > 1/2):
+    elastic and brittle, a principal stretch past ``fracture_strain`` x ``toughness`` sets the
+    damage to 1. Returns the new F and damage."""
+    dim = ti.static(F.n)
+    s = frozen_weight(mats, mat, T)
+    F_new = F
+    if f > 0.5:
+        F_new = ti.Matrix.identity(float, dim) * ti.pow(ti.max(F.determinant(), 1e-6), 1.0 / dim)
+    else:
+        U, sig, V = ti.svd(F)
+        if s > 0.5:
+            stretch = 0.0
+            for d in ti.static(range(dim)):
+                stretch = ti.max(stretch, sig[d, d] - 1.0)
+            if stretch > mats.fracture_strain[mat] * toughness:
+                damage = 1.0
+            if damage >= 1.0:
+                # a broken particle keeps no memory of tension (it would only grow without bound)
+                for d in ti.static(range(dim)):
+                    sig[d, d] = ti.min(sig[d, d], 1.0)
+                F_new = U @ sig @ V.transpose()
+        else:
+            eps = ti.Vector.zero(float, dim)
+            for d in ti.static(range(dim)):
+                eps[d] = ti.log(ti.max(sig[d, d], 1e-4))
+            mean = eps.sum() / dim
+            dev = eps - mean
+            norm = dev.norm()
+            if norm > mats.yield_strain[mat]:
+                dev *= mats.yield_strain[mat] / norm
+                for d in ti.static(range(dim)):
+                    sig[d, d] = ti.exp(mean + dev[d])
+                F_new = U @ sig @ V.transpose()
+    return F_new, damage
 
 
 @ti.func

@@ -7,7 +7,11 @@ argument and read its fields as attributes; python-number attributes (``dim``, `
 """
 import taichi as ti
 
-MATERIAL_KEYS = ("density", "mu", "lam", "bulk", "viscosity", "theta_c", "theta_s", "hardening")
+from polyalloy.kernels.sdf import new_field
+
+MATERIAL_KEYS = ("density", "mu", "lam", "bulk", "viscosity", "theta_c", "theta_s", "hardening",
+                 "mu_f", "lam_f", "yield_strain", "fracture_strain", "T_b", "band", "hysteresis",
+                 "c_s", "c_l", "conductivity", "T_m", "latent", "boils")
 
 
 @ti.data_oriented
@@ -19,26 +23,36 @@ class Particles:
     State rewritten every substep: ``x`` (dim, position, m), ``v`` (dim, velocity, m/s),
     ``C`` (dim x dim, APIC affine velocity matrix, 1/s), ``F`` (dim x dim, deformation
     gradient), ``Jp`` (plastic volume ratio, -).
+    Thermal state: ``H`` (specific enthalpy, J/kg from 0 K), ``T`` (temperature, K, follows
+    from H), ``phase`` (FROZEN/MIMETIC/MOLTEN of ``kernels.heat``, switched with hysteresis),
+    ``damage`` (0 intact .. 1 carries no tension). ``alive`` is 0 for a particle that boiled
+    off or is still waiting in an emitter's pool (skipped by every kernel).
     """
 
-    def __init__(self, dim: int, capacity: int, dtype):
+    def __init__(self, dim: int, capacity: int, dtype, builder=None):
+        self._fb = ti.root if builder is None else builder
         self.dim = dim
         self.capacity = capacity
-        self.material = ti.field(ti.i32, shape=capacity)
-        self.body = ti.field(ti.i32, shape=capacity)
-        self.mass = ti.field(dtype, shape=capacity)
-        self.vol0 = ti.field(dtype, shape=capacity)
-        self.x = ti.Vector.field(dim, dtype, shape=capacity)
-        self.v = ti.Vector.field(dim, dtype, shape=capacity)
-        self.C = ti.Matrix.field(dim, dim, dtype, shape=capacity)
-        self.F = ti.Matrix.field(dim, dim, dtype, shape=capacity)
-        self.Jp = ti.field(dtype, shape=capacity)
-        self.n = ti.field(ti.i32, shape=())
+        self.material = new_field(self._fb, ti.i32, capacity)
+        self.body = new_field(self._fb, ti.i32, capacity)
+        self.mass = new_field(self._fb, dtype, capacity)
+        self.vol0 = new_field(self._fb, dtype, capacity)
+        self.x = new_field(self._fb, dtype, capacity, dim)
+        self.v = new_field(self._fb, dtype, capacity, dim)
+        self.C = new_field(self._fb, dtype, capacity, dim, dim)
+        self.F = new_field(self._fb, dtype, capacity, dim, dim)
+        self.Jp = new_field(self._fb, dtype, capacity)
+        self.H = new_field(self._fb, dtype, capacity)
+        self.T = new_field(self._fb, dtype, capacity)
+        self.phase = new_field(self._fb, ti.i32, capacity)
+        self.damage = new_field(self._fb, dtype, capacity)
+        self.alive = new_field(self._fb, ti.i32, capacity)
+        self.n = new_field(self._fb, ti.i32, ())
 
     def bytes_per_particle(self) -> int:
         d = self.dim
         real = 8 if self.x.dtype == ti.f64 else 4
-        return 3 * 4 + real * (3 + 2 * d + 2 * d * d)
+        return 5 * 4 + real * (6 + 2 * d + 2 * d * d)
 
 
 @ti.data_oriented
@@ -51,24 +65,40 @@ class Grid:
     follow the particles, but Taichi 1.7's CPU backend corrupts its heap after ~100 pointer
     trees are created in one process; node memory is 4 * (dim + 1) bytes per node of the box.)
     ``v`` (dim, momentum after P2G, then velocity, m/s) and ``m`` (mass, kg) per node.
+
+    With ``thermal``: ``hc`` (heat capacity sum m c, J/K), ``T`` (thermal energy m c T after
+    P2G, then temperature, K), ``k`` (volume-weighted conductivity, W/(m K)), ``dT`` (the
+    temperature change of this substep, K), ``frozen`` (mass of frozen polyalloy, kg) and
+    ``phi`` (volume fraction of the node's cell, -), ``relax`` (the fraction of the way a
+    particle's temperature relaxes toward the node's this substep, see ``kernels.heat``),
+    ``held`` (1 where a hot or cold collider holds the node at its temperature).
+    ``serial`` (compile-time) runs P2G on one thread, faster than float atomics on a CPU.
     """
 
-    def __init__(self, dim: int, res, dx: float, origin, dtype, block: int = 4):
+    def __init__(self, dim: int, res, dx: float, origin, dtype, block: int = 4, thermal: bool = False,
+                 serial: bool = False, builder=None):
         self.dim = dim
         self.res = tuple(int(r) for r in res)
         self.dx = float(dx)
         self.inv_dx = 1.0 / float(dx)
         self.origin = tuple(float(o) for o in origin)
         self.block = block
+        self.thermal = bool(thermal)
+        self.serial = bool(serial)
         self.v = ti.Vector.field(dim, dtype)
         self.m = ti.field(dtype)
         indices = ti.ij if dim == 2 else ti.ijk
-        self.blocks = ti.root.bitmasked(indices, tuple(-(-r // block) for r in self.res))
-        self.blocks.dense(indices, block).place(self.v, self.m)
+        self.blocks = (ti.root if builder is None else builder).bitmasked(indices, tuple(-(-r // block) for r in self.res))
+        cell = self.blocks.dense(indices, block)
+        cell.place(self.v, self.m)
+        if self.thermal:
+            self.hc, self.T, self.k, self.dT, self.frozen, self.phi, self.relax, self.held = (
+                ti.field(dtype) for _ in range(8))
+            cell.place(self.hc, self.T, self.k, self.dT, self.frozen, self.phi, self.relax, self.held)
 
     def bytes_per_block(self) -> int:
         real = 8 if self.m.dtype == ti.f64 else 4
-        return real * (self.dim + 1) * self.block ** self.dim
+        return real * (self.dim + 1 + 8 * self.thermal) * self.block ** self.dim
 
 
 @ti.data_oriented
@@ -76,11 +106,12 @@ class MaterialTable:
     """One row per material: ``kind`` (FLUID/ELASTIC/PLASTIC of ``polyalloy.materials``) and the
     parameters of ``MATERIAL_KEYS`` (SI units, see ``polyalloy.materials``)."""
 
-    def __init__(self, capacity: int, dtype):
+    def __init__(self, capacity: int, dtype, builder=None):
+        self._fb = ti.root if builder is None else builder
         self.capacity = max(1, capacity)
-        self.kind = ti.field(ti.i32, shape=self.capacity)
+        self.kind = new_field(self._fb, ti.i32, self.capacity)
         for key in MATERIAL_KEYS:
-            setattr(self, key, ti.field(dtype, shape=self.capacity))
+            setattr(self, key, new_field(self._fb, dtype, self.capacity))
 
     def upload(self, rows):
         for i, r in enumerate(rows):
@@ -93,9 +124,19 @@ class MaterialTable:
 class Knobs:
     """Runtime-tweakable values as 0-D fields (changing them never recompiles):
     ``gravity`` (dim, m/s^2). ``max_speed`` and ``bad`` are written by kernels: the largest
-    particle speed of the last G2P (m/s) and the count of non-finite particles."""
+    particle speed of the last G2P (m/s) and the count of non-finite particles.
+    ``max_wave`` (m/s): the fastest elastic wave of the live phases, written by G2P.
+    Heat: ``air_temperature`` (K) and ``air_coefficient`` (W/(m^2 K), Newton's law of cooling
+    at the free surface; 0 insulates), ``heat_scale`` (multiplies every conductivity),
+    ``stick_below`` (K: frozen polyalloy sticks to a collider colder than this)."""
 
-    def __init__(self, dim: int, dtype):
-        self.gravity = ti.Vector.field(dim, dtype, shape=())
-        self.max_speed = ti.field(dtype, shape=())
-        self.bad = ti.field(ti.i32, shape=())
+    def __init__(self, dim: int, dtype, builder=None):
+        self._fb = ti.root if builder is None else builder
+        self.gravity = new_field(self._fb, dtype, (), dim)
+        self.max_speed = new_field(self._fb, dtype, ())
+        self.max_wave = new_field(self._fb, dtype, ())
+        self.bad = new_field(self._fb, ti.i32, ())
+        self.air_temperature = new_field(self._fb, dtype, ())
+        self.air_coefficient = new_field(self._fb, dtype, ())
+        self.heat_scale = new_field(self._fb, dtype, ())
+        self.stick_below = new_field(self._fb, dtype, ())

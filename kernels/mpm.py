@@ -4,7 +4,10 @@ and 3D: ``clear_grid`` -> ``p2g`` -> ``update_grid`` -> ``g2p``. The substep ord
 """
 import taichi as ti
 
-from polyalloy.kernels.constitutive import kirchhoff_stress, project_deformation
+from polyalloy.kernels.constitutive import (POLYALLOY, kirchhoff_stress, polyalloy_deformation,
+                                            project_deformation, wave_speed)
+from polyalloy.kernels.heat import (FROZEN, frozen_weight, heat_capacity, liquid_fraction, next_phase,
+                                    temperature_of)
 from polyalloy.kernels.sdf import SEPARATE, SLIP, STICKY, shape_normal, shape_sdf
 
 DOMAIN_PAD = 3  # grid nodes between the domain wall and the end of the grid (stencil room)
@@ -33,41 +36,75 @@ def clear_grid(grid: ti.template()):
     for I in ti.grouped(grid.m):
         grid.m[I] = 0.0
         grid.v[I] = ti.Vector.zero(float, grid.dim)
+        if ti.static(grid.thermal):
+            grid.hc[I] = 0.0
+            grid.T[I] = 0.0
+            grid.k[I] = 0.0
+            grid.dT[I] = 0.0
+            grid.frozen[I] = 0.0
+            grid.phi[I] = 0.0
+            grid.relax[I] = 0.0
+            grid.held[I] = 0.0
     for I in ti.grouped(grid.blocks):
         ti.deactivate(grid.blocks, I)
 
 
 @ti.kernel
 def p2g(parts: ti.template(), grid: ti.template(), mats: ti.template(), dt: float):
-    """Scatter mass, momentum, APIC affine momentum and the stress impulse to the grid."""
+    """Scatter mass, momentum, APIC affine momentum and the stress impulse to the grid; on a
+    thermal grid also heat capacity, thermal energy, conductivity, volume and frozen mass.
+    On the CPU the loop runs serially (``grid.serial``): two threads fighting over float
+    atomics are slower than one thread without them."""
+    ti.loop_config(serialize=grid.serial)
     for p in range(parts.n[None]):
-        base, fx = stencil_base(grid, parts.x[p])
-        w = quadratic_weights(fx)
-        tau = kirchhoff_stress(mats, parts.material[p], parts.F[p], parts.C[p], parts.Jp[p])
-        mass = parts.mass[p]
-        # MLS-MPM: the force term -V0 tau grad(w) folds into the affine matrix (Hu et al. 2018, eq. 29)
-        affine = (-dt * parts.vol0[p] * 4.0 * grid.inv_dx * grid.inv_dx) * tau + mass * parts.C[p]
-        momentum = mass * parts.v[p]
-        for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * grid.dim)))):
-            dpos = (offset - fx) * grid.dx
-            weight = 1.0
-            for d in ti.static(range(grid.dim)):
-                weight *= w[offset[d]][d]
-            grid.v[base + offset] += weight * (momentum + affine @ dpos)
-            grid.m[base + offset] += weight * mass
+        if parts.alive[p]:
+            mat = parts.material[p]
+            base, fx = stencil_base(grid, parts.x[p])
+            w = quadratic_weights(fx)
+            T = parts.T[p]
+            f = liquid_fraction(mats, mat, parts.H[p])
+            tau = kirchhoff_stress(mats, mat, parts.F[p], parts.C[p], parts.Jp[p], T, f, parts.damage[p])
+            mass = parts.mass[p]
+            # MLS-MPM: the force term -V0 tau grad(w) folds into the affine matrix (Hu et al. 2018, eq. 29)
+            affine = (-dt * parts.vol0[p] * 4.0 * grid.inv_dx * grid.inv_dx) * tau + mass * parts.C[p]
+            momentum = mass * parts.v[p]
+            mc = 0.0
+            vol = 0.0
+            frozen = 0.0
+            if ti.static(grid.thermal):
+                mc = mass * heat_capacity(mats, mat, f)
+                vol = parts.vol0[p] * grid.inv_dx ** grid.dim
+                frozen = mass * frozen_weight(mats, mat, T)
+            for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * grid.dim)))):
+                dpos = (offset - fx) * grid.dx
+                weight = 1.0
+                for d in ti.static(range(grid.dim)):
+                    weight *= w[offset[d]][d]
+                node = base + offset
+                grid.v[node] += weight * (momentum + affine @ dpos)
+                grid.m[node] += weight * mass
+                if ti.static(grid.thermal):
+                    grid.hc[node] += weight * mc
+                    grid.T[node] += weight * mc * T
+                    grid.k[node] += weight * vol * mats.conductivity[mat]
+                    grid.phi[node] += weight * vol
+                    grid.frozen[node] += weight * frozen
 
 
 @ti.func
-def collide_node(cols: ti.template(), x, v, t):
+def collide_node(cols: ti.template(), x, v, t, frozen: ti.i32, stick_below):
     """Boundary condition of every collider row on a grid velocity ``v`` at node position ``x``:
     sticky takes the collider's velocity, slip removes the normal part of the relative
-    velocity, separate removes only the approaching part and applies Coulomb friction."""
+    velocity, separate removes only the approaching part and applies Coulomb friction.
+    A ``frozen`` node (mostly frozen polyalloy) sticks to a collider colder than ``stick_below``."""
     for s in range(cols.count[None]):
         if shape_sdf(cols, s, x, t) < 0.0:
             n = shape_normal(cols, s, x, t, 1e-4)
             vc = cols.vel[s]
             rel = v - vc
             mode = cols.surface[s]
+            if frozen and 0.0 < cols.temperature[s] < stick_below:
+                mode = STICKY
             if mode == STICKY:
                 rel = ti.Vector.zero(float, x.n)
             else:
@@ -93,7 +130,10 @@ def update_grid(grid: ti.template(), cols: ti.template(), knobs: ti.template(), 
         if m > 0.0:
             v = grid.v[I] / m + dt * knobs.gravity[None]
             x = ti.Vector(grid.origin, dt=float) + I.cast(float) * grid.dx
-            v = collide_node(cols, x, v, t)
+            frozen = 0
+            if ti.static(grid.thermal):
+                frozen = grid.frozen[I] > 0.5 * m
+            v = collide_node(cols, x, v, t, frozen, knobs.stick_below[None])
             for d in ti.static(range(grid.dim)):
                 if I[d] <= DOMAIN_PAD and v[d] < 0.0:
                     v[d] = 0.0
@@ -117,52 +157,103 @@ def push_out_of_colliders(cols: ti.template(), x, v, t):
     return x, v
 
 
+@ti.func
+def toughness(p):
+    """A fixed pseudo-random factor in [0.7, 1.3] per particle index (integer hash), so that
+    cracks in a frozen body start at flaws rather than along the lattice, deterministically."""
+    h = ti.cast(p, ti.u32) * ti.u32(2654435761)
+    h ^= h >> 16
+    h *= ti.u32(0x45D9F3B)
+    h ^= h >> 16
+    return 0.7 + 0.6 * ti.cast(h & ti.u32(0xFFFFFF), float) / 16777216.0
+
+
 @ti.kernel
 def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti.template(),
         knobs: ti.template(), dt: float, t: float):
-    """Gather velocity and the affine matrix, advect, update F (with plasticity), keep particles
-    out of colliders and inside the domain, and record the largest speed for the next dt.
-    A particle whose state turns non-finite is frozen in place and counted in ``knobs.bad``."""
+    """Gather velocity and the affine matrix, advect, update F (plasticity, damage), keep
+    particles out of colliders and inside the domain; on a thermal grid gather the temperature
+    change into the enthalpy, then update temperature, phase (with hysteresis), healing and
+    boil-off. Records the largest speed and elastic wave speed for the next dt. A particle
+    whose state turns non-finite is frozen in place and counted in ``knobs.bad``."""
     knobs.max_speed[None] = 0.0
+    knobs.max_wave[None] = 0.0
     for p in range(parts.n[None]):
-        base, fx = stencil_base(grid, parts.x[p])
-        w = quadratic_weights(fx)
-        new_v = ti.Vector.zero(float, grid.dim)
-        new_C = ti.Matrix.zero(float, grid.dim, grid.dim)
-        for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * grid.dim)))):
-            dpos = (offset - fx) * grid.dx
-            weight = 1.0
+        if parts.alive[p]:
+            mat = parts.material[p]
+            base, fx = stencil_base(grid, parts.x[p])
+            w = quadratic_weights(fx)
+            new_v = ti.Vector.zero(float, grid.dim)
+            new_C = ti.Matrix.zero(float, grid.dim, grid.dim)
+            dT = 0.0
+            for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * grid.dim)))):
+                dpos = (offset - fx) * grid.dx
+                weight = 1.0
+                for d in ti.static(range(grid.dim)):
+                    weight *= w[offset[d]][d]
+                g_v = grid.v[base + offset]
+                new_v += weight * g_v
+                new_C += (4.0 * grid.inv_dx * grid.inv_dx * weight) * g_v.outer_product(dpos)
+                if ti.static(grid.thermal):
+                    node = base + offset
+                    dT += weight * (grid.dT[node] + grid.relax[node] * (grid.T[node] - parts.T[p]))
+            x = parts.x[p] + dt * new_v
+            x, new_v = push_out_of_colliders(cols, x, new_v, t + dt)
             for d in ti.static(range(grid.dim)):
-                weight *= w[offset[d]][d]
-            g_v = grid.v[base + offset]
-            new_v += weight * g_v
-            new_C += (4.0 * grid.inv_dx * grid.inv_dx * weight) * g_v.outer_product(dpos)
-        x = parts.x[p] + dt * new_v
-        x, new_v = push_out_of_colliders(cols, x, new_v, t + dt)
-        for d in ti.static(range(grid.dim)):
-            lo = grid.origin[d] + DOMAIN_PAD * grid.dx
-            hi = grid.origin[d] + (grid.res[d] - 1 - DOMAIN_PAD) * grid.dx
-            if x[d] < lo:
-                x[d] = lo
-                new_v[d] = ti.max(new_v[d], 0.0)
-            if x[d] > hi:
-                x[d] = hi
-                new_v[d] = ti.min(new_v[d], 0.0)
-        F = (ti.Matrix.identity(float, grid.dim) + dt * new_C) @ parts.F[p]
-        F, Jp = project_deformation(mats, parts.material[p], F, parts.Jp[p])
-        finite = not (ti.math.isnan(x).any() or ti.math.isinf(x).any() or ti.math.isnan(new_v).any()
-                      or ti.math.isinf(new_v).any() or ti.math.isnan(F).any() or ti.math.isinf(F).any())
-        if finite:
-            parts.x[p] = x
-            parts.v[p] = new_v
-            parts.C[p] = new_C
-            parts.F[p] = F
-            parts.Jp[p] = Jp
-            ti.atomic_max(knobs.max_speed[None], new_v.norm())
-        else:
-            knobs.bad[None] += 1
-            parts.v[p] = ti.Vector.zero(float, grid.dim)
-            ti.atomic_max(knobs.max_speed[None], ti.math.inf)
+                lo = grid.origin[d] + DOMAIN_PAD * grid.dx
+                hi = grid.origin[d] + (grid.res[d] - 1 - DOMAIN_PAD) * grid.dx
+                if x[d] < lo:
+                    x[d] = lo
+                    new_v[d] = ti.max(new_v[d], 0.0)
+                if x[d] > hi:
+                    x[d] = hi
+                    new_v[d] = ti.min(new_v[d], 0.0)
+            H = parts.H[p]
+            T = parts.T[p]
+            f = liquid_fraction(mats, mat, H)
+            damage = parts.damage[p]
+            Jp = parts.Jp[p]
+            F = (ti.Matrix.identity(float, grid.dim) + dt * new_C) @ parts.F[p]
+            if mats.kind[mat] == POLYALLOY:
+                F, damage = polyalloy_deformation(mats, mat, F, T, f, damage, toughness(p))
+            else:
+                F, Jp = project_deformation(mats, mat, F, Jp)
+            phase = parts.phase[p]
+            alive = 1
+            if ti.static(grid.thermal):
+                H += heat_capacity(mats, mat, f) * dT
+                T = temperature_of(mats, mat, H)
+                f = liquid_fraction(mats, mat, H)
+                new_phase = next_phase(mats, mat, phase, T, f)
+                if new_phase != FROZEN:
+                    if phase == FROZEN and damage > 0.0:
+                        # a shattered piece that thaws re-bonds stress-free: drop its stretch memory
+                        F = ti.Matrix.identity(float, grid.dim) * ti.pow(ti.max(F.determinant(), 1e-6),
+                                                                          1.0 / grid.dim)
+                    damage = 0.0
+                phase = new_phase
+                if mats.boils[mat] > 0.0 and f >= 1.0:
+                    alive = 0  # boiled off: its enthalpy stays in H for the energy budget
+            finite = not (ti.math.isnan(x).any() or ti.math.isinf(x).any() or ti.math.isnan(new_v).any()
+                          or ti.math.isinf(new_v).any() or ti.math.isnan(F).any() or ti.math.isinf(F).any()
+                          or ti.math.isnan(H) or ti.math.isinf(H))
+            if finite:
+                parts.x[p] = x
+                parts.v[p] = new_v
+                parts.C[p] = new_C
+                parts.F[p] = F
+                parts.Jp[p] = Jp
+                parts.H[p] = H
+                parts.T[p] = T
+                parts.phase[p] = phase
+                parts.damage[p] = damage
+                parts.alive[p] = alive
+                ti.atomic_max(knobs.max_speed[None], new_v.norm())
+                ti.atomic_max(knobs.max_wave[None], wave_speed(mats, mat, T, f))
+            else:
+                knobs.bad[None] += 1
+                parts.v[p] = ti.Vector.zero(float, grid.dim)
+                ti.atomic_max(knobs.max_speed[None], ti.math.inf)
 
 
 @ti.kernel
@@ -170,8 +261,8 @@ def count_nonfinite(parts: ti.template()) -> ti.i32:
     """Particles whose position or velocity is NaN or infinite."""
     bad = 0
     for p in range(parts.n[None]):
-        if ti.math.isnan(parts.x[p]).any() or ti.math.isinf(parts.x[p]).any() or \
-                ti.math.isnan(parts.v[p]).any() or ti.math.isinf(parts.v[p]).any():
+        if parts.alive[p] and (ti.math.isnan(parts.x[p]).any() or ti.math.isinf(parts.x[p]).any() or
+                               ti.math.isnan(parts.v[p]).any() or ti.math.isinf(parts.v[p]).any()):
             bad += 1
     return bad
 

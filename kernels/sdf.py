@@ -17,6 +17,18 @@ STICKY, SLIP, SEPARATE = 0, 1, 2
 SURFACE_NAMES = {"sticky": STICKY, "slip": SLIP, "separate": SEPARATE}
 
 
+def new_field(builder, dtype, shape, n=None, m=None):
+    """A scalar (``n`` None), vector (``n``) or matrix (``n`` x ``m``) field of ``shape`` (an int
+    or ``()``) placed in ``builder``: a ``ti.FieldsBuilder`` whose tree the owner can destroy,
+    or ``ti.root``."""
+    f = ti.field(dtype) if n is None else ti.Vector.field(n, dtype) if m is None else ti.Matrix.field(n, m, dtype)
+    if shape == ():
+        builder.place(f)
+    else:
+        builder.dense(ti.i, shape).place(f)
+    return f
+
+
 @ti.data_oriented
 class ShapeTable:
     """Device table of up to ``capacity`` primitives in ``dim`` dimensions.
@@ -24,21 +36,24 @@ class ShapeTable:
     Per row: ``kind`` (PLANE..CYLINDER), ``params`` (kind-specific sizes, m), ``centre``
     (m, at t = 0), ``rot`` (local-to-world rotation), ``vel`` (m/s), ``owner`` (index of
     the collider/body the row belongs to), ``surface`` (STICKY/SLIP/SEPARATE) and
-    ``friction`` (Coulomb coefficient, used with SEPARATE). ``count`` rows are live.
+    ``friction`` (Coulomb coefficient, used with SEPARATE) and ``temperature`` (K of a
+    collider that exchanges heat; 0: adiabatic). ``count`` rows are live.
     """
 
-    def __init__(self, dim: int, capacity: int, dtype):
+    def __init__(self, dim: int, capacity: int, dtype, builder=None):
+        self._fb = ti.root if builder is None else builder
         self.dim = dim
         self.capacity = max(1, capacity)
-        self.kind = ti.field(ti.i32, shape=self.capacity)
-        self.params = ti.Vector.field(N_PARAMS, dtype, shape=self.capacity)
-        self.centre = ti.Vector.field(dim, dtype, shape=self.capacity)
-        self.rot = ti.Matrix.field(dim, dim, dtype, shape=self.capacity)
-        self.vel = ti.Vector.field(dim, dtype, shape=self.capacity)
-        self.owner = ti.field(ti.i32, shape=self.capacity)
-        self.surface = ti.field(ti.i32, shape=self.capacity)
-        self.friction = ti.field(dtype, shape=self.capacity)
-        self.count = ti.field(ti.i32, shape=())
+        self.kind = new_field(self._fb, ti.i32, self.capacity)
+        self.params = new_field(self._fb, dtype, self.capacity, N_PARAMS)
+        self.centre = new_field(self._fb, dtype, self.capacity, dim)
+        self.rot = new_field(self._fb, dtype, self.capacity, dim, dim)
+        self.vel = new_field(self._fb, dtype, self.capacity, dim)
+        self.owner = new_field(self._fb, ti.i32, self.capacity)
+        self.surface = new_field(self._fb, ti.i32, self.capacity)
+        self.friction = new_field(self._fb, dtype, self.capacity)
+        self.temperature = new_field(self._fb, dtype, self.capacity)
+        self.count = new_field(self._fb, ti.i32, ())
 
     def upload(self, rows):
         """Write host rows (dicts from ``polyalloy.shapes``) into the table."""
@@ -56,6 +71,7 @@ class ShapeTable:
         owner = np.zeros(self.capacity, np.int32)
         surface = np.zeros(self.capacity, np.int32)
         friction = np.zeros(self.capacity)
+        temperature = np.zeros(self.capacity)
         for i, r in enumerate(rows):
             kind[i] = r["kind"]
             params[i, : len(r["params"])] = r["params"]
@@ -65,6 +81,7 @@ class ShapeTable:
             owner[i] = r.get("owner", 0)
             surface[i] = r.get("surface", SEPARATE)
             friction[i] = r.get("friction", 0.0)
+            temperature[i] = r.get("temperature", 0.0)
         dt = self.params.dtype
         npdt = np.float64 if dt == ti.f64 else np.float32
         self.kind.from_numpy(kind)
@@ -75,6 +92,7 @@ class ShapeTable:
         self.owner.from_numpy(owner)
         self.surface.from_numpy(surface)
         self.friction.from_numpy(friction.astype(npdt))
+        self.temperature.from_numpy(temperature.astype(npdt))
         self.count[None] = n
 
 

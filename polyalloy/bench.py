@@ -96,11 +96,13 @@ def run_bench(quick: bool = True, arch: str = "cpu", n_grid: int = FULL_GRID, su
     dt = BASE_DT / n_grid
     say(f"compiling fluid_block ({n_grid}^3 grid)")
     fluid_sim, fluid = _fluid_case(n_grid, dt)
+    say(f"compiling polyalloy_block (heat, phases, damage; {n_grid}^3 grid)")
+    alloy_sim, alloy = _polyalloy_case(n_grid, dt)
     say(f"compiling reference_mpm3d (taichi's {REFERENCE_PATH}, n_grid = {n_grid})")
     reference = _reference_case(n_grid, dt)
     say("compiling sparse_grid (tight box and a box 4x larger per side)")
     sparse = {case: _sparse_case(n_grid, dt, case) for case in ("tight", "large")}
-    cases = {"fluid_block": fluid, "reference_mpm3d": reference,
+    cases = {"fluid_block": fluid, "polyalloy_block": alloy, "reference_mpm3d": reference,
              "sparse_tight": sparse["tight"], "sparse_large": sparse["large"]}
     for r in range(rounds):
         say(f"round {r + 1}/{rounds}: {substeps} substeps of each workload")
@@ -110,11 +112,15 @@ def run_bench(quick: bool = True, arch: str = "cpu", n_grid: int = FULL_GRID, su
         case.check()
     say("per-kernel times of fluid_block")
     fluid.extra["kernel_ms"] = kernel_breakdown(fluid_sim, dt, substeps, rounds)
+    say("per-kernel times of polyalloy_block")
+    alloy.extra["kernel_ms"] = kernel_breakdown(alloy_sim, dt, substeps, rounds)
+    alloy.extra["thermal_fraction"] = alloy.extra["kernel_ms"]["conduct"] / sum(alloy.extra["kernel_ms"].values())
     for case in sparse.values():
         case.extra["active_blocks"] = case.extra.pop("sim").active_blocks()
 
     workloads = {
         "fluid_block": _report(fluid, substeps, rounds),
+        "polyalloy_block": _report(alloy, substeps, rounds),
         "reference_mpm3d": _report(reference, substeps, rounds),
         "sparse_grid": _sparse_report(sparse["tight"], sparse["large"], substeps, rounds),
     }
@@ -134,6 +140,8 @@ def run_bench(quick: bool = True, arch: str = "cpu", n_grid: int = FULL_GRID, su
             # the same ratio in CPU time (all threads): steadier than wall time on a shared machine
             "fluid_vs_reference_cpu": (ref["cpu_seconds"] / ref["particles"])
             / (ours["cpu_seconds"] / ours["particles"]),
+            "polyalloy_vs_reference": workloads["polyalloy_block"]["particle_steps_per_s"]
+            / ref["particle_steps_per_s"],
             "sparse_large_vs_tight_per_particle": workloads["sparse_grid"]["large_vs_tight_per_particle"],
         },
     }
@@ -159,8 +167,12 @@ def format_table(result: dict) -> str:
         return "  ".join(s.ljust(w) if i == 0 else s.rjust(w) for i, (s, w) in enumerate(zip(r, widths)))
 
     out = [head, line(cols), line(tuple("-" * w for w in widths))] + [line(r) for r in rows]
-    kernels = result["workloads"]["fluid_block"]["kernel_ms"]
-    out.append("fluid_block per kernel (ms/substep): " + ", ".join(f"{k} {v:.2f}" for k, v in kernels.items()))
+    for name in ("fluid_block", "polyalloy_block"):
+        kernels = result["workloads"][name]["kernel_ms"]
+        out.append(f"{name} per kernel (ms/substep): " + ", ".join(f"{k} {v:.2f}" for k, v in kernels.items()))
+    out.append(f"polyalloy_block: the grid heat step (conduct) is "
+               f"{100 * result['workloads']['polyalloy_block']['thermal_fraction']:.1f}% of the kernel time; "
+               f"{result['ratios']['polyalloy_vs_reference']:.2f}x the reference's particle-steps/s")
     sparse, ratios = result["workloads"]["sparse_grid"], result["ratios"]
     out.append(f"fluid_block vs reference_mpm3d: {ratios['fluid_vs_reference']:.2f}x the reference's "
                f"particle-steps/s ({ratios['fluid_vs_reference_cpu']:.2f}x per CPU-second)")
@@ -176,6 +188,18 @@ def _fluid_case(n_grid: int, dt: float):
 
     sim = Simulation(_water_scene("bench_fluid_block", n_grid, (0.0, 0.0, 0.0), 1.0, 0.35, FLUID_BLOCK))
     return sim, _simulation_case(sim, dt, "fluid_block")
+
+
+def _polyalloy_case(n_grid: int, dt: float):
+    """The fluid block's geometry filled with mimetic polyalloy at room temperature, heat on:
+    every substep runs the stress blend, the heat transfer, phases and damage."""
+    from polyalloy.materials import Polyalloy
+    from polyalloy.simulation import Simulation
+
+    scene = _water_scene("bench_polyalloy_block", n_grid, (0.0, 0.0, 0.0), 1.0, 0.35, FLUID_BLOCK)
+    scene.materials["water"] = Polyalloy()
+    sim = Simulation(scene)
+    return sim, _simulation_case(sim, dt, "polyalloy_block")
 
 
 def _sparse_case(n_grid: int, dt: float, case: str) -> _Case:

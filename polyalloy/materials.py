@@ -12,7 +12,8 @@ from dataclasses import dataclass, fields
 
 from polyalloy.errors import ConfigError
 
-FLUID, ELASTIC, PLASTIC = 0, 1, 2
+FLUID, ELASTIC, PLASTIC, POLYALLOY = 0, 1, 2, 3
+NO_TRANSITION = 1.0e30  # K: the melting point of a material without a phase change
 
 
 def _check_range(obj, name: str, lo: float, hi: float, lo_open: bool = False):
@@ -25,13 +26,51 @@ def _check_range(obj, name: str, lo: float, hi: float, lo_open: bool = False):
 
 @dataclass
 class Material:
-    """Base: ``density`` in kg/m^3."""
+    """Base: ``density`` (kg/m^3) and the thermal properties every material has.
+
+    ``specific_heat`` c_s (J/(kg K)) below the transition and ``specific_heat_liquid`` c_l
+    above it (None: the same), ``conductivity`` k (W/(m K); 0 insulates), ``melting_point``
+    T_m (K; None: no phase change) with ``latent_heat`` L (J/kg). Specific enthalpy (J/kg)
+    is measured from 0 K: H = c_s T below T_m, a plateau of width L at T_m, and
+    c_s T_m + L + c_l (T - T_m) above it (see ``kernels.heat``).
+    """
 
     density: float = 1000.0
+    specific_heat: float = 1000.0
+    specific_heat_liquid: float | None = None
+    conductivity: float = 0.0
+    melting_point: float | None = None
+    latent_heat: float = 0.0
     kind = -1
 
     def __post_init__(self):
         _check_range(self, "density", 0.0, 1e5, lo_open=True)
+        _check_range(self, "specific_heat", 0.0, 1e6, lo_open=True)
+        if self.specific_heat_liquid is not None:
+            _check_range(self, "specific_heat_liquid", 0.0, 1e6, lo_open=True)
+        _check_range(self, "conductivity", 0.0, 1e9)
+        if self.melting_point is not None:
+            _check_range(self, "melting_point", 0.0, 1e5, lo_open=True)
+        _check_range(self, "latent_heat", 0.0, 1e8)
+
+    def thermal(self) -> dict:
+        """Thermal columns of the device row (SI)."""
+        c_l = self.specific_heat if self.specific_heat_liquid is None else self.specific_heat_liquid
+        return dict(c_s=self.specific_heat, c_l=c_l, conductivity=self.conductivity,
+                    T_m=NO_TRANSITION if self.melting_point is None else self.melting_point,
+                    latent=self.latent_heat)
+
+    def enthalpy(self, T: float) -> float:
+        """Specific enthalpy (J/kg) of the material at temperature ``T`` (K), solid side at T_m."""
+        th = self.thermal()
+        if T <= th["T_m"]:
+            return th["c_s"] * T
+        return th["c_s"] * th["T_m"] + th["latent"] + th["c_l"] * (T - th["T_m"])
+
+    def diffusivity(self) -> float:
+        """Largest thermal diffusivity k / (rho c) (m^2/s), for the explicit conduction step."""
+        th = self.thermal()
+        return self.conductivity / (self.density * min(th["c_s"], th["c_l"]))
 
     def moduli(self) -> dict:
         """Parameters of the device row: ``mu``, ``lam`` (Lame, Pa), ``bulk`` (Pa), ``viscosity`` (Pa s),
@@ -45,8 +84,10 @@ class Material:
 
     def row(self) -> dict:
         r = dict(kind=self.kind, density=self.density, mu=0.0, lam=0.0, bulk=0.0, viscosity=0.0,
-                 theta_c=0.0, theta_s=0.0, hardening=0.0)
+                 theta_c=0.0, theta_s=0.0, hardening=0.0, mu_f=0.0, lam_f=0.0, yield_strain=0.0,
+                 fracture_strain=0.0, T_b=0.0, band=0.0, hysteresis=0.0, boils=0.0)
         r.update(self.moduli())
+        r.update(self.thermal())
         return r
 
     def replace(self, **changes) -> "Material":
@@ -124,4 +165,106 @@ class ElastoPlastic(Elastic):
         return m
 
 
-MATERIALS = {"fluid": Fluid, "elastic": Elastic, "elastoplastic": ElastoPlastic}
+@dataclass
+class Polyalloy(Material):
+    """The mimetic polyalloy, with three phases chosen by temperature (kernels.heat):
+
+    - *frozen* below ``brittle_point`` T_b (K): stiff fixed-corotated solid
+      (``frozen_youngs_modulus``), brittle: a particle stretched past ``fracture_strain``
+      (principal strain, varied +-30% per particle) is fully damaged and carries no tension.
+    - *mimetic* between T_b and ``melting_point``: a soft "gelatine", fixed-corotated
+      (``youngs_modulus``) with volume-preserving von Mises plasticity: the deviatoric Hencky
+      strain is capped at ``yield_strain``, so it flows through gaps and keeps its volume.
+    - *molten* above the melting point: a weakly compressible liquid (``bulk_modulus``,
+      ``viscosity``).
+
+    Stiffness blends across ``band`` (K) around T_b and across the latent plateau, so nothing
+    jumps; the stored phase (for rendering and control) switches with ``hysteresis`` (K).
+    Thermal values are art-directed: the conductivity is ~1000x a real metal's so that a limb
+    freezes in about a second instead of an hour.
+    """
+
+    density: float = 7000.0
+    specific_heat: float = 450.0
+    conductivity: float = 3.0e4
+    melting_point: float | None = 1200.0
+    latent_heat: float = 2.5e5
+    youngs_modulus: float = 3.0e5
+    poisson_ratio: float = 0.3
+    yield_strain: float = 0.02
+    frozen_youngs_modulus: float = 5.0e6
+    fracture_strain: float = 0.05
+    bulk_modulus: float = 2.0e5
+    viscosity: float = 0.5
+    brittle_point: float = 150.0
+    band: float = 10.0
+    hysteresis: float = 5.0
+
+    kind = POLYALLOY
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name, hi in (("youngs_modulus", 1e12), ("frozen_youngs_modulus", 1e12), ("bulk_modulus", 1e12)):
+            _check_range(self, name, 0.0, hi, lo_open=True)
+        _check_range(self, "poisson_ratio", -0.99, 0.49)
+        _check_range(self, "yield_strain", 0.0, 10.0, lo_open=True)
+        _check_range(self, "fracture_strain", 0.0, 10.0, lo_open=True)
+        _check_range(self, "viscosity", 0.0, 1e9)
+        _check_range(self, "brittle_point", 0.0, 1e5, lo_open=True)
+        _check_range(self, "band", 0.0, 1e3, lo_open=True)
+        _check_range(self, "hysteresis", 0.0, 1e3)
+        if self.melting_point is None or self.melting_point <= self.brittle_point + 2 * self.band:
+            raise ConfigError(f"Polyalloy.melting_point ({self.melting_point}) must lie above brittle_point + "
+                              f"2 band ({self.brittle_point + 2 * self.band:g} K)")
+
+    def moduli(self):
+        mu, lam = _lame(self.youngs_modulus, self.poisson_ratio)
+        mu_f, lam_f = _lame(self.frozen_youngs_modulus, self.poisson_ratio)
+        return dict(mu=mu, lam=lam, mu_f=mu_f, lam_f=lam_f, bulk=self.bulk_modulus, viscosity=self.viscosity,
+                    yield_strain=self.yield_strain, fracture_strain=self.fracture_strain,
+                    T_b=self.brittle_point, band=self.band, hysteresis=self.hysteresis)
+
+    def wave_speed(self) -> float:
+        m = self.row()
+        return math.sqrt(max(m["lam_f"] + 2 * m["mu_f"], m["lam"] + 2 * m["mu"], m["bulk"]) / self.density)
+
+
+@dataclass
+class LiquidNitrogen(Fluid):
+    """Liquid nitrogen: a cryogenic liquid at its boiling point, 77.4 K. Its ``melting_point``
+    field holds the *boiling* point and ``latent_heat`` the heat of vaporisation (199 kJ/kg);
+    a particle that has taken in all of it boils off (retires from the simulation, its energy
+    kept in the budget as vapour). Conductivity art-directed (~10^4 x real: the violent
+    film boiling of a real spill moves heat far faster than conduction in the still liquid)."""
+
+    density: float = 807.0
+    specific_heat: float = 2040.0
+    conductivity: float = 1500.0
+    melting_point: float | None = 77.4
+    latent_heat: float = 1.99e5
+    bulk_modulus: float = 1.0e5
+    viscosity: float = 1.6e-4
+
+    def row(self):
+        r = super().row()
+        r["boils"] = 1.0
+        return r
+
+
+@dataclass
+class MoltenSteel(Fluid):
+    """Molten steel, poured at ~1800 K: a hot weakly compressible liquid and a heat source.
+    Below its melting point (1700 K) its enthalpy crosses the latent plateau (it releases its
+    heat of fusion) but it stays liquid mechanically. Conductivity art-directed (~1000x real)."""
+
+    density: float = 7000.0
+    specific_heat: float = 820.0
+    conductivity: float = 4.0e4
+    melting_point: float | None = 1700.0
+    latent_heat: float = 2.7e5
+    bulk_modulus: float = 2.0e5
+    viscosity: float = 0.05
+
+
+MATERIALS = {"fluid": Fluid, "elastic": Elastic, "elastoplastic": ElastoPlastic, "polyalloy": Polyalloy,
+             "liquid_nitrogen": LiquidNitrogen, "molten_steel": MoltenSteel}

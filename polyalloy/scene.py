@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from polyalloy.errors import ConfigError
+from polyalloy.events import Emitter, Grenade, Gunshot, HeatSource
 from polyalloy.materials import Material
 from polyalloy.shapes import Shape
 from polyalloy.kernels.sdf import SURFACE_NAMES
@@ -27,28 +28,40 @@ DEFAULT_COLORS = {0: (0.35, 0.6, 0.95), 1: (0.9, 0.45, 0.3), 2: (0.85, 0.85, 0.8
 @dataclass
 class Body:
     """A shape filled with particles of one material: ``velocity`` (m/s) at t = 0,
-    ``color`` (linear RGB in [0, 1]) for the preview renderer."""
+    ``temperature`` (K) at t = 0, ``color`` (linear RGB in [0, 1]) for the preview renderer."""
 
     name: str
     shape: Shape
     material: str
     velocity: Sequence[float] = (0.0, 0.0, 0.0)
     color: Sequence[float] | None = None
+    temperature: float = 293.15
+
+    def __post_init__(self):
+        if not (isinstance(self.temperature, (int, float)) and 0 < self.temperature < 1e5):
+            raise ConfigError(f"body {self.name!r}: temperature must be in (0, 1e5) K, got {self.temperature!r}")
 
 
 @dataclass
 class Collider:
     """An analytic obstacle: ``surface`` is ``sticky`` (takes the collider's velocity), ``slip``
     (no normal motion) or ``separate`` (may leave it; Coulomb ``friction`` while in contact).
-    A moving collider has ``velocity`` set on its shape."""
+    A moving collider has ``velocity`` set on its shape. ``temperature`` (K; None: adiabatic)
+    holds the grid nodes inside it at that temperature (a cold floor, a hot crucible); frozen
+    polyalloy sticks to a collider colder than its brittle point."""
 
     name: str
     shape: Shape
     surface: str = "separate"
     friction: float = 0.0
     color: Sequence[float] = (0.55, 0.55, 0.58)
+    temperature: float | None = None
 
     def __post_init__(self):
+        if self.temperature is not None and not (isinstance(self.temperature, (int, float))
+                                                 and 0 < self.temperature < 1e5):
+            raise ConfigError(f"collider {self.name!r}: temperature must be in (0, 1e5) K or None, "
+                              f"got {self.temperature!r}")
         if self.surface not in SURFACE_NAMES:
             raise ConfigError(f"collider {self.name!r}: surface must be one of {', '.join(SURFACE_NAMES)}, "
                               f"got {self.surface!r}")
@@ -76,6 +89,8 @@ TUNABLE = {
     "fps": (1, 240),
     "duration": (0.0, 3600.0),
     "max_particles": (1, 200_000_000),
+    "air_temperature": (1.0, 1e4),
+    "air_coefficient": (0.0, 1e6),
 }
 
 
@@ -89,6 +104,8 @@ class Scene:
     dt_max: the largest substep (s). gravity: acceleration along y (m/s^2).
     fps, duration: frame rate of the output and the default length (s).
     max_particles: refuse to build a scene with more particles than this.
+    air_temperature (K) and air_coefficient h (W/(m^2 K)): Newton cooling of free surfaces,
+    flux h (T_air - T) per m^2 of surface (~10 for still air; 0 insulates the scene).
     """
 
     name: str
@@ -102,10 +119,14 @@ class Scene:
     fps: int = 30
     duration: float = 2.0
     max_particles: int = 20_000_000
+    air_temperature: float = 293.15
+    air_coefficient: float = 10.0
     seed: int = 0
     materials: dict = field(default_factory=dict)
     bodies: list = field(default_factory=list)
     colliders: list = field(default_factory=list)
+    events: list = field(default_factory=list)
+    emitters: list = field(default_factory=list)
     camera: Camera = field(default_factory=Camera)
     background: Sequence[float] = (0.08, 0.1, 0.13)
 
@@ -129,16 +150,45 @@ class Scene:
         self.materials[name] = material
         return self
 
-    def add_body(self, name: str, shape: Shape, material: str, velocity=(0.0, 0.0, 0.0), color=None) -> "Scene":
+    def add_body(self, name: str, shape: Shape, material: str, velocity=(0.0, 0.0, 0.0), color=None,
+                 temperature: float = 293.15) -> "Scene":
         if material not in self.materials:
             raise ConfigError(f"body {name!r}: unknown material {material!r}; add it with add_material first "
                               f"(known: {', '.join(self.materials) or 'none'})")
-        self.bodies.append(Body(name, shape, material, tuple(velocity), color))
+        self.bodies.append(Body(name, shape, material, tuple(velocity), color, temperature))
         return self
 
     def add_collider(self, name: str, shape: Shape, surface: str = "separate", friction: float = 0.0,
-                     color=(0.55, 0.55, 0.58)) -> "Scene":
-        self.colliders.append(Collider(name, shape, surface, friction, tuple(color)))
+                     color=(0.55, 0.55, 0.58), temperature: float | None = None) -> "Scene":
+        self.colliders.append(Collider(name, shape, surface, friction, tuple(color), temperature))
+        return self
+
+    # --- timeline (polyalloy.events) -----------------------------------------------------
+    def gunshot(self, time: float, point, direction, impulse: float, radius: float, damage: float = 1.0) -> "Scene":
+        """At ``time`` (s): ``impulse`` (N s) along ``direction`` and ``damage`` within ``radius`` (m) of ``point``."""
+        self.events.append(Gunshot(time, tuple(point), tuple(direction), impulse, radius, damage))
+        return self
+
+    def grenade(self, time: float, point, impulse: float, heat: float, radius: float) -> "Scene":
+        """At ``time`` (s): a radial ``impulse`` (N s) and ``heat`` (J) within ``radius`` (m) of ``point``."""
+        self.events.append(Grenade(time, tuple(point), impulse, heat, radius))
+        return self
+
+    def heat(self, region: Shape, power: float, start: float = 0.0, end: float = 1e9) -> "Scene":
+        """Add ``power`` (W) to the particles inside ``region`` from ``start`` to ``end`` (s)."""
+        self.events.append(HeatSource(start, end, region, power))
+        return self
+
+    def chill(self, region: Shape, power: float, start: float = 0.0, end: float = 1e9) -> "Scene":
+        """Take ``power`` (W) from the particles inside ``region`` from ``start`` to ``end`` (s)."""
+        return self.heat(region, -abs(power), start, end)
+
+    def pour(self, name: str, shape: Shape, material: str, rate: float, temperature: float = 293.15,
+             velocity=(0.0, 0.0, 0.0), start: float = 0.0, end: float = 1.0, color=None) -> "Scene":
+        """Spawn ``material`` from ``shape`` at ``rate`` (m^3/s), see ``polyalloy.events.Emitter``."""
+        if material not in self.materials:
+            raise ConfigError(f"emitter {name!r}: unknown material {material!r}")
+        self.emitters.append(Emitter(name, shape, material, rate, temperature, tuple(velocity), start, end, color))
         return self
 
     # --- the user's overrides -------------------------------------------------------------

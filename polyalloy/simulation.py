@@ -16,7 +16,10 @@ import numpy as np
 from polyalloy import runtime
 from polyalloy.errors import ConfigError, SimulationError
 from polyalloy.kernels import fields as kf
-from polyalloy.kernels import mpm
+from polyalloy.events import Grenade, Gunshot, HeatSource
+from polyalloy.kernels import events as kev
+from polyalloy.kernels import heat, mpm
+from polyalloy.materials import POLYALLOY
 from polyalloy.kernels.sdf import SURFACE_NAMES, ShapeTable, evaluate_sdf
 from polyalloy.scene import DEFAULT_COLORS, Scene
 
@@ -58,44 +61,110 @@ class Simulation:
         res = np.ceil((hi - lo) / dx).astype(int) + 2 * pad + 1
         self.domain_lo, self.domain_hi = lo, lo + (res - 1 - 2 * pad) * dx
 
+        # bodies, then emitters: "sources" of particles; an emitter's particles carry body id
+        # len(bodies) + its index, and its fills wait in a pool after the bodies' particles
+        self.sources = list(scene.bodies) + list(scene.emitters)
         body_rows = []
-        for bi, b in enumerate(scene.bodies):
+        for bi, b in enumerate(self.sources):
             body_rows += [dict(r, owner=bi) for r in b.shape.rows(d)]
-        self.body_shapes = ShapeTable(d, len(body_rows), self.real)
+        # every field lives in one of two SNode trees owned by this simulation, destroyed by
+        # close(): Taichi 1.7 crashes after a few hundred stray trees in one process
+        import taichi as ti
+
+        self._trees = []
+        fb = ti.FieldsBuilder()
+        self.body_shapes = ShapeTable(d, len(body_rows), self.real, fb)
+        self._trees.append(fb.finalize())
         self.body_shapes.upload(body_rows)
         samples = [self._sample(i, b) for i, b in enumerate(scene.bodies)]
+        n_bodies = sum(len(s[0]) for s in samples)
+        self.fills = []  # (time, start, end, enthalpy J) of each emitter fill, by time
+        for ei, em in enumerate(scene.emitters):
+            bi = len(scene.bodies) + ei
+            probe = self._sample(bi, em)
+            volume = len(probe[0]) * (dx / scene.particles_per_cell) ** d  # the filled volume, m^dim
+            if volume == 0:
+                raise ConfigError(f"emitter {em.name!r} holds no particles at dx = {dx:g} m")
+            for k, t_fill in enumerate(em.fill_times(volume)):
+                samples.append(self._sample(bi, em, fill=k))
+                self.fills.append([t_fill, bi, len(samples[-1][0])])
         n = sum(len(s[0]) for s in samples)
-        if n == 0:
+        if n_bodies == 0:
             raise ConfigError(f"scene {scene.name!r}: the bodies hold no particles inside the domain "
                               f"at dx = {dx:g} m; use a smaller dx or larger bodies")
+        mats = [scene.materials[m] for m in self.material_names]
+        # the heat step runs when something can change a temperature or a phase
+        self.thermal = (any(m.conductivity > 0 or m.kind == POLYALLOY for m in mats)
+                        or any(c.temperature is not None for c in scene.colliders))
         self._check_memory(n, res)
 
-        self.particles_fields = kf.Particles(d, n, self.real)
-        self.grid = kf.Grid(d, res, dx, lo - pad * dx, self.real)
-        self.materials = kf.MaterialTable(len(self.material_names), self.real)
-        self.materials.upload([scene.materials[m].row() for m in self.material_names])
         rows = []
         for ci, c in enumerate(scene.colliders):
             for r in c.shape.rows(d):
-                r.update(owner=ci, surface=SURFACE_NAMES[c.surface], friction=c.friction)
+                r.update(owner=ci, surface=SURFACE_NAMES[c.surface], friction=c.friction,
+                         temperature=c.temperature or 0.0)
                 rows.append(r)
-        self.colliders = ShapeTable(d, len(rows), self.real)
+        self.impulses = sorted((e for e in scene.events if isinstance(e, (Gunshot, Grenade))), key=lambda e: e.time)
+        self.heaters = [e for e in scene.events if isinstance(e, HeatSource)]
+        region_rows = []
+        for hi_, e in enumerate(self.heaters):
+            region_rows += [dict(r, owner=hi_) for r in e.region.rows(d)]
+        fb = ti.FieldsBuilder()
+        self.particles_fields = kf.Particles(d, n, self.real, builder=fb)
+        self.grid = kf.Grid(d, res, dx, lo - pad * dx, self.real, thermal=self.thermal,
+                            serial=runtime.info().arch in ("x64", "arm64"), builder=fb)
+        self.materials = kf.MaterialTable(len(self.material_names), self.real, builder=fb)
+        self.colliders = ShapeTable(d, len(rows), self.real, fb)
+        self.regions = ShapeTable(d, len(region_rows), self.real, fb)
+        self.knobs = kf.Knobs(d, self.real, builder=fb)
+        self._trees.append(fb.finalize())
+        self.materials.upload([scene.materials[m].row() for m in self.material_names])
         self.colliders.upload(rows)
-        self.knobs = kf.Knobs(d, self.real)
+        self.regions.upload(region_rows)
         self.knobs.gravity[None] = [0.0, scene.gravity] + [0.0] * (d - 2)
+        self.knobs.air_temperature[None] = scene.air_temperature
+        self.knobs.air_coefficient[None] = scene.air_coefficient
+        self.knobs.heat_scale[None] = 1.0
+        brittle = [m.brittle_point for m in mats if m.kind == POLYALLOY]
+        self.knobs.stick_below[None] = max(brittle) if brittle else 0.0
         self._upload_particles(samples)
-
-        self.wave_speed = max(scene.materials[scene.bodies[i].material].wave_speed()
-                              for i in range(len(scene.bodies)))
+        # the first dt sees the stiffest phase of every material present; G2P then reports the live one
+        self.knobs.max_wave[None] = max(scene.materials[b.material].wave_speed() for b in scene.bodies)
+        alpha = max(m.diffusivity() for m in mats)
+        self.heat_dt = 0.5 * dx * dx / (4 * d * alpha) if self.thermal and alpha > 0 else math.inf
+        self.boundary_energy = 0.0  # J that entered through hot/cold colliders and the air
+        self.events_energy = 0.0  # J added by heat sources and grenades
+        self.spawned_energy = 0.0  # J of enthalpy brought in by emitter fills
+        self._next_impulse = 0
+        self._next_fill = 0
         self.t = 0.0
         self.frame = 0
         self.substeps = 0
         self.last_dt = 0.0
 
+    def close(self) -> None:
+        """Free this simulation's Taichi fields (also done when it is garbage-collected)."""
+        for tree in getattr(self, "_trees", []):
+            try:
+                tree.destroy()
+            except Exception:  # the runtime may already be gone at interpreter exit
+                pass
+        self._trees = []
+
+    def __del__(self):
+        self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     # --- set-up ---------------------------------------------------------------------------
-    def _sample(self, index: int, body) -> tuple[np.ndarray, np.ndarray]:
-        """Particles of a body: a jittered lattice at dx / particles_per_cell (numpy, seeded),
-        kept where the body's SDF (evaluated on the device) is negative and inside the domain."""
+    def _sample(self, index: int, body, fill: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Particles of source ``index`` (a body or an emitter's ``fill``): a jittered lattice at
+        dx / particles_per_cell (numpy, seeded), kept where the shape's SDF (evaluated on the
+        device) is negative and inside the domain."""
         sc, d = self.scene, self.dim
         spacing = sc.dx / sc.particles_per_cell
         blo, bhi = body.shape.bounds(d)
@@ -106,7 +175,7 @@ class Simulation:
         if int(np.prod(counts)) > sc.max_particles:
             raise ConfigError(f"body {body.name!r} would need up to {int(np.prod(counts)):,} particles at "
                               f"dx = {sc.dx:g} m, above max_particles = {sc.max_particles:,}; use a larger dx")
-        rng = np.random.default_rng(sc.seed * 1000003 + index)
+        rng = np.random.default_rng([sc.seed, index, fill])
         axes = [lo[k] + (np.arange(counts[k]) + 0.5) * spacing for k in range(d)]
         pts = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, d)
         pts += rng.uniform(-0.25, 0.25, pts.shape) * spacing
@@ -129,25 +198,56 @@ class Simulation:
                               f"{have / 2**30:.1f} GiB is free; use a larger dx or a smaller scene")
 
     def _upload_particles(self, samples) -> None:
+        """Write every source's particles: the bodies' ones live, the emitters' fills pooled
+        (alive = 0) after them, in the order of their fill times."""
         p, d, sc = self.particles_fields, self.dim, self.scene
+        n_bodies = len(sc.bodies)
+        order = list(range(n_bodies)) + sorted(range(n_bodies, len(samples)),
+                                               key=lambda i: self.fills[i - n_bodies][0])
+        samples = [samples[i] for i in order]
+        fills = [self.fills[i - n_bodies] for i in order[n_bodies:]]
+        src = np.concatenate([np.full(len(s[0]), i, np.int32) for i, s in enumerate(samples)])
+        body = np.array([i if i < n_bodies else fills[i - n_bodies][1] for i in range(len(samples))], np.int32)[src]
         x = np.concatenate([s[0] for s in samples]).astype(self.np_real)
         v = np.concatenate([s[1] for s in samples]).astype(self.np_real)
         n = len(x)
-        body = np.concatenate([np.full(len(s[0]), i, np.int32) for i, s in enumerate(samples)])
-        mat_of_body = np.array([self.material_names.index(b.material) for b in sc.bodies], np.int32)
-        density = np.array([sc.materials[b.material].density for b in sc.bodies])
+        mat_of = np.array([self.material_names.index(b.material) for b in self.sources], np.int32)
+        material = [sc.materials[b.material] for b in self.sources]
+        density = np.array([m.density for m in material])
         vol0 = (sc.dx / sc.particles_per_cell) ** d
+        mass = (density[body] * vol0).astype(self.np_real)
+        T = np.array([b.temperature for b in self.sources], float)[body]
+        H = np.array([m.enthalpy(b.temperature) for m, b in zip(material, self.sources)], float)[body]
         p.x.from_numpy(x)
         p.v.from_numpy(v)
         p.C.from_numpy(np.zeros((n, d, d), self.np_real))
         p.F.from_numpy(np.tile(np.eye(d, dtype=self.np_real), (n, 1, 1)))
         p.Jp.from_numpy(np.ones(n, self.np_real))
-        p.material.from_numpy(mat_of_body[body])
+        p.material.from_numpy(mat_of[body])
         p.body.from_numpy(body)
         p.vol0.from_numpy(np.full(n, vol0, self.np_real))
-        p.mass.from_numpy((density[body] * vol0).astype(self.np_real))
-        p.n[None] = n
+        p.mass.from_numpy(mass)
+        p.T.from_numpy(T.astype(self.np_real))
+        p.H.from_numpy(H.astype(self.np_real))
+        p.phase.from_numpy(np.array([self._initial_phase(b) for b in self.sources], np.int32)[body])
+        p.damage.from_numpy(np.zeros(n, self.np_real))
+        live = int(sum(len(s[0]) for s in samples[:n_bodies]))
+        p.alive.from_numpy((np.arange(n) < live).astype(np.int32))
+        p.n[None] = live
+        # the pool: (time, first, end, enthalpy) per fill, switched on by advance_to
+        mh = mass.astype(np.float64) * H.astype(self.np_real).astype(np.float64)
+        start, self.fills = live, []
+        for (t_fill, _, count) in fills:
+            self.fills.append((t_fill, start, start + count, float(mh[start:start + count].sum())))
+            start += count
+        self.initial_energy = float(mh[:live].sum())
         self.knobs.max_speed[None] = float(np.linalg.norm(v, axis=1).max())  # the first dt sees the launch speed
+
+    def _initial_phase(self, body) -> int:
+        m = self.scene.materials[body.material]
+        if m.kind == POLYALLOY and body.temperature < m.brittle_point:
+            return heat.FROZEN
+        return heat.MOLTEN if m.melting_point is not None and body.temperature > m.melting_point else heat.MIMETIC
 
     # --- running --------------------------------------------------------------------------
     @property
@@ -155,18 +255,28 @@ class Simulation:
         return int(self.particles_fields.n[None])
 
     def stable_dt(self) -> float:
-        """CFL step: cfl * dx / (fastest particle + fastest elastic wave), capped by dt_max."""
+        """CFL step: cfl * dx / (fastest particle + fastest elastic wave of the live phases),
+        capped by dt_max and by the explicit conduction limit."""
         speed = float(self.knobs.max_speed[None])
         if not math.isfinite(speed) or self.knobs.bad[None]:
             self._blow_up()
-        return min(self.scene.dt_max, self.scene.cfl * self.scene.dx / (speed + self.wave_speed))
+        wave = float(self.knobs.max_wave[None])
+        return min(self.scene.dt_max, self.heat_dt, self.scene.cfl * self.scene.dx / max(speed + wave, 1e-9))
 
     def substep(self, dt: float) -> None:
-        """One MLS-MPM substep of ``dt`` seconds."""
+        """One MLS-MPM substep of ``dt`` seconds (after the heat sources active now)."""
         pf, g = self.particles_fields, self.grid
+        for i, e in enumerate(self.heaters):
+            if e.start <= self.t < e.end:
+                m = kev.mass_in_region(pf, self.regions, i, self.t)
+                if m > 0:
+                    kev.heat_region(pf, self.regions, i, self.t, e.power * dt / m)
+                    self.events_energy += e.power * dt
         mpm.clear_grid(g)
         mpm.p2g(pf, g, self.materials, dt)
         mpm.update_grid(g, self.colliders, self.knobs, dt, self.t)
+        if self.thermal:
+            self.boundary_energy += heat.conduct(g, self.colliders, self.knobs, dt, self.t)
         mpm.g2p(pf, g, self.materials, self.colliders, self.knobs, dt, self.t)
         self.t += dt
         self.substeps += 1
@@ -175,17 +285,58 @@ class Simulation:
     def advance_to(self, t_end: float) -> None:
         """Substep until ``t`` reaches ``t_end`` exactly, each step at the stable dt."""
         while t_end - self.t > 1e-12:
+            self._apply_due_events()
+            t_stop = min(t_end, self._next_event_time())
             dt = self.stable_dt()
             if dt < MIN_DT:
                 raise SimulationError(
                     f"time step collapsed to {dt:.2e} s at frame {self.frame + 1} (t = {self.t:.4f} s): a particle "
                     f"moves at {float(self.knobs.max_speed[None]):.3g} m/s; lower cfl (now {self.scene.cfl:g}) "
                     f"or soften the stiffest material")
-            remaining = t_end - self.t
+            remaining = t_stop - self.t
             # split the last stretch evenly rather than leave a sliver of a step
             dt = remaining if remaining <= dt else (remaining / 2 if remaining < 2 * dt else dt)
             self.substep(dt)
         self.stable_dt()
+
+    def _next_event_time(self) -> float:
+        times = [math.inf]
+        if self._next_impulse < len(self.impulses):
+            times.append(self.impulses[self._next_impulse].time)
+        if self._next_fill < len(self.fills):
+            times.append(self.fills[self._next_fill][0])
+        return max(min(times), self.t)
+
+    def _apply_due_events(self) -> None:
+        """Fire the gunshots and grenades and switch on the emitter fills due at ``t``."""
+        pf = self.particles_fields
+        while self._next_impulse < len(self.impulses) and self.impulses[self._next_impulse].time <= self.t + 1e-12:
+            e = self.impulses[self._next_impulse]
+            self._next_impulse += 1
+            centre = np.asarray(e.point, self.np_real)[: self.dim]
+            m = kev.mass_in_sphere(pf, centre, e.radius)
+            if m <= 0:
+                continue
+            if isinstance(e, Gunshot):
+                direction = np.asarray(e.direction, float)[: self.dim]
+                dv = (direction / np.linalg.norm(direction) * e.impulse / m).astype(self.np_real)
+                kev.kick(pf, centre, e.radius, dv, 0.0, e.damage, 0.0)
+            else:
+                kev.kick(pf, centre, e.radius, np.zeros(self.dim, self.np_real), e.impulse / m, 0.0, e.heat / m)
+                self.events_energy += e.heat
+            self.knobs.max_speed[None] = max(float(self.knobs.max_speed[None]), e.impulse / m)
+        while self._next_fill < len(self.fills) and self.fills[self._next_fill][0] <= self.t + 1e-12:
+            _, start, end, energy = self.fills[self._next_fill]
+            self._next_fill += 1
+            kev.activate(pf, start, end)
+            self.spawned_energy += energy
+            self.knobs.max_speed[None] = max(float(self.knobs.max_speed[None]), max(
+                float(np.linalg.norm(np.asarray(e.velocity, float)[: self.dim])) for e in self.scene.emitters))
+
+    def energy_accounts(self) -> dict:
+        """Energy (J) that entered since t = 0 by each route; see ``polyalloy.metrics.energy_budget``."""
+        return dict(initial=self.initial_energy, boundary_in=self.boundary_energy, events_in=self.events_energy,
+                    spawned_in=self.spawned_energy)
 
     def step_frame(self) -> None:
         """Advance to the time of the next output frame."""
@@ -199,19 +350,27 @@ class Simulation:
             f"state; lower the time step (--set cfl={self.scene.cfl / 2:g}) or soften the stiffest material")
 
     # --- reading --------------------------------------------------------------------------
-    def particles(self) -> dict:
-        """Live particle state as numpy arrays: ``x``, ``v`` (n, dim), ``material``, ``body`` (n,),
-        ``mass`` (n,), ``color`` (n, 3) for the preview renderer."""
+    def particles(self, retired: bool = False) -> dict:
+        """Particle state as numpy arrays: ``x``, ``v`` (n, dim), ``material``, ``body``, ``mass``
+        (kg), ``H`` (J/kg), ``T`` (K), ``phase``, ``damage`` (n,), ``color`` (n, 3) for the preview
+        renderer. Only live particles unless ``retired`` (then ``alive`` tells which)."""
         n, pf = self.n_particles, self.particles_fields
         body = pf.body.to_numpy()[:n]
         colors = np.array([b.color if b.color is not None else
                            DEFAULT_COLORS.get(self.scene.materials[b.material].kind, (0.8, 0.8, 0.8))
-                           for b in self.scene.bodies], np.float32)
-        return dict(x=pf.x.to_numpy()[:n], v=pf.v.to_numpy()[:n], material=pf.material.to_numpy()[:n],
-                    body=body, mass=pf.mass.to_numpy()[:n], color=colors[body])
+                           for b in self.sources], np.float32)
+        out = dict(x=pf.x.to_numpy()[:n], v=pf.v.to_numpy()[:n], material=pf.material.to_numpy()[:n],
+                   body=body, mass=pf.mass.to_numpy()[:n], H=pf.H.to_numpy()[:n], T=pf.T.to_numpy()[:n],
+                   phase=pf.phase.to_numpy()[:n], damage=pf.damage.to_numpy()[:n], color=colors[body],
+                   alive=pf.alive.to_numpy()[:n].astype(bool))
+        if not retired:
+            keep = out.pop("alive")
+            out = {k: v[keep] for k, v in out.items()}
+        return out
 
     def total_mass(self) -> float:
-        return float(self.particles_fields.mass.to_numpy()[: self.n_particles].astype(np.float64).sum())
+        """Mass of the live particles (kg)."""
+        return float(self.particles()["mass"].astype(np.float64).sum())
 
     def momentum(self) -> np.ndarray:
         s = self.particles()

@@ -1,0 +1,79 @@
+"""Kernels of the timeline events (polyalloy.events): impulses, heat deposits, emitter pools.
+
+Each deposit is two passes: the mass inside the region first, then every particle inside
+gets its share (dv = impulse / mass, dH = energy / mass), so the totals are exact.
+"""
+import taichi as ti
+
+from polyalloy.kernels.sdf import shape_sdf
+
+
+@ti.kernel
+def mass_in_sphere(parts: ti.template(), centre: ti.types.ndarray(), radius: float) -> float:
+    """Mass (kg) of the live particles within ``radius`` of ``centre``."""
+    total = 0.0
+    for p in range(parts.n[None]):
+        if parts.alive[p]:
+            r = parts.x[p]
+            for d in ti.static(range(parts.dim)):
+                r[d] -= centre[d]
+            if r.norm() <= radius:
+                total += parts.mass[p]
+    return total
+
+
+@ti.kernel
+def kick(parts: ti.template(), centre: ti.types.ndarray(), radius: float, dv: ti.types.ndarray(),
+         radial_dv: float, damage: float, dH: float):
+    """Particles within ``radius`` of ``centre``: v += dv + radial_dv * (x - c)/|x - c|,
+    damage = max(damage, given), H += dH (J/kg)."""
+    for p in range(parts.n[None]):
+        if parts.alive[p]:
+            r = parts.x[p]
+            step = ti.Vector.zero(float, parts.dim)
+            for d in ti.static(range(parts.dim)):
+                r[d] -= centre[d]
+                step[d] = dv[d]
+            dist = r.norm()
+            if dist <= radius:
+                if dist > 1e-9:
+                    step += radial_dv * r / dist
+                parts.v[p] += step
+                parts.damage[p] = ti.max(parts.damage[p], damage)
+                parts.H[p] += dH
+
+
+@ti.func
+def in_region(regions: ti.template(), owner: ti.i32, x, t) -> ti.i32:
+    """Whether ``x`` lies inside any primitive of shape ``owner`` in ``regions`` at time ``t``."""
+    inside = 0
+    for s in range(regions.count[None]):
+        if regions.owner[s] == owner and shape_sdf(regions, s, x, t) < 0.0:
+            inside = 1
+    return inside
+
+
+@ti.kernel
+def mass_in_region(parts: ti.template(), regions: ti.template(), owner: ti.i32, t: float) -> float:
+    """Mass (kg) of the live particles inside the shape ``owner`` of ``regions`` at time ``t``."""
+    total = 0.0
+    for p in range(parts.n[None]):
+        if parts.alive[p] and in_region(regions, owner, parts.x[p], t):
+            total += parts.mass[p]
+    return total
+
+
+@ti.kernel
+def heat_region(parts: ti.template(), regions: ti.template(), owner: ti.i32, t: float, dH: float):
+    """H += dH (J/kg) for the live particles inside the shape ``owner`` of ``regions``."""
+    for p in range(parts.n[None]):
+        if parts.alive[p] and in_region(regions, owner, parts.x[p], t):
+            parts.H[p] += dH
+
+
+@ti.kernel
+def activate(parts: ti.template(), start: ti.i32, end: ti.i32):
+    """Switch on the pooled particles [start, end) (already placed in their emitter)."""
+    for p in range(start, end):
+        parts.alive[p] = 1
+    parts.n[None] = ti.max(parts.n[None], end)

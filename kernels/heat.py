@@ -1,0 +1,162 @@
+"""Heat transfer and phase change inside MLS-MPM (after Stomakhin et al. 2014, "Augmented MPM
+for phase-change and varied materials"), as ``@ti.func`` pieces called from the P2G/G2P kernels
+of ``kernels.mpm`` and one grid kernel, ``conduct``.
+
+State: every particle carries its specific enthalpy H (J/kg, from 0 K); temperature and
+liquid fraction follow from H through the material's curve::
+
+    H <= c_s T_m              : T = H / c_s,                    f = 0
+    c_s T_m < H < c_s T_m + L : T = T_m (the latent plateau),   f = (H - c_s T_m) / L
+    H >= c_s T_m + L          : T = T_m + (H - c_s T_m - L) / c_l, f = 1
+
+One substep: P2G spreads heat capacity m c and thermal energy m c T to the grid; ``conduct``
+turns them into node temperatures, moves heat between face neighbours with conductance
+k_face dx^(d-2) (k_face: harmonic mean of the volume-weighted node conductivities, so a
+free surface is insulated), holds nodes in a hot or cold collider at its temperature and
+exchanges heat with the air at free surfaces (Newton's law, area |grad phi| dx^d); G2P gives
+each particle H += c dT with dT the interpolated change of its nodes. Because the same c is
+used on both sides, sum(m dH) equals the grid's energy change exactly: conduction conserves
+energy and every joule from colliders or the air is counted in the boundary budget.
+
+The grid cannot see temperature differences inside a cell (a sharp hot/cold contact leaves
+particles a few tenths of the jump away from the grid's smooth field, for ever). So each
+particle also relaxes toward the grid temperature of each node at that node's rate
+``relax = RELAX dt alpha_i / dx^2`` (alpha_i the node's diffusivity): the physical time scale
+on which a cell-sized difference conducts away. Since sum_p w_ip m_p c_p (T_i - T_p) = 0 for
+every node, the relaxation moves no net energy. Its side effect on resolved gradients is an
+extra diffusivity of about RELAX/4 alpha (2.5%).
+
+The explicit step is stable for dt <= dx^2 / (4 dim alpha) (alpha = k / (rho c)); the
+simulation keeps dt at half of that.
+"""
+import taichi as ti
+
+from polyalloy.kernels.sdf import shape_sdf
+
+FROZEN, MIMETIC, MOLTEN = 0, 1, 2
+RELAX = 0.1  # sub-cell temperature relaxation, in units of the cell conduction rate alpha / dx^2
+POLYALLOY = 3  # keep in step with polyalloy.materials
+
+
+@ti.func
+def liquid_fraction(mats: ti.template(), mat: ti.i32, H):
+    """Fraction of the latent heat taken in (0 solid .. 1 liquid) at specific enthalpy ``H``."""
+    h_solidus = mats.c_s[mat] * mats.T_m[mat]
+    f = 0.0
+    if mats.latent[mat] > 0.0:
+        f = ti.min(ti.max((H - h_solidus) / mats.latent[mat], 0.0), 1.0)
+    elif H > h_solidus:
+        f = 1.0
+    return f
+
+
+@ti.func
+def temperature_of(mats: ti.template(), mat: ti.i32, H):
+    """Temperature (K) at specific enthalpy ``H`` (J/kg): the curve of the module docstring."""
+    h_solidus = mats.c_s[mat] * mats.T_m[mat]
+    T = H / mats.c_s[mat]
+    if H > h_solidus:
+        T = mats.T_m[mat] + ti.max(H - h_solidus - mats.latent[mat], 0.0) / mats.c_l[mat]
+    return T
+
+
+@ti.func
+def heat_capacity(mats: ti.template(), mat: ti.i32, f):
+    """Specific heat (J/(kg K)) used for the grid transfer: solid and liquid blended by ``f``."""
+    return (1.0 - f) * mats.c_s[mat] + f * mats.c_l[mat]
+
+
+@ti.func
+def frozen_weight(mats: ti.template(), mat: ti.i32, T):
+    """1 well below the brittle point, 0 well above, a smoothstep across +-band (polyalloy only)."""
+    s = 0.0
+    if mats.kind[mat] == POLYALLOY:
+        u = ti.min(ti.max((mats.T_b[mat] + mats.band[mat] - T) / (2.0 * mats.band[mat]), 0.0), 1.0)
+        s = u * u * (3.0 - 2.0 * u)
+    return s
+
+
+@ti.func
+def next_phase(mats: ti.template(), mat: ti.i32, phase: ti.i32, T, f):
+    """The stored phase after this substep, with hysteresis: frozen -> mimetic only above
+    T_b + hysteresis, mimetic -> frozen only below T_b - hysteresis; mimetic -> molten past 3/4
+    of the latent heat and back only below 1/4 (or hysteresis K below T_m). A material that is
+    not polyalloy is never frozen. Applied twice so that a jump across both bands resolves."""
+    h = mats.hysteresis[mat]
+    cold = mats.kind[mat] == POLYALLOY
+    for _ in ti.static(range(2)):
+        if phase == FROZEN and (not cold or T > mats.T_b[mat] + h):
+            phase = MIMETIC
+        elif phase == MIMETIC and cold and T < mats.T_b[mat] - h:
+            phase = FROZEN
+        elif phase == MIMETIC and f > 0.75:
+            phase = MOLTEN
+        elif phase == MOLTEN and f < 0.25 and T < mats.T_m[mat] + h:
+            phase = MIMETIC
+    return phase
+
+
+@ti.func
+def _conductance(grid: ti.template(), I, J):
+    """Face conductivity (W/(m K)) between node I and neighbour J: the harmonic mean of their
+    volume-weighted conductivities (0 across a free surface); a held neighbour is the collider
+    itself, a perfect conductor, so the face takes I's own conductivity."""
+    k_i = grid.k[I]
+    k_j = grid.k[J]
+    g = 0.0
+    if grid.held[J] > 0.0:
+        g = k_i
+    elif k_i > 0.0 and k_j > 0.0:
+        g = 2.0 * k_i * k_j / (k_i + k_j)
+    return g
+
+
+@ti.kernel
+def conduct(grid: ti.template(), cols: ti.template(), knobs: ti.template(), dt: float, t: float) -> float:
+    """Grid heat step: node temperatures from P2G, collider contact, conduction, air exchange.
+    Writes ``grid.dT`` (K) and returns the energy that entered through colliders and air (J)."""
+    boundary = 0.0
+    for I in ti.grouped(grid.hc):
+        hc = grid.hc[I]
+        if hc > 0.0:
+            T = grid.T[I] / hc
+            x = ti.Vector(grid.origin, dt=float) + I.cast(float) * grid.dx
+            for s in range(cols.count[None]):
+                Tc = cols.temperature[s]
+                if Tc > 0.0 and shape_sdf(cols, s, x, t) < 0.5 * grid.dx:
+                    # a node in a hot or cold collider, or within half a cell of its surface (so
+                    # the wall sits at the surface, not a cell inside it), is held at Tc
+                    # its particles relax fully to Tc: sum_p w m c (Tc - T_p) = hc (Tc - T), no overshoot
+                    grid.held[I] = 1.0
+                    grid.dT[I] = 0.0
+                    grid.relax[I] = 1.0
+                    boundary += hc * (Tc - T)
+                    T = Tc
+            grid.T[I] = T
+    area_scale = grid.dx ** (grid.dim - 2)
+    for I in ti.grouped(grid.hc):
+        hc = grid.hc[I]
+        if hc > 0.0 and grid.held[I] == 0.0:
+            Ti = grid.T[I]
+            flow = 0.0  # W into node I from its face neighbours
+            wall = 0.0  # the part of it that comes from held nodes (a collider)
+            grad = ti.Vector.zero(float, grid.dim)
+            for d in ti.static(range(grid.dim)):
+                e = ti.Vector.unit(grid.dim, d, ti.i32)
+                for sgn in ti.static((-1, 1)):
+                    J = I + sgn * e
+                    q = _conductance(grid, I, J) * (grid.T[J] - Ti)
+                    flow += q
+                    if grid.held[J] > 0.0:
+                        wall += q
+                grad[d] = (grid.phi[I + e] - grid.phi[I - e]) * 0.5 * grid.inv_dx
+            scale = dt * knobs.heat_scale[None] * area_scale
+            # free surface: Newton cooling on an area |grad phi| dx^d, never past the air temperature
+            area = grad.norm() * grid.dx ** grid.dim
+            q_air = dt * knobs.air_coefficient[None] * area * (knobs.air_temperature[None] - Ti)
+            q_max = hc * ti.abs(knobs.air_temperature[None] - Ti)
+            q_air = ti.min(ti.max(q_air, -q_max), q_max)
+            boundary += scale * wall + q_air
+            grid.dT[I] = (scale * flow + q_air) / hc
+            grid.relax[I] = ti.min(1.0, RELAX * dt * knobs.heat_scale[None] * grid.k[I] * area_scale / hc)
+    return boundary

@@ -1,0 +1,99 @@
+"""Timeline events and emitters of a Scene (host descriptions; the kernels are in kernels/events.py).
+
+- ``Gunshot``: at ``time`` (s), the particles within ``radius`` (m) of ``point`` share an
+  ``impulse`` (N s) along ``direction`` and take ``damage`` (a frozen body cracks there).
+- ``Grenade``: a radial ``impulse`` (N s, the sum of |m dv|) and ``heat`` (J) shared by
+  the particles within ``radius`` of ``point``.
+- ``HeatSource``: from ``start`` to ``end`` (s), ``power`` (W; negative chills) shared by
+  the particles inside ``region`` (a Shape), by mass.
+- ``Emitter`` (``Scene.pour``): from ``start`` to ``end``, a fresh fill of ``shape`` with
+  ``material`` at ``temperature`` (K) and ``velocity`` (m/s) every ``shape volume / rate``
+  seconds (``rate`` in m^3/s). Its particles are allocated with the simulation (a pool) and
+  switched on when due, so nothing is reallocated mid-run; aim ``rate`` at about the
+  emitter's cross-section times the speed so successive fills do not overlap.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from polyalloy.errors import ConfigError
+from polyalloy.shapes import Shape
+
+
+def _finite(name, *values):
+    for v in values:
+        if not all(math.isfinite(float(c)) for c in np.atleast_1d(v)):
+            raise ConfigError(f"{name}: values must be finite, got {v!r}")
+
+
+@dataclass
+class Gunshot:
+    time: float
+    point: Sequence[float]
+    direction: Sequence[float]
+    impulse: float
+    radius: float
+    damage: float = 1.0
+
+    def __post_init__(self):
+        _finite("gunshot", self.time, self.point, self.direction, self.impulse, self.radius)
+        if self.radius <= 0 or self.impulse < 0 or not 0 <= self.damage <= 1 or self.time < 0:
+            raise ConfigError("gunshot: needs time >= 0, radius > 0, impulse >= 0 and damage in [0, 1]")
+        if np.linalg.norm(self.direction) == 0:
+            raise ConfigError("gunshot: direction must not be zero")
+
+
+@dataclass
+class Grenade:
+    time: float
+    point: Sequence[float]
+    impulse: float
+    heat: float
+    radius: float
+
+    def __post_init__(self):
+        _finite("grenade", self.time, self.point, self.impulse, self.heat, self.radius)
+        if self.radius <= 0 or self.impulse < 0 or self.time < 0:
+            raise ConfigError("grenade: needs time >= 0, radius > 0 and impulse >= 0")
+
+
+@dataclass
+class HeatSource:
+    start: float
+    end: float
+    region: Shape
+    power: float
+
+    def __post_init__(self):
+        _finite("heat source", self.start, self.end, self.power)
+        if not 0 <= self.start < self.end:
+            raise ConfigError(f"heat source: needs 0 <= start < end, got {self.start}, {self.end}")
+
+
+@dataclass
+class Emitter:
+    name: str
+    shape: Shape
+    material: str
+    rate: float
+    temperature: float = 293.15
+    velocity: Sequence[float] = (0.0, 0.0, 0.0)
+    start: float = 0.0
+    end: float = 1.0
+    color: Sequence[float] | None = None
+
+    def __post_init__(self):
+        _finite(f"emitter {self.name!r}", self.rate, self.temperature, self.velocity, self.start, self.end)
+        if self.rate <= 0 or not 0 < self.temperature < 1e5 or not 0 <= self.start < self.end:
+            raise ConfigError(f"emitter {self.name!r}: needs rate > 0, temperature in (0, 1e5) K and "
+                              f"0 <= start < end")
+
+    def fill_times(self, volume: float) -> list[float]:
+        """Times (s) of the fills: every volume / rate seconds from ``start`` while before ``end``."""
+        period = volume / self.rate
+        count = int(math.floor((self.end - self.start) / period + 1e-9)) + 1
+        return [self.start + k * period for k in range(count) if self.start + k * period < self.end]

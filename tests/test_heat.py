@@ -1,0 +1,224 @@
+"""Heat transfer and phase change against analytic answers, at small 2D sizes on the CPU:
+conduction in a slab (erf profile), a melting front (Neumann's Stefan solution), energy
+conservation in an insulated box, and phase hysteresis.
+"""
+import math
+
+import numpy as np
+import pytest
+import taichi as ti
+from scipy.optimize import brentq
+from scipy.special import erf
+
+from conftest import make_scene
+from polyalloy import metrics
+from polyalloy.kernels import heat
+from polyalloy.kernels.fields import MaterialTable
+from polyalloy.materials import Elastic, LiquidNitrogen, MoltenSteel, Polyalloy
+from polyalloy.shapes import Box, Plane
+from polyalloy.simulation import Simulation
+
+RHO, C = 1000.0, 1000.0  # kg/m^3, J/(kg K): test conductor
+
+
+def run_until(sim, t_end):
+    sim.advance_to(t_end)
+
+
+def test_slab_conduction_matches_the_erf_solution():
+    """Two touching slabs at 400 K and 200 K (2D, uniform along y, insulated): after t the
+    temperature is T_mid - dT/2 erf((x - x0) / (2 sqrt(alpha t))); relative L2 error <= 3%."""
+    alpha = 0.01  # m^2/s
+    scene = make_scene(2, gravity=0.0, size=(1.0, 0.5), dx=1 / 96, air_coefficient=0.0)
+    scene.add_material("conductor", Elastic(density=RHO, youngs_modulus=1e5, specific_heat=C,
+                                            conductivity=alpha * RHO * C))
+    scene.add_body("hot", Box(centre=(0.35, 0.2, 0.5), half_size=(0.15, 0.1, 0.1)), "conductor", temperature=400.0)
+    scene.add_body("cold", Box(centre=(0.65, 0.2, 0.5), half_size=(0.15, 0.1, 0.1)), "conductor", temperature=200.0)
+    sim = Simulation(scene)
+    t = 0.25
+    sim.advance_to(t)
+    s = sim.particles()
+    x = s["x"][:, 0].astype(float)
+    near = np.abs(x - 0.5) < 0.15
+    exact = 300.0 - 100.0 * erf((x - 0.5) / (2 * math.sqrt(alpha * t)))
+    err = np.linalg.norm(s["T"][near] - exact[near]) / np.linalg.norm(exact[near] - 300.0)
+    assert err <= 0.03, f"relative L2 error {err:.4f}"
+    # and the heat did move: the profile is far from the initial step
+    step = np.where(x < 0.5, 400.0, 200.0)
+    assert np.linalg.norm(step[near] - exact[near]) / np.linalg.norm(exact[near] - 300.0) > 0.2
+
+
+def _neumann_lambda(stefan: float) -> float:
+    return brentq(lambda lam: lam * math.exp(lam ** 2) * math.erf(lam) - stefan / math.sqrt(math.pi), 1e-6, 5.0)
+
+
+def test_melting_front_follows_the_neumann_solution():
+    """A slab at its melting point touches a hot wall at T_w: the melted thickness (total
+    liquid fraction over the slab height) follows s = 2 lambda sqrt(alpha t) within 10%."""
+    alpha, T_m, T_w, latent = 0.02, 500.0, 600.0, 2.0e5
+    stefan = C * (T_w - T_m) / latent
+    lam = _neumann_lambda(stefan)
+    height, x_wall = 0.2, 0.2
+    scene = make_scene(2, gravity=0.0, size=(1.0, 0.4), dx=1 / 96, air_coefficient=0.0)
+    scene.add_material("wax", Elastic(density=RHO, youngs_modulus=1e5, specific_heat=C, conductivity=alpha * RHO * C,
+                                      melting_point=T_m, latent_heat=latent))
+    scene.add_body("slab", Box(centre=(0.55, 0.2, 0.5), half_size=(0.35, height / 2, 0.1)), "wax", temperature=T_m)
+    scene.add_collider("hot wall", Box(centre=(0.1, 0.2, 0.5), half_size=(0.1, 0.3, 0.3)), temperature=T_w)
+    sim = Simulation(scene)
+    spacing = scene.dx / scene.particles_per_cell
+    for t in (0.3, 0.8):
+        sim.advance_to(t)
+        s = sim.particles()
+        f = np.clip((s["H"].astype(float) - C * T_m) / latent, 0.0, 1.0)
+        melted = f.sum() * spacing ** 2 / height
+        exact = 2 * lam * math.sqrt(alpha * t)
+        assert abs(melted - exact) <= 0.1 * exact, f"t = {t}: front {melted:.4f} m, Neumann {exact:.4f} m"
+    assert s["T"].max() <= T_w + 1e-3
+
+
+def test_insulated_box_conserves_thermal_and_latent_energy():
+    """Molten and frozen polyalloy blocks meet on an adiabatic floor with the air off: heat
+    flows (the cold block warms through its brittle point) and sum(m H) stays within 0.5%."""
+    scene = make_scene(2, size=(1.0, 0.6), dx=1 / 64, air_coefficient=0.0)
+    scene.add_material("t1000", Polyalloy())
+    scene.add_body("hot", Box(centre=(0.38, 0.2, 0.5), half_size=(0.08, 0.08, 0.1)), "t1000", temperature=1300.0)
+    scene.add_body("cold", Box(centre=(0.55, 0.2, 0.5), half_size=(0.08, 0.08, 0.1)), "t1000", temperature=100.0)
+    scene.add_collider("floor", Plane(point=(0, 0.1, 0), normal=(0, 1, 0)), friction=0.5)
+    sim = Simulation(scene)
+    start = metrics.energy_budget(sim)
+    cold0 = sim.particles()["T"][sim.particles()["body"] == 1].mean()
+    sim.advance_to(0.4)
+    end = metrics.energy_budget(sim)
+    s = sim.particles()
+    assert s["T"][s["body"] == 1].mean() > cold0 + 50.0
+    assert end["boundary_in"] == 0.0
+    assert abs(end["thermal"] - start["thermal"]) <= 0.005 * start["thermal"]
+
+
+@ti.kernel
+def _phase_path(mats: ti.template(), temps: ti.types.ndarray(), out: ti.types.ndarray(), start: ti.i32):
+    ti.loop_config(serialize=True)
+    phase = start
+    for i in range(temps.shape[0]):
+        T = temps[i]
+        f = heat.liquid_fraction(mats, 0, mats.c_s[0] * T if T <= mats.T_m[0] else mats.c_s[0] * T + mats.latent[0])
+        phase = heat.next_phase(mats, 0, phase, T, f)
+        out[i] = phase
+
+
+def test_phase_hysteresis_does_not_flicker_at_the_brittle_point():
+    """Temperatures wobbling +-4 K around the brittle point (hysteresis 5 K) never change the
+    phase; a swing past the band switches it once each way."""
+    from polyalloy.runtime import np_real, real_dtype
+
+    mat = Polyalloy(hysteresis=5.0)
+    table = MaterialTable(1, real_dtype())
+    table.upload([mat.row()])
+    rng = np.random.default_rng(3)
+    wobble = (mat.brittle_point + rng.uniform(-4.0, 4.0, 2000)).astype(np_real())
+    for start in (heat.FROZEN, heat.MIMETIC):
+        out = np.zeros(len(wobble), np.int32)
+        _phase_path(table, wobble, out, start)
+        assert np.all(out == start)
+    swing = (mat.brittle_point + 20.0 * np.sin(np.linspace(0, 2 * np.pi, 400))).astype(np_real())
+    out = np.zeros(len(swing), np.int32)
+    _phase_path(table, swing, out, heat.MIMETIC)
+    assert np.count_nonzero(np.diff(out)) == 1  # mimetic -> frozen once (it starts warm and ends at T_b)
+    flips = np.flatnonzero(np.diff(out))
+    assert swing[flips[0] + 1] < mat.brittle_point - mat.hysteresis
+
+
+# --- the materials together -------------------------------------------------------------------
+def test_nitrogen_poured_on_warm_polyalloy_cools_it_and_boils_off_with_the_budget_closed():
+    """Liquid nitrogen poured on a warm polyalloy block: the block cools, the nitrogen takes in
+    its latent heat and retires, and thermal + vapour - (initial + spawned + air) closes within 2%."""
+    scene = make_scene(2, size=(1.0, 0.6), dx=1 / 64)
+    scene.add_material("t1000", Polyalloy())
+    scene.add_material("ln2", LiquidNitrogen())
+    scene.add_body("block", Box(centre=(0.5, 0.15, 0.5), half_size=(0.12, 0.05, 0.1)), "t1000", temperature=293.0)
+    scene.add_collider("floor", Plane(point=(0, 0.1, 0), normal=(0, 1, 0)), friction=0.5)
+    scene.pour("spout", Box(centre=(0.5, 0.3, 0.5), half_size=(0.08, 0.02, 0.1)), "ln2", rate=0.16 * 1.0,
+               temperature=77.4, velocity=(0.0, -1.0, 0.0), start=0.0, end=0.12)
+    sim = Simulation(scene)
+    assert sim.n_particles == len(sim.particles()["x"])  # the pool waits, switched off
+    block0 = sim.particles()["T"].mean()
+    sim.advance_to(1.5)
+    s = sim.particles(retired=True)
+    ln2 = s["material"] == sim.material_names.index("ln2")
+    spawned = ln2.sum()
+    assert spawned > 100
+    retired = (~s["alive"] & ln2).sum()
+    assert retired >= 0.5 * spawned, f"only {retired} of {spawned} nitrogen particles boiled off"
+    block = (s["material"] == sim.material_names.index("t1000")) & s["alive"]
+    assert s["T"][block].mean() < block0 - 10.0
+    budget = metrics.energy_budget(sim)
+    assert budget["vapour"] > 0 and budget["spawned_in"] > 0
+    assert budget["relative_imbalance"] <= 0.02, budget
+
+
+def test_mimetic_block_dropped_into_molten_steel_melts_and_loses_its_shape():
+    """A room-temperature polyalloy block falls into a pool of steel at 1800 K: it heats past
+    its melting point (most of it molten) and no longer holds its square shape."""
+    scene = make_scene(2, size=(0.6, 0.6), dx=1 / 64, air_coefficient=0.0)
+    scene.add_material("t1000", Polyalloy())
+    scene.add_material("steel", MoltenSteel())
+    scene.add_body("pool", Box(centre=(0.3, 0.09, 0.5), half_size=(0.3, 0.09, 0.1)), "steel", temperature=1800.0)
+    half = 0.05
+    scene.add_body("block", Box(centre=(0.3, 0.3, 0.5), half_size=(half, half, 0.1)), "t1000", temperature=293.0)
+    sim = Simulation(scene)
+    sim.advance_to(1.5)
+    s = sim.particles()
+    block = s["body"] == 1
+    T_m = scene.materials["t1000"].melting_point
+    assert np.median(s["T"][block]) > T_m
+    assert metrics.phase_fractions(sim, body="block")["molten"] > 0.5
+    x = s["x"][block]
+    inside = np.all(np.abs(x - x.mean(axis=0)) <= half, axis=1).mean()
+    assert inside < 0.6, f"{inside:.2f} of the block still inside its square"
+
+
+@pytest.mark.parametrize("temperature, shattered", [(100.0, True), (293.0, False)], ids=["frozen", "mimetic"])
+def test_the_same_gunshot_shatters_a_frozen_bar_and_not_a_mimetic_one(temperature, shattered):
+    """A bar lying on a floor takes a downward shot at its middle: frozen (100 K) it breaks into
+    at least 10 pieces (of 2+ particles); mimetic (293 K) it dents and stays one piece."""
+    scene = make_scene(2, size=(1.0, 0.6), dx=1 / 96, air_coefficient=0.0)
+    scene.add_material("t1000", Polyalloy())
+    scene.add_body("bar", Box(centre=(0.5, 0.16, 0.5), half_size=(0.2, 0.04, 0.1)), "t1000", temperature=temperature)
+    scene.add_collider("floor", Plane(point=(0, 0.1, 0), normal=(0, 1, 0)), friction=0.5)
+    scene.gunshot(0.05, (0.5, 0.2, 0.5), (0, -1, 0), impulse=100.0, radius=0.05)
+    sim = Simulation(scene)
+    sim.advance_to(0.3)
+    pieces = metrics.fragments(sim, body="bar", min_particles=2)
+    phase = "frozen" if shattered else "mimetic"
+    assert metrics.phase_fractions(sim, body="bar")[phase] == 1.0
+    if shattered:
+        assert len(pieces) >= 10, pieces[:20]
+        assert sim.particles()["damage"].mean() > 0.1
+    else:
+        assert len(metrics.fragments(sim, body="bar")) == 1
+
+
+def test_heat_source_and_grenade_deliver_their_energy_and_impulse():
+    """A 200 kW heater for 0.1 s and a grenade of 5 kJ and 40 N s inside a resting polyalloy block
+    (no gravity, the air off): sum(m H) rises by 20 kJ + 5 kJ, the budget books it, and the
+    grenade's radial momentum sum(m |dv|) equals its impulse. (The heater is strong so that
+    its share per particle and substep is well above f32's resolution of H ~ 1e5 J/kg.)"""
+    scene = make_scene(2, gravity=0.0, size=(1.0, 1.0), dx=1 / 64, air_coefficient=0.0)
+    scene.add_material("t1000", Polyalloy())
+    scene.add_body("block", Box(centre=(0.5, 0.5, 0.5), half_size=(0.1, 0.1, 0.1)), "t1000", temperature=300.0)
+    scene.heat(Box(centre=(0.45, 0.5, 0.5), half_size=(0.04, 0.04, 0.1)), power=2.0e5, start=0.0, end=0.1)
+    scene.grenade(0.1, (0.55, 0.5, 0.5), impulse=40.0, heat=5000.0, radius=0.05)
+    sim = Simulation(scene)
+    e0 = metrics.energy_budget(sim)["thermal"]
+    sim.advance_to(0.1)
+    s = sim.particles()
+    before = s["v"].copy()
+    sim._apply_due_events()
+    s = sim.particles()
+    dv = s["v"] - before
+    assert np.isclose((s["mass"] * np.linalg.norm(dv, axis=1)).sum(), 40.0, rtol=1e-3)
+    sim.advance_to(0.15)
+    budget = metrics.energy_budget(sim)
+    assert budget["events_in"] == pytest.approx(25000.0, rel=1e-6)
+    assert budget["thermal"] - e0 == pytest.approx(25000.0, rel=0.01)
+    assert budget["relative_imbalance"] < 0.01
