@@ -57,13 +57,15 @@ class Particles:
 
 @ti.data_oriented
 class Grid:
-    """A sparse grid of ``res`` nodes per axis, spacing ``dx`` (m), node 0 at ``origin`` (m).
+    """A block-sparse grid of ``res`` nodes per axis, spacing ``dx`` (m), node 0 at ``origin`` (m).
 
-    Nodes live in blocks of ``block``^dim under a bitmasked level, so the work follows the
-    particles: P2G activates the blocks it touches, every grid loop visits only active blocks
-    and ``clear_grid`` zeroes and deactivates them. (A pointer level would also make memory
-    follow the particles, but Taichi 1.7's CPU backend corrupts its heap after ~100 pointer
-    trees are created in one process; node memory is 4 * (dim + 1) bytes per node of the box.)
+    Nodes are stored densely, in blocks of ``block``^dim; the work follows the particles
+    through an explicit active-block list: P2G marks the blocks its stencils touch
+    (``block_mask``), ``collect_blocks`` lists them (``block_list``, ``n_active``), and every
+    grid pass and ``clear_grid`` visit only the listed blocks. (Taichi's own pointer and
+    bitmasked SNodes would do this too, but Taichi 1.7's CPU runtime corrupts its heap after a
+    few dozen simulations with sparse SNodes in one process; an explicit list is also what a
+    GPU wants.) Memory is (dim + 1) reals per node of the box (8 more with heat).
     ``v`` (dim, momentum after P2G, then velocity, m/s) and ``m`` (mass, kg) per node.
 
     With ``thermal``: ``hc`` (heat capacity sum m c, J/K), ``T`` (thermal energy m c T after
@@ -77,6 +79,7 @@ class Grid:
 
     def __init__(self, dim: int, res, dx: float, origin, dtype, block: int = 4, thermal: bool = False,
                  serial: bool = False, builder=None):
+        fb = ti.root if builder is None else builder
         self.dim = dim
         self.res = tuple(int(r) for r in res)
         self.dx = float(dx)
@@ -85,16 +88,24 @@ class Grid:
         self.block = block
         self.thermal = bool(thermal)
         self.serial = bool(serial)
+        self.n_blocks = tuple(-(-r // block) for r in self.res)
+        total = 1
+        for nb in self.n_blocks:
+            total *= nb
+        self.total_blocks = total
+        indices = ti.ij if dim == 2 else ti.ijk
         self.v = ti.Vector.field(dim, dtype)
         self.m = ti.field(dtype)
-        indices = ti.ij if dim == 2 else ti.ijk
-        self.blocks = (ti.root if builder is None else builder).bitmasked(indices, tuple(-(-r // block) for r in self.res))
-        cell = self.blocks.dense(indices, block)
+        cell = fb.dense(indices, self.n_blocks).dense(indices, block)
         cell.place(self.v, self.m)
         if self.thermal:
             self.hc, self.T, self.k, self.dT, self.frozen, self.phi, self.relax, self.held = (
                 ti.field(dtype) for _ in range(8))
             cell.place(self.hc, self.T, self.k, self.dT, self.frozen, self.phi, self.relax, self.held)
+        self.block_mask = ti.field(ti.i32)
+        fb.dense(indices, self.n_blocks).place(self.block_mask)
+        self.block_list = new_field(fb, ti.i32, total, dim)
+        self.n_active = new_field(fb, ti.i32, ())
 
     def bytes_per_block(self) -> int:
         real = 8 if self.m.dtype == ti.f64 else 4
@@ -140,3 +151,14 @@ class Knobs:
         self.air_coefficient = new_field(self._fb, dtype, ())
         self.heat_scale = new_field(self._fb, dtype, ())
         self.stick_below = new_field(self._fb, dtype, ())
+
+
+@ti.func
+def active_node(grid: ti.template(), i, k):
+    """Index of node ``k`` (0 .. block^dim - 1) of the ``i``-th listed active block."""
+    I = grid.block_list[i] * grid.block
+    r = k
+    for d in ti.static(range(grid.dim)):
+        I[grid.dim - 1 - d] += r % grid.block
+        r //= grid.block
+    return I

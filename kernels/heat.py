@@ -31,6 +31,7 @@ simulation keeps dt at half of that.
 """
 import taichi as ti
 
+from polyalloy.kernels.fields import active_node
 from polyalloy.kernels.sdf import shape_sdf
 
 FROZEN, MIMETIC, MOLTEN = 0, 1, 2
@@ -116,7 +117,8 @@ def conduct(grid: ti.template(), cols: ti.template(), knobs: ti.template(), dt: 
     """Grid heat step: node temperatures from P2G, collider contact, conduction, air exchange.
     Writes ``grid.dT`` (K) and returns the energy that entered through colliders and air (J)."""
     boundary = 0.0
-    for I in ti.grouped(grid.hc):
+    for i, k in ti.ndrange(grid.n_active[None], grid.block ** grid.dim):
+        I = active_node(grid, i, k)
         hc = grid.hc[I]
         if hc > 0.0:
             T = grid.T[I] / hc
@@ -134,7 +136,8 @@ def conduct(grid: ti.template(), cols: ti.template(), knobs: ti.template(), dt: 
                     T = Tc
             grid.T[I] = T
     area_scale = grid.dx ** (grid.dim - 2)
-    for I in ti.grouped(grid.hc):
+    for i, k in ti.ndrange(grid.n_active[None], grid.block ** grid.dim):
+        I = active_node(grid, i, k)
         hc = grid.hc[I]
         if hc > 0.0 and grid.held[I] == 0.0:
             Ti = grid.T[I]

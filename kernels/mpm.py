@@ -1,11 +1,12 @@
 """MLS-MPM (Hu et al. 2018) with APIC transfers and quadratic B-splines, one code path for 2D
-and 3D: ``clear_grid`` -> ``p2g`` -> ``update_grid`` -> ``g2p``. The substep order lives in
+and 3D: ``clear_grid`` -> ``p2g`` -> ``collect_blocks`` -> ``update_grid`` -> ``g2p``. The substep order lives in
 ``polyalloy.simulation``; every kernel takes its fields as ``ti.template()`` arguments.
 """
 import taichi as ti
 
 from polyalloy.kernels.constitutive import (POLYALLOY, kirchhoff_stress, polyalloy_deformation,
                                             project_deformation, wave_speed)
+from polyalloy.kernels.fields import active_node
 from polyalloy.kernels.heat import (FROZEN, frozen_weight, heat_capacity, liquid_fraction, next_phase,
                                     temperature_of)
 from polyalloy.kernels.sdf import SEPARATE, SLIP, STICKY, shape_normal, shape_sdf
@@ -29,11 +30,35 @@ def stencil_base(grid: ti.template(), x):
     return base, Xp - base
 
 
+@ti.func
+def mark_blocks(grid: ti.template(), base):
+    """Mark the (at most 2^dim) blocks that the 3^dim stencil starting at ``base`` touches."""
+    lo = base // grid.block
+    hi = (base + 2) // grid.block
+    for corner in ti.static(ti.grouped(ti.ndrange(*((2,) * grid.dim)))):
+        B = lo
+        for d in ti.static(range(grid.dim)):
+            if corner[d] == 1:
+                B[d] = hi[d]
+        grid.block_mask[B] = 1
+
+
+@ti.kernel
+def collect_blocks(grid: ti.template()):
+    """List the blocks that P2G marked; every later grid pass visits only these."""
+    grid.n_active[None] = 0
+    for B in ti.grouped(grid.block_mask):
+        if grid.block_mask[B]:
+            i = ti.atomic_add(grid.n_active[None], 1)
+            grid.block_list[i] = B
+
+
 @ti.kernel
 def clear_grid(grid: ti.template()):
-    """Zero and deactivate every active grid block, so the next P2G pays only for the blocks it
-    touches (a bitmasked block keeps its memory, so its values are zeroed first)."""
-    for I in ti.grouped(grid.m):
+    """Zero the nodes of the listed blocks and unmark them, so the next P2G pays only for the
+    blocks it touches."""
+    for i, k in ti.ndrange(grid.n_active[None], grid.block ** grid.dim):
+        I = active_node(grid, i, k)
         grid.m[I] = 0.0
         grid.v[I] = ti.Vector.zero(float, grid.dim)
         if ti.static(grid.thermal):
@@ -45,8 +70,9 @@ def clear_grid(grid: ti.template()):
             grid.phi[I] = 0.0
             grid.relax[I] = 0.0
             grid.held[I] = 0.0
-    for I in ti.grouped(grid.blocks):
-        ti.deactivate(grid.blocks, I)
+    for i in range(grid.n_active[None]):
+        grid.block_mask[grid.block_list[i]] = 0
+    grid.n_active[None] = 0
 
 
 @ti.kernel
@@ -60,6 +86,7 @@ def p2g(parts: ti.template(), grid: ti.template(), mats: ti.template(), dt: floa
         if parts.alive[p]:
             mat = parts.material[p]
             base, fx = stencil_base(grid, parts.x[p])
+            mark_blocks(grid, base)
             w = quadratic_weights(fx)
             T = parts.T[p]
             f = liquid_fraction(mats, mat, parts.H[p])
@@ -92,18 +119,21 @@ def p2g(parts: ti.template(), grid: ti.template(), mats: ti.template(), dt: floa
 
 
 @ti.func
-def collide_node(cols: ti.template(), x, v, t, frozen: ti.i32, stick_below):
+def collide_node(cols: ti.template(), x, v, t, frozen: ti.i32, stick_below, reach):
     """Boundary condition of every collider row on a grid velocity ``v`` at node position ``x``:
     sticky takes the collider's velocity, slip removes the normal part of the relative
     velocity, separate removes only the approaching part and applies Coulomb friction.
-    A ``frozen`` node (mostly frozen polyalloy) sticks to a collider colder than ``stick_below``."""
+    A ``frozen`` node (mostly frozen polyalloy) within ``reach`` (m) of a collider colder than
+    ``stick_below`` sticks to it: the material froze onto the surface."""
     for s in range(cols.count[None]):
-        if shape_sdf(cols, s, x, t) < 0.0:
+        phi = shape_sdf(cols, s, x, t)
+        stick = frozen and 0.0 < cols.temperature[s] < stick_below and phi < reach
+        if phi < 0.0 or stick:
             n = shape_normal(cols, s, x, t, 1e-4)
             vc = cols.vel[s]
             rel = v - vc
             mode = cols.surface[s]
-            if frozen and 0.0 < cols.temperature[s] < stick_below:
+            if stick:
                 mode = STICKY
             if mode == STICKY:
                 rel = ti.Vector.zero(float, x.n)
@@ -125,7 +155,8 @@ def collide_node(cols: ti.template(), x, v, t, frozen: ti.i32, stick_below):
 def update_grid(grid: ti.template(), cols: ti.template(), knobs: ti.template(), dt: float, t: float):
     """Momentum to velocity, gravity, collider conditions, and the walls of the domain box
     (free-slip, separating: a node on a wall loses only its outward velocity)."""
-    for I in ti.grouped(grid.m):
+    for i, k in ti.ndrange(grid.n_active[None], grid.block ** grid.dim):
+        I = active_node(grid, i, k)
         m = grid.m[I]
         if m > 0.0:
             v = grid.v[I] / m + dt * knobs.gravity[None]
@@ -133,7 +164,7 @@ def update_grid(grid: ti.template(), cols: ti.template(), knobs: ti.template(), 
             frozen = 0
             if ti.static(grid.thermal):
                 frozen = grid.frozen[I] > 0.5 * m
-            v = collide_node(cols, x, v, t, frozen, knobs.stick_below[None])
+            v = collide_node(cols, x, v, t, frozen, knobs.stick_below[None], grid.dx)
             for d in ti.static(range(grid.dim)):
                 if I[d] <= DOMAIN_PAD and v[d] < 0.0:
                     v[d] = 0.0
@@ -271,8 +302,8 @@ def count_nonfinite(parts: ti.template()) -> ti.i32:
 def grid_mass(grid: ti.template()) -> float:
     """Total mass on the grid (kg); after P2G it equals the particles' total mass."""
     total = 0.0
-    for I in ti.grouped(grid.m):
-        total += grid.m[I]
+    for i, k in ti.ndrange(grid.n_active[None], grid.block ** grid.dim):
+        total += grid.m[active_node(grid, i, k)]
     return total
 
 
@@ -280,7 +311,8 @@ def grid_mass(grid: ti.template()) -> float:
 def grid_momentum(grid: ti.template()) -> ti.types.vector(3, float):
     """Total momentum on the grid after P2G (kg m/s), padded to 3 components."""
     total = ti.Vector.zero(float, 3)
-    for I in ti.grouped(grid.m):
+    for i, k in ti.ndrange(grid.n_active[None], grid.block ** grid.dim):
+        I = active_node(grid, i, k)
         for d in ti.static(range(grid.dim)):
             total[d] += grid.v[I][d]
     return total
@@ -288,8 +320,5 @@ def grid_momentum(grid: ti.template()) -> ti.types.vector(3, float):
 
 @ti.kernel
 def active_blocks(grid: ti.template()) -> ti.i32:
-    """Number of allocated grid blocks (the sparse grid's footprint)."""
-    n = 0
-    for I in ti.grouped(grid.blocks):
-        n += 1
-    return n
+    """Number of listed grid blocks (the sparse grid's footprint)."""
+    return grid.n_active[None]

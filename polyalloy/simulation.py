@@ -38,6 +38,20 @@ def available_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+FROST = np.array([0.78, 0.9, 1.0], np.float32)
+
+
+def thermal_tint(color: np.ndarray, T: np.ndarray, phase: np.ndarray) -> np.ndarray:
+    """Preview colours that show the thermal state: frozen particles frost toward pale blue,
+    anything above 800 K glows from dull red to yellow-white by 2000 K."""
+    c = color.astype(np.float32).copy()
+    frozen = (phase == heat.FROZEN)[:, None]
+    c = np.where(frozen, 0.35 * c + 0.65 * FROST, c)
+    g = np.clip((T.astype(np.float32) - 800.0) / 1200.0, 0.0, 1.0)[:, None]
+    glow = np.stack([np.ones_like(g[:, 0]), 0.25 + 0.7 * g[:, 0], 0.05 + 0.6 * g[:, 0] ** 2], axis=1)
+    return np.where(g > 0, (1 - np.sqrt(g)) * c + np.sqrt(g) * glow, c).astype(np.float32)
+
+
 class Simulation:
     """Runs a ``Scene``: ``step_frame()`` advances one output frame, ``particles()`` reads the state.
 
@@ -188,9 +202,9 @@ class Simulation:
     def _check_memory(self, n: int, res) -> None:
         d = self.dim
         real = 8 if self.np_real == np.float64 else 4
-        per_particle = 12 + real * (3 + 2 * d + 2 * d * d)
-        # the bitmasked grid holds (dim + 1) reals per node of the whole box, plus its bit masks
-        grid_bytes = int(np.prod(np.asarray(res, np.int64))) * real * (d + 1)
+        per_particle = 5 * 4 + real * (6 + 2 * d + 2 * d * d)  # kernels.fields.Particles
+        # the block-sparse grid stores dim + 1 reals per node of the whole box (8 more with heat)
+        grid_bytes = int(np.prod(np.asarray(res, np.int64))) * real * (d + 1 + 8 * self.thermal)
         need = n * per_particle + grid_bytes
         have = available_memory()
         if need > 0.8 * have:
@@ -274,6 +288,7 @@ class Simulation:
                     self.events_energy += e.power * dt
         mpm.clear_grid(g)
         mpm.p2g(pf, g, self.materials, dt)
+        mpm.collect_blocks(g)
         mpm.update_grid(g, self.colliders, self.knobs, dt, self.t)
         if self.thermal:
             self.boundary_energy += heat.conduct(g, self.colliders, self.knobs, dt, self.t)
@@ -363,6 +378,7 @@ class Simulation:
                    body=body, mass=pf.mass.to_numpy()[:n], H=pf.H.to_numpy()[:n], T=pf.T.to_numpy()[:n],
                    phase=pf.phase.to_numpy()[:n], damage=pf.damage.to_numpy()[:n], color=colors[body],
                    alive=pf.alive.to_numpy()[:n].astype(bool))
+        out["color"] = thermal_tint(out["color"], out["T"], out["phase"])
         if not retired:
             keep = out.pop("alive")
             out = {k: v[keep] for k, v in out.items()}
@@ -380,12 +396,14 @@ class Simulation:
         """Mass on the grid after a fresh P2G of the current state (kg)."""
         mpm.clear_grid(self.grid)
         mpm.p2g(self.particles_fields, self.grid, self.materials, 0.0)
+        mpm.collect_blocks(self.grid)
         return float(mpm.grid_mass(self.grid))
 
     def grid_momentum(self) -> np.ndarray:
         """Momentum on the grid after a fresh P2G of the current state (kg m/s)."""
         mpm.clear_grid(self.grid)
         mpm.p2g(self.particles_fields, self.grid, self.materials, 0.0)
+        mpm.collect_blocks(self.grid)
         return np.asarray(mpm.grid_momentum(self.grid))[: self.dim]
 
     def active_blocks(self) -> int:

@@ -5,6 +5,8 @@ Sizes are tiny on purpose (hundreds to a few thousand particles, coarse 3D grids
 kernel compiles once per Simulation, so tests that can share one run do so through
 module-scoped fixtures.
 """
+import os
+
 import numpy as np
 import pytest
 
@@ -19,7 +21,7 @@ DX = {2: 1 / 64, 3: 1 / 24}  # m; coarse enough that a 3D test compiles and runs
 @pytest.fixture(scope="session", autouse=True)
 def runtime():
     """``polyalloy.init`` may be called once per process: every test shares this CPU runtime."""
-    return polyalloy.init(arch="cpu", seed=0)
+    return polyalloy.init(arch="cpu", seed=0, debug=bool(os.environ.get("POLYALLOY_DEBUG")))
 
 
 def make_scene(dim: int, name: str = "test", size=(1.0, 1.0, 1.0), dx: float | None = None,

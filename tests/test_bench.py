@@ -32,7 +32,7 @@ def test_report_has_every_field_positive_and_finite(result):
         assert isinstance(result[key], str) and result[key], key
     _positive_finite(result["threads"], "threads")
     _positive_finite(result["peak_rss_mb"], "peak_rss_mb")
-    assert set(result["workloads"]) == {"fluid_block", "reference_mpm3d", "sparse_grid"}
+    assert set(result["workloads"]) == {"fluid_block", "polyalloy_block", "reference_mpm3d", "sparse_grid"}
     for name, w in result["workloads"].items():
         for key in WORKLOAD_KEYS:
             if key == "grid":
@@ -44,11 +44,14 @@ def test_report_has_every_field_positive_and_finite(result):
         for key in WORKLOAD_KEYS + ("active_blocks", "total_blocks", "domain_m"):
             if key != "grid":
                 _positive_finite(result["workloads"]["sparse_grid"][case][key], f"sparse_grid.{case}.{key}")
-    kernels = result["workloads"]["fluid_block"]["kernel_ms"]
-    assert {"p2g", "g2p"} <= set(kernels)
-    for name, ms in kernels.items():
-        _positive_finite(ms, f"kernel_ms.{name}")
-    assert set(result["ratios"]) == {"fluid_vs_reference", "fluid_vs_reference_cpu",
+    for workload in ("fluid_block", "polyalloy_block"):
+        kernels = result["workloads"][workload]["kernel_ms"]
+        assert {"p2g", "g2p"} <= set(kernels)
+        for name, ms in kernels.items():
+            _positive_finite(ms, f"{workload}.kernel_ms.{name}")
+    assert "conduct" in result["workloads"]["polyalloy_block"]["kernel_ms"]
+    assert 0 < result["workloads"]["polyalloy_block"]["thermal_fraction"] < 1
+    assert set(result["ratios"]) == {"fluid_vs_reference", "fluid_vs_reference_cpu", "polyalloy_vs_reference",
                                       "sparse_large_vs_tight_per_particle"}
     for key, value in result["ratios"].items():
         _positive_finite(value, f"ratios.{key}")

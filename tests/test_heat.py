@@ -222,3 +222,30 @@ def test_heat_source_and_grenade_deliver_their_energy_and_impulse():
     assert budget["events_in"] == pytest.approx(25000.0, rel=1e-6)
     assert budget["thermal"] - e0 == pytest.approx(25000.0, rel=0.01)
     assert budget["relative_imbalance"] < 0.01
+
+
+@pytest.mark.parametrize("floor_temperature", [77.0, None], ids=["cold_floor", "adiabatic_floor"])
+def test_frozen_feet_stick_to_a_cold_floor(floor_temperature):
+    """A frozen block slides at 1 m/s over a frictionless floor: on a floor colder than the
+    brittle point its bottom layer stays put (it froze on); on an adiabatic floor it slides on."""
+    scene = make_scene(2, size=(1.0, 0.6), dx=1 / 64, air_coefficient=0.0)
+    scene.add_material("t1000", Polyalloy())
+    scene.add_body("block", Box(centre=(0.4, 0.15, 0.5), half_size=(0.06, 0.05, 0.1)), "t1000",
+                   velocity=(1.0, 0.0, 0.0), temperature=100.0)
+    scene.add_collider("floor", Plane(point=(0, 0.1, 0), normal=(0, 1, 0)), surface="slip",
+                       temperature=floor_temperature)
+    sim = Simulation(scene)
+    x0 = sim.particles()["x"]
+    feet = x0[:, 1] < 0.1 + scene.dx
+    sim.advance_to(0.1)
+    x1 = sim.particles()["x"]
+    sim.advance_to(0.2)
+    s = sim.particles()
+    assert metrics.phase_fractions(sim)["frozen"] == 1.0
+    moved = np.abs(s["x"][feet, 0] - x0[feet, 0]).mean()
+    if floor_temperature is None:
+        assert moved > 0.1  # slid about 0.2 m
+    else:
+        assert moved < 0.01, f"feet slid {moved:.3f} m"
+        # mean speed of the feet over the last 0.1 s (the block above them still wobbles)
+        assert np.abs(s["x"][feet, 0] - x1[feet, 0]).mean() / 0.1 < 0.05
