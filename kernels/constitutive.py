@@ -35,12 +35,18 @@ def polyalloy_stress(mats: ti.template(), mat: ti.i32, F, C, T, f, damage):
     weight s(T) and fade with the liquid fraction f, plus f times the molten liquid's stress.
     Damage d removes the tensile principal stresses of the frozen share: a fully damaged
     frozen particle resists compression only (it cannot hold a crack closed)."""
-    dim = ti.static(F.n)
+    U, sig, V = ti.svd(F)
+    return polyalloy_stress_svd(mats, mat, U, sig, C, T, f, damage)
+
+
+@ti.func
+def polyalloy_stress_svd(mats: ti.template(), mat: ti.i32, U, sig, C, T, f, damage):
+    """``polyalloy_stress`` from a known SVD F = U sig V^T (the stress does not need V)."""
+    dim = ti.static(U.n)
     s = frozen_weight(mats, mat, T)
     solid = 1.0 - f
     mu = ((1.0 - s) * mats.mu[mat] + s * mats.mu_f[mat]) * solid
     lam = ((1.0 - s) * mats.lam[mat] + s * mats.lam_f[mat]) * solid
-    U, sig, V = ti.svd(F)
     J = 1.0
     for d in ti.static(range(dim)):
         J *= sig[d, d]
@@ -100,12 +106,15 @@ def polyalloy_deformation(mats: ti.template(), mat: ti.i32, F, T, f, damage, tou
     volume change is kept. Mimetic: von Mises plasticity in Hencky strain, the deviatoric part
     of log(singular values) capped at ``yield_strain`` (volume preserving). Frozen (s > 1/2):
     elastic and brittle, a principal stretch past ``fracture_strain`` x ``toughness`` sets the
-    damage to 1. Returns the new F and damage."""
+    damage to 1. Returns the new F, the damage and U, sig of an SVD of the new F (for the stress)."""
     dim = ti.static(F.n)
     s = frozen_weight(mats, mat, T)
     F_new = F
+    U_out = ti.Matrix.identity(float, dim)
+    sig_out = ti.Matrix.identity(float, dim)
     if f > 0.5:
         F_new = ti.Matrix.identity(float, dim) * ti.pow(ti.max(F.determinant(), 1e-6), 1.0 / dim)
+        sig_out = F_new
     else:
         U, sig, V = ti.svd(F)
         if s > 0.5:
@@ -131,7 +140,9 @@ def polyalloy_deformation(mats: ti.template(), mat: ti.i32, F, T, f, damage, tou
                 for d in ti.static(range(dim)):
                     sig[d, d] = ti.exp(mean + dev[d])
                 F_new = U @ sig @ V.transpose()
-    return F_new, damage
+        U_out = U
+        sig_out = sig
+    return F_new, damage, U_out, sig_out
 
 
 @ti.func

@@ -26,7 +26,9 @@ class Particles:
     Thermal state: ``H`` (specific enthalpy, J/kg from 0 K), ``T`` (temperature, K, follows
     from H), ``phase`` (FROZEN/MIMETIC/MOLTEN of ``kernels.heat``, switched with hysteresis),
     ``damage`` (0 intact .. 1 carries no tension). ``alive`` is 0 for a particle that boiled
-    off or is still waiting in an emitter's pool (skipped by every kernel).
+    off or is still waiting in an emitter's pool (skipped by every kernel). ``tau`` (dim x dim,
+    Pa): the Kirchhoff stress of the current state, written by G2P for the next P2G, so that
+    the serial P2G loop does no SVD.
     """
 
     def __init__(self, dim: int, capacity: int, dtype, builder=None):
@@ -47,12 +49,13 @@ class Particles:
         self.phase = new_field(self._fb, ti.i32, capacity)
         self.damage = new_field(self._fb, dtype, capacity)
         self.alive = new_field(self._fb, ti.i32, capacity)
+        self.tau = new_field(self._fb, dtype, capacity, dim, dim)
         self.n = new_field(self._fb, ti.i32, ())
 
     def bytes_per_particle(self) -> int:
         d = self.dim
         real = 8 if self.x.dtype == ti.f64 else 4
-        return 5 * 4 + real * (6 + 2 * d + 2 * d * d)
+        return 5 * 4 + real * (6 + 2 * d + 3 * d * d)
 
 
 @ti.data_oriented

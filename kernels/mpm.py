@@ -5,7 +5,7 @@ and 3D: ``clear_grid`` -> ``p2g`` -> ``collect_blocks`` -> ``update_grid`` -> ``
 import taichi as ti
 
 from polyalloy.kernels.constitutive import (POLYALLOY, kirchhoff_stress, polyalloy_deformation,
-                                            project_deformation, wave_speed)
+                                            polyalloy_stress_svd, project_deformation, wave_speed)
 from polyalloy.kernels.fields import active_node
 from polyalloy.kernels.heat import (FROZEN, frozen_weight, heat_capacity, liquid_fraction, next_phase,
                                     temperature_of)
@@ -77,7 +77,8 @@ def clear_grid(grid: ti.template()):
 
 @ti.kernel
 def p2g(parts: ti.template(), grid: ti.template(), mats: ti.template(), dt: float):
-    """Scatter mass, momentum, APIC affine momentum and the stress impulse to the grid; on a
+    """Scatter mass, momentum, APIC affine momentum and the stress impulse (from the stress G2P
+    stored) to the grid; on a
     thermal grid also heat capacity, thermal energy, conductivity, volume and frozen mass.
     On the CPU the loop runs serially (``grid.serial``): two threads fighting over float
     atomics are slower than one thread without them."""
@@ -90,7 +91,7 @@ def p2g(parts: ti.template(), grid: ti.template(), mats: ti.template(), dt: floa
             w = quadratic_weights(fx)
             T = parts.T[p]
             f = liquid_fraction(mats, mat, parts.H[p])
-            tau = kirchhoff_stress(mats, mat, parts.F[p], parts.C[p], parts.Jp[p], T, f, parts.damage[p])
+            tau = parts.tau[p]
             mass = parts.mass[p]
             # MLS-MPM: the force term -V0 tau grad(w) folds into the affine matrix (Hu et al. 2018, eq. 29)
             affine = (-dt * parts.vol0[p] * 4.0 * grid.inv_dx * grid.inv_dx) * tau + mass * parts.C[p]
@@ -188,6 +189,16 @@ def push_out_of_colliders(cols: ti.template(), x, v, t):
     return x, v
 
 
+@ti.kernel
+def compute_stress(parts: ti.template(), mats: ti.template()):
+    """The Kirchhoff stress of every particle slot's current state (G2P keeps it up to date)."""
+    for p in range(parts.capacity):
+        mat = parts.material[p]
+        f = liquid_fraction(mats, mat, parts.H[p])
+        parts.tau[p] = kirchhoff_stress(mats, mat, parts.F[p], parts.C[p], parts.Jp[p], parts.T[p], f,
+                                        parts.damage[p])
+
+
 @ti.func
 def toughness(p):
     """A fixed pseudo-random factor in [0.7, 1.3] per particle index (integer hash), so that
@@ -245,8 +256,10 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
             damage = parts.damage[p]
             Jp = parts.Jp[p]
             F = (ti.Matrix.identity(float, grid.dim) + dt * new_C) @ parts.F[p]
+            U = ti.Matrix.identity(float, grid.dim)  # with sig: an SVD of the new F (polyalloy)
+            sig = ti.Matrix.identity(float, grid.dim)
             if mats.kind[mat] == POLYALLOY:
-                F, damage = polyalloy_deformation(mats, mat, F, T, f, damage, toughness(p))
+                F, damage, U, sig = polyalloy_deformation(mats, mat, F, T, f, damage, toughness(p))
             else:
                 F, Jp = project_deformation(mats, mat, F, Jp)
             phase = parts.phase[p]
@@ -261,6 +274,8 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
                         # a shattered piece that thaws re-bonds stress-free: drop its stretch memory
                         F = ti.Matrix.identity(float, grid.dim) * ti.pow(ti.max(F.determinant(), 1e-6),
                                                                           1.0 / grid.dim)
+                        U = ti.Matrix.identity(float, grid.dim)
+                        sig = F
                     damage = 0.0
                 phase = new_phase
                 if mats.boils[mat] > 0.0 and f >= 1.0:
@@ -279,6 +294,10 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
                 parts.phase[p] = phase
                 parts.damage[p] = damage
                 parts.alive[p] = alive
+                if mats.kind[mat] == POLYALLOY:
+                    parts.tau[p] = polyalloy_stress_svd(mats, mat, U, sig, new_C, T, f, damage)
+                else:
+                    parts.tau[p] = kirchhoff_stress(mats, mat, F, new_C, Jp, T, f, damage)
                 ti.atomic_max(knobs.max_speed[None], new_v.norm())
                 ti.atomic_max(knobs.max_wave[None], wave_speed(mats, mat, T, f))
             else:

@@ -202,7 +202,7 @@ class Simulation:
     def _check_memory(self, n: int, res) -> None:
         d = self.dim
         real = 8 if self.np_real == np.float64 else 4
-        per_particle = 5 * 4 + real * (6 + 2 * d + 2 * d * d)  # kernels.fields.Particles
+        per_particle = 5 * 4 + real * (6 + 2 * d + 3 * d * d)  # kernels.fields.Particles
         # the block-sparse grid stores dim + 1 reals per node of the whole box (8 more with heat)
         grid_bytes = int(np.prod(np.asarray(res, np.int64))) * real * (d + 1 + 8 * self.thermal)
         need = n * per_particle + grid_bytes
@@ -255,6 +255,7 @@ class Simulation:
             self.fills.append((t_fill, start, start + count, float(mh[start:start + count].sum())))
             start += count
         self.initial_energy = float(mh[:live].sum())
+        mpm.compute_stress(p, self.materials)  # every slot, pooled ones included
         self.knobs.max_speed[None] = float(np.linalg.norm(v, axis=1).max())  # the first dt sees the launch speed
 
     def _initial_phase(self, body) -> int:

@@ -249,3 +249,20 @@ def test_frozen_feet_stick_to_a_cold_floor(floor_temperature):
         assert moved < 0.01, f"feet slid {moved:.3f} m"
         # mean speed of the feet over the last 0.1 s (the block above them still wobbles)
         assert np.abs(s["x"][feet, 0] - x1[feet, 0]).mean() / 0.1 < 0.05
+
+
+def test_heat_flows_and_energy_is_conserved_in_3d():
+    """The insulated-box check in 3D on the sparse grid: hot and cold polyalloy cubes touch on
+    an adiabatic floor; the cold one warms and sum(m H) stays within 0.5%."""
+    scene = make_scene(3, size=(1.0, 0.6, 1.0), air_coefficient=0.0)
+    scene.add_material("t1000", Polyalloy())
+    scene.add_body("hot", Box(centre=(0.4, 0.2, 0.5), half_size=(0.1, 0.1, 0.1)), "t1000", temperature=900.0)
+    scene.add_body("cold", Box(centre=(0.6, 0.2, 0.5), half_size=(0.1, 0.1, 0.1)), "t1000", temperature=120.0)
+    scene.add_collider("floor", Plane(point=(0, 0.1, 0), normal=(0, 1, 0)), friction=0.5)
+    sim = Simulation(scene)
+    start = metrics.energy_budget(sim)["thermal"]
+    cold = sim.particles()["body"] == 1
+    sim.advance_to(0.2)
+    s = sim.particles()
+    assert s["T"][cold].mean() > 120.0 + 30.0
+    assert abs(metrics.energy_budget(sim)["thermal"] - start) <= 0.005 * start
