@@ -21,10 +21,6 @@ from polyalloy.simulation import Simulation
 RHO, C = 1000.0, 1000.0  # kg/m^3, J/(kg K): test conductor
 
 
-def run_until(sim, t_end):
-    sim.advance_to(t_end)
-
-
 def test_slab_conduction_matches_the_erf_solution():
     """Two touching slabs at 400 K and 200 K (2D, uniform along y, insulated): after t the
     temperature is T_mid - dT/2 erf((x - x0) / (2 sqrt(alpha t))); relative L2 error <= 3%."""
