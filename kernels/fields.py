@@ -14,6 +14,16 @@ MATERIAL_KEYS = ("density", "mu", "lam", "bulk", "viscosity", "theta_c", "theta_
                  "c_s", "c_l", "conductivity", "T_m", "latent", "boils")
 
 
+def particle_bytes(dim: int, real: int) -> int:
+    """Bytes per ``Particles`` slot with ``real``-byte floats (checked before allocating)."""
+    return 5 * 4 + real * (6 + 2 * dim + 3 * dim * dim)
+
+
+def grid_node_bytes(dim: int, real: int, thermal: bool) -> int:
+    """Bytes per ``Grid`` node with ``real``-byte floats (checked before allocating)."""
+    return real * (dim + 1 + 8 * bool(thermal))
+
+
 @ti.data_oriented
 class Particles:
     """Up to ``capacity`` particles in ``dim`` dimensions (structure of arrays); ``n[None]`` are live.
@@ -52,10 +62,6 @@ class Particles:
         self.tau = new_field(self._fb, dtype, capacity, dim, dim)
         self.n = new_field(self._fb, ti.i32, ())
 
-    def bytes_per_particle(self) -> int:
-        d = self.dim
-        real = 8 if self.x.dtype == ti.f64 else 4
-        return 5 * 4 + real * (6 + 2 * d + 3 * d * d)
 
 
 @ti.data_oriented
@@ -110,9 +116,6 @@ class Grid:
         self.block_list = new_field(fb, ti.i32, total, dim)
         self.n_active = new_field(fb, ti.i32, ())
 
-    def bytes_per_block(self) -> int:
-        real = 8 if self.m.dtype == ti.f64 else 4
-        return real * (self.dim + 1 + 8 * self.thermal) * self.block ** self.dim
 
 
 @ti.data_oriented

@@ -11,6 +11,10 @@ import math
 
 import taichi as ti
 
+from polyalloy.kernels.heat import FROZEN
+
+FROST = (0.78, 0.9, 1.0)  # linear RGB that frozen polyalloy tints toward
+
 from polyalloy.kernels.sdf import BOX, N_PARAMS, primitive_sdf, shape_normal, union_sdf
 
 FAR = 1e30  # depth (m) of an empty pixel
@@ -168,6 +172,8 @@ def splat_particles(frame: ti.template(), view: ti.template(), parts: ti.templat
         frame.depth[j, i] = FAR
         frame.owner[j, i] = NO_OWNER
     for p in range(parts.n[None]):
+        if not parts.alive[p]:
+            continue
         c, z, r = view.project(parts.x[p], radius)
         i0, i1, j0, j1 = footprint(frame, c, r)
         for j in range(j0, j1):
@@ -176,6 +182,8 @@ def splat_particles(frame: ti.template(), view: ti.template(), parts: ti.templat
                 if d2 < r * r:
                     ti.atomic_min(frame.depth[j, i], impostor_depth(z, radius, d2, r * r))
     for p in range(parts.n[None]):
+        if not parts.alive[p]:
+            continue
         c, z, r = view.project(parts.x[p], radius)
         i0, i1, j0, j1 = footprint(frame, c, r)
         for j in range(j0, j1):
@@ -201,8 +209,9 @@ def cast_shadows(stage: ti.template(), parts: ti.template()):
     for I in ti.grouped(stage.lowest):
         stage.lowest[I] = FAR
     for p in range(parts.n[None]):
-        x = parts.x[p]
-        ti.atomic_min(stage.lowest[floor_column(stage, x)], x[1])
+        if parts.alive[p]:
+            x = parts.x[p]
+            ti.atomic_min(stage.lowest[floor_column(stage, x)], x[1])
 
 
 @ti.func
@@ -250,7 +259,21 @@ def impostor_color(view: ti.template(), stage: ti.template(), parts: ti.template
     u = (i + 0.5 - c[0]) / r
     v = (c[1] - j - 0.5) / r
     w = ti.sqrt(ti.max(1.0 - u * u - v * v, 0.0))
-    return lit(stage.body_color[parts.body[p]], ti.Vector([view.relief * u, view.relief * v, w]).normalized())
+    base = thermal_tint(stage.body_color[parts.body[p]], parts.T[p], parts.phase[p])
+    return lit(base, ti.Vector([view.relief * u, view.relief * v, w]).normalized())
+
+
+@ti.func
+def thermal_tint(color, T, phase):
+    """The preview's hint of the thermal state: frozen particles frost toward pale blue,
+    anything above 800 K glows from dull red to yellow-white by 2000 K."""
+    if phase == FROZEN:
+        color = 0.35 * color + 0.65 * ti.Vector(FROST)
+    g = ti.min(ti.max((T - 800.0) / 1200.0, 0.0), 1.0)
+    if g > 0.0:
+        glow = ti.Vector([1.0, 0.25 + 0.7 * g, 0.05 + 0.6 * g * g])
+        color = (1.0 - ti.sqrt(g)) * color + ti.sqrt(g) * glow
+    return color
 
 
 @ti.func

@@ -50,10 +50,10 @@ class PreviewRenderer:
         self.frame = kr.Frame(self.width, self.height, real)
         view_class = kr.PinholeView if sim.dim == 3 else kr.SideView
         self.view = view_class(self.width, self.height, real)
-        self.stage = kr.Stage(sim.domain_lo, sim.domain_hi, len(scene.bodies), len(scene.colliders), scene.dx, real)
-        state = sim.particles()
+        # one colour per particle source: the bodies, then the emitters
+        self.stage = kr.Stage(sim.domain_lo, sim.domain_hi, len(sim.sources), len(scene.colliders), scene.dx, real)
         body_color = np.zeros((self.stage.body_color.shape[0], 3))
-        body_color[state["body"]] = state["color"]
+        body_color[: len(sim.sources)] = sim.source_colors()
         self.stage.body_color.from_numpy(body_color.astype(sim.np_real))
         if sim.dim == 2:
             self._fit_side_view()

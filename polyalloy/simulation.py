@@ -38,20 +38,6 @@ def available_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-FROST = np.array([0.78, 0.9, 1.0], np.float32)
-
-
-def thermal_tint(color: np.ndarray, T: np.ndarray, phase: np.ndarray) -> np.ndarray:
-    """Preview colours that show the thermal state: frozen particles frost toward pale blue,
-    anything above 800 K glows from dull red to yellow-white by 2000 K."""
-    c = color.astype(np.float32).copy()
-    frozen = (phase == heat.FROZEN)[:, None]
-    c = np.where(frozen, 0.35 * c + 0.65 * FROST, c)
-    g = np.clip((T.astype(np.float32) - 800.0) / 1200.0, 0.0, 1.0)[:, None]
-    glow = np.stack([np.ones_like(g[:, 0]), 0.25 + 0.7 * g[:, 0], 0.05 + 0.6 * g[:, 0] ** 2], axis=1)
-    return np.where(g > 0, (1 - np.sqrt(g)) * c + np.sqrt(g) * glow, c).astype(np.float32)
-
-
 class Simulation:
     """Runs a ``Scene``: ``step_frame()`` advances one output frame, ``particles()`` reads the state.
 
@@ -95,12 +81,12 @@ class Simulation:
         self.fills = []  # (time, start, end, enthalpy J) of each emitter fill, by time
         for ei, em in enumerate(scene.emitters):
             bi = len(scene.bodies) + ei
-            probe = self._sample(bi, em)
-            volume = len(probe[0]) * (dx / scene.particles_per_cell) ** d  # the filled volume, m^dim
+            first = self._sample(bi, em)
+            volume = len(first[0]) * (dx / scene.particles_per_cell) ** d  # the filled volume, m^dim
             if volume == 0:
                 raise ConfigError(f"emitter {em.name!r} holds no particles at dx = {dx:g} m")
             for k, t_fill in enumerate(em.fill_times(volume)):
-                samples.append(self._sample(bi, em, fill=k))
+                samples.append(first if k == 0 else self._sample(bi, em, fill=k))
                 self.fills.append([t_fill, bi, len(samples[-1][0])])
         n = sum(len(s[0]) for s in samples)
         if n_bodies == 0:
@@ -202,9 +188,9 @@ class Simulation:
     def _check_memory(self, n: int, res) -> None:
         d = self.dim
         real = 8 if self.np_real == np.float64 else 4
-        per_particle = 5 * 4 + real * (6 + 2 * d + 3 * d * d)  # kernels.fields.Particles
-        # the block-sparse grid stores dim + 1 reals per node of the whole box (8 more with heat)
-        grid_bytes = int(np.prod(np.asarray(res, np.int64))) * real * (d + 1 + 8 * self.thermal)
+        per_particle = kf.particle_bytes(d, real)
+        # the block-sparse grid stores its node fields for the whole box
+        grid_bytes = int(np.prod(np.asarray(res, np.int64))) * kf.grid_node_bytes(d, real, self.thermal)
         need = n * per_particle + grid_bytes
         have = available_memory()
         if need > 0.8 * have:
@@ -372,18 +358,21 @@ class Simulation:
         renderer. Only live particles unless ``retired`` (then ``alive`` tells which)."""
         n, pf = self.n_particles, self.particles_fields
         body = pf.body.to_numpy()[:n]
-        colors = np.array([b.color if b.color is not None else
-                           DEFAULT_COLORS.get(self.scene.materials[b.material].kind, (0.8, 0.8, 0.8))
-                           for b in self.sources], np.float32)
+        colors = self.source_colors()
         out = dict(x=pf.x.to_numpy()[:n], v=pf.v.to_numpy()[:n], material=pf.material.to_numpy()[:n],
                    body=body, mass=pf.mass.to_numpy()[:n], H=pf.H.to_numpy()[:n], T=pf.T.to_numpy()[:n],
                    phase=pf.phase.to_numpy()[:n], damage=pf.damage.to_numpy()[:n], color=colors[body],
                    alive=pf.alive.to_numpy()[:n].astype(bool))
-        out["color"] = thermal_tint(out["color"], out["T"], out["phase"])
         if not retired:
             keep = out.pop("alive")
             out = {k: v[keep] for k, v in out.items()}
         return out
+
+    def source_colors(self) -> np.ndarray:
+        """(sources, 3) linear RGB of each body, then each emitter: its own or its material kind's."""
+        return np.array([b.color if b.color is not None else
+                         DEFAULT_COLORS.get(self.scene.materials[b.material].kind, (0.8, 0.8, 0.8))
+                         for b in self.sources], np.float32)
 
     def total_mass(self) -> float:
         """Mass of the live particles (kg)."""
