@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "options; a different scene or --set is refused); also extends a finished one to more "
                         "--frames")
     p.add_argument("--force", action="store_true",
-                   help="rewrite frames and videos already in --out (default: keep them and skip their work)")
+                   help="rewrite frames and videos already in --out (default: keep them; their frames are "
+                        "simulated again but neither rendered nor written)")
     p.add_argument("--checkpoint-every", type=int, metavar="N",
                    help="write the simulation checkpoint every N frames (default: 1 preview, 10 film)")
     p.add_argument("--size", help="image size WIDTHxHEIGHT, multiples of 8 (default: 640x360 preview, "
@@ -98,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="change a scene option or parameter, e.g. --set dim=2 --set cfl=0.3 "
                         "--set materials.water.viscosity=0.1 (repeatable)")
     p.add_argument("--json", action="store_true", help="print a JSON summary of what was written")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     _add_runtime_flags(p)
 
     p = sub.add_parser("bench", help="measure particle-steps per second against a reference MLS-MPM",
