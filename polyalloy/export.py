@@ -140,7 +140,8 @@ def write_gif(frames: Iterable[PathLike], path: PathLike, fps: float) -> Path:
         with Image.open(item) as im:
             im = im.convert("RGB")
             if im.width > GIF_MAX_WIDTH:
-                im = im.resize((GIF_MAX_WIDTH, max(1, round(im.height * GIF_MAX_WIDTH / im.width))), Image.Resampling.LANCZOS)
+                height = max(1, round(im.height * GIF_MAX_WIDTH / im.width))
+                im = im.resize((GIF_MAX_WIDTH, height), Image.Resampling.LANCZOS)
             images.append(im)
     # one palette from a sample of frames: no per-frame palette flicker, and a smaller file
     sample = images[:: max(1, len(images) // 8)]
@@ -151,7 +152,8 @@ def write_gif(frames: Iterable[PathLike], path: PathLike, fps: float) -> Path:
     indexed = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
     with _atomic_target(path, ".gif") as tmp:
         indexed[0].save(tmp, format="GIF", save_all=True, append_images=indexed[1:], loop=0,
-                        duration=round(1000 * stride / fps), optimize=False, disposal=1)
+                        duration=10 * round(100 * stride / fps),  # ms, in the GIF's own 1/100 s
+                        optimize=False, disposal=1)
     return Path(path)
 
 

@@ -152,7 +152,8 @@ def particle_record(sim) -> dict:
     """The exported arrays of ``sim``'s live particles (see ``polyalloy.export``)."""
     s = sim.particles(retired=True)
     alive = s["alive"]
-    return dict(id=np.flatnonzero(alive).astype(np.int32), **{k: s[k][alive] for k in ("x", "v", "T", "phase", "color")})
+    return dict(id=np.flatnonzero(alive).astype(np.int32),
+                **{k: s[k][alive] for k in ("x", "v", "T", "phase", "color")})
 
 
 @dataclass
@@ -192,7 +193,8 @@ class RenderJob:
 
         return dict(scene=self.scene.name, source=self.source or self.scene.name, quality=self.quality,
                     params={k: str(v) for k, v in sorted(self.params.items())}, seed=int(self.scene.seed),
-                    precision=self.precision or runtime.info().precision, size=list(self.size), formats=list(self.formats),
+                    precision=self.precision or runtime.info().precision, size=list(self.size),
+                    formats=list(self.formats),
                     fps=self.scene.fps)
 
     def _path(self, name: str) -> str:
@@ -335,7 +337,8 @@ class RenderJob:
 
         info = runtime.info()
         return dict(mine, polyalloy=__version__, taichi=".".join(map(str, ti.__version__)), arch=info.arch,
-                    deterministic=info.deterministic, scene_params={k: getattr(self.scene, k) for k in ("dim", *TUNABLE)},
+                    deterministic=info.deterministic,
+                    scene_params={k: getattr(self.scene, k) for k in ("dim", *TUNABLE)},
                     particles=sim.n_particles, frames_total=self.frames, checkpoint=CHECKPOINT,
                     checkpoint_every=self.checkpoint_every, complete=False, videos={}, frames=[])
 
