@@ -25,6 +25,7 @@ from polyalloy.kernels.sdf import SURFACE_NAMES, ShapeTable, evaluate_sdf
 from polyalloy.scene import DEFAULT_COLORS, Scene
 
 MIN_DT = 1e-8  # s; a step below this means the run has exploded
+SCRATCH = ("grid",)  # containers every substep rewrites from the particles: no part of a checkpoint
 
 
 def available_memory() -> int:
@@ -400,6 +401,40 @@ class Simulation:
             f"simulation blew up at frame {self.frame + 1} (t = {self.t:.4f} s): {bad} particles have NaN/Inf "
             f"state; lower the time step (--set cfl={self.scene.cfl / 2:g}) or soften the stiffest material")
 
+    # --- checkpoints ----------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything that the rest of the run depends on, as numpy arrays: every Taichi field of
+        every field container of this simulation (particles, knobs, tables; not the ``SCRATCH``
+        grid) under ``field/<container>/<name>``, and every number or numpy-array attribute
+        (time, frame, substeps, event and emitter cursors, energy accounts, ...) under
+        ``host/<name>``. New fields and counters are included without listing them anywhere."""
+        state = {f"host/{name}": np.asarray(value) for name, value in _host_numbers(self).items()}
+        for cname, container in _containers(self).items():
+            for fname, f in _taichi_fields(container).items():
+                state[f"field/{cname}/{fname}"] = f.to_numpy()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a ``state_dict()`` of a simulation of the same scene; a ConfigError names the
+        first entry whose presence, shape or type differs (another scene or version)."""
+        host = {f"host/{name}": value for name, value in _host_numbers(self).items()}
+        fields = {f"field/{c}/{n}": f for c, ct in _containers(self).items() for n, f in _taichi_fields(ct).items()}
+        extra = sorted(set(state) - set(host) - set(fields))
+        if extra:
+            raise ConfigError(f"the checkpoint holds {extra[0]!r}, which this simulation does not have")
+        for key in sorted(host.keys() | fields.keys()):
+            want = np.asarray(host[key]) if key in host else fields[key].to_numpy()
+            got = state.get(key)
+            if got is None or got.shape != want.shape or got.dtype != want.dtype:
+                raise ConfigError(f"the checkpoint's {key} does not fit this simulation: "
+                                  f"{'missing' if got is None else f'{got.dtype}{list(got.shape)}'}, "
+                                  f"expected {want.dtype}{list(want.shape)}")
+        for key, f in fields.items():
+            f.from_numpy(state[key])
+        for key, value in host.items():
+            a = state[key]
+            setattr(self, key[len("host/"):], a.copy() if isinstance(value, np.ndarray) else type(value)(a.item()))
+
     # --- reading --------------------------------------------------------------------------
     def particles(self, retired: bool = False) -> dict:
         """Particle state as numpy arrays: ``x``, ``v`` (n, dim), ``material``, ``body``, ``mass``
@@ -448,3 +483,22 @@ class Simulation:
 
     def active_blocks(self) -> int:
         return int(mpm.active_blocks(self.grid))
+
+
+def _taichi_fields(container) -> dict:
+    """The Taichi fields among ``container``'s attributes, by name."""
+    import taichi as ti
+
+    return {k: v for k, v in sorted(vars(container).items()) if isinstance(v, ti.Field)}
+
+
+def _containers(sim: Simulation) -> dict:
+    """``sim``'s attributes that hold Taichi fields (particles, knobs, tables), less ``SCRATCH``."""
+    return {k: v for k, v in sorted(vars(sim).items())
+            if k not in SCRATCH and hasattr(v, "__dict__") and _taichi_fields(v)}
+
+
+def _host_numbers(sim: Simulation) -> dict:
+    """``sim``'s attributes that are numbers or numpy arrays: its host-side state."""
+    return {k: v for k, v in sorted(vars(sim).items())
+            if isinstance(v, (bool, int, float, np.ndarray, np.number)) and not k.startswith("__")}
