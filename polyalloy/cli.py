@@ -1,4 +1,4 @@
-"""The ``polyalloy`` command: list scenes, render one, run the benchmark.
+"""The ``polyalloy`` command: list scenes, render one, run the benchmark or the physics validation.
 
 Every error a user can cause ends as one line on stderr and a non-zero exit status
 (2 for bad input, 1 for a simulation that failed, 130 when interrupted); ``--traceback``
@@ -91,6 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a short run (about a minute on a 2-core CPU)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     _add_runtime_flags(p)
+
+    p = sub.add_parser("validate", help="run the physics validation cases against their thresholds",
+                       description="Run the analytic and experimental validation cases (heat diffusion, Stefan "
+                                   "front, free fall, momentum, thermal energy, dam break) at small sizes and print "
+                                   "each error against its threshold; exit status 1 if any check fails.")
+    p.add_argument("--quick", action="store_true", help="2D cases only (the full run adds 3D free fall and momentum)")
+    p.add_argument("--only", action="append", metavar="CASE", default=[],
+                   help="run only this case (repeatable); one of: heat_diffusion, stefan_front, free_fall, "
+                        "momentum, thermal_energy, dam_break")
+    p.add_argument("--json", action="store_true", help="print the record as JSON")
+    _add_runtime_flags(p)
     return parser
 
 
@@ -156,7 +167,17 @@ def cmd_bench(args) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "render": cmd_render, "bench": cmd_bench}
+def cmd_validate(args) -> int:
+    from polyalloy import validate
+
+    _init_runtime(args)
+    report = validate.run_validation(quick=args.quick, only=args.only,
+                                     progress=lambda line: print(f"polyalloy: {line}", file=sys.stderr))
+    print(json.dumps(validate.json_record(report), indent=2) if args.json else validate.format_table(report))
+    return 0 if report["passed"] else 1
+
+
+COMMANDS = {"list": cmd_list, "render": cmd_render, "bench": cmd_bench, "validate": cmd_validate}
 
 
 def main(argv=None) -> int:
