@@ -88,8 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure particle-steps per second against a reference MLS-MPM",
                        description="Run the standard workloads and Taichi's own mpm3d algorithm in the same "
                                    "process, and report particle-steps/s, ratios and compile times.")
-    p.add_argument("--quick", action="store_true", help="a short run (about a minute on a 2-core CPU)")
+    p.add_argument("--quick", action="store_true", help="a short run (about a minute on a 2-core CPU), no scaling")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--scaling", action="store_true",
+                   help="also time fluid_block from 16,000 particles up to --max-particles (always on in the full run)")
+    p.add_argument("--max-particles", type=int, default=None, metavar="N",
+                   help="largest size of the scaling series (default: 1,100,000; sizes that do not fit in "
+                        "memory are skipped)")
+    p.add_argument("--plot", metavar="PATH", help="write the scaling series as a PNG (implies --scaling)")
+    p.add_argument("--n-grid", type=int, default=None, metavar="N",
+                   help="grid cells per metre of the standard workloads (default: 64, i.e. 65,536 particles)")
     _add_runtime_flags(p)
 
     p = sub.add_parser("validate", help="run the physics validation cases against their thresholds",
@@ -160,9 +168,22 @@ def cmd_render(args) -> int:
 def cmd_bench(args) -> int:
     from polyalloy import bench
 
+    options = dict(quick=args.quick, arch=args.arch,
+                   progress=lambda line: print(f"polyalloy: {line}", file=sys.stderr))
+    if args.scaling or args.plot:
+        options["scaling"] = True
+    if args.max_particles is not None:
+        options["max_particles"] = args.max_particles
+    if args.n_grid is not None:
+        options["n_grid"] = args.n_grid
+    if args.plot:
+        from polyalloy.export import ensure_writable_dir
+
+        ensure_writable_dir(os.path.dirname(os.path.abspath(args.plot)))  # before minutes of benchmarking
     _init_runtime(args)
-    result = bench.run_bench(quick=args.quick, arch=args.arch,
-                              progress=lambda line: print(f"polyalloy: {line}", file=sys.stderr))
+    result = bench.run_bench(**options)
+    if args.plot:
+        result["plot"] = os.path.abspath(bench.plot_scaling(result, args.plot))
     print(json.dumps(result, indent=2) if args.json else bench.format_table(result))
     return 0
 
