@@ -404,7 +404,7 @@ def _plot_with_pillow(n, ms, title, path) -> None:
     for a, b in zip(n, ms):
         draw.ellipse([px(a) - 3, py(b) - 3, px(a) + 3, py(b) + 3], fill=(31, 119, 180))
     draw.text((left, 12), title, fill="black")
-    draw.text((w // 2 - 60, h - 20), "particles (log); grey: linear", fill="black")
+    draw.text((w // 2 - 150, h - 20), "x: particles, y: ms per substep (log-log); grey: linear", fill="black")
     img.save(path, format="PNG")
 
 
@@ -458,8 +458,9 @@ def _roofline(case: _Case, report: dict, bandwidth: float) -> dict:
 
 def measure_bandwidth(arch: str, elements: int = TRIAD_ELEMENTS, repeats: int = 5) -> dict:
     """Memory bandwidth in GB/s from a stream triad a = b + s c, best of ``repeats``: in numpy on the
-    host (float64; numpy makes two passes, c -> a then a + b -> a, so 5 arrays move) and in a Taichi
-    kernel on ``arch`` (float32; 3 arrays move). Write-allocate traffic is not counted (STREAM's rule)."""
+    host (float64, ``elements`` per array; numpy makes two passes, c -> a then a + b -> a, so 5 arrays
+    move) and in a Taichi kernel on ``arch`` (float32; 3 arrays move; 8x the elements on a GPU, so
+    that a pass takes well over a kernel launch). Write-allocate traffic is not counted (STREAM's rule)."""
     import taichi as ti
 
     from polyalloy.kernels import stream
@@ -474,6 +475,8 @@ def measure_bandwidth(arch: str, elements: int = TRIAD_ELEMENTS, repeats: int = 
         best = min(best, time.perf_counter() - t0)
     numpy_gbs = 5 * a.nbytes / best / 1e9
     del a, b, c
+    if arch not in ("x64", "arm64"):
+        elements *= 8
     fb = ti.FieldsBuilder()
     fields = [ti.field(ti.f32) for _ in range(3)]
     fb.dense(ti.i, elements).place(*fields)
