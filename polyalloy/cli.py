@@ -1,4 +1,4 @@
-"""The ``polyalloy`` command: list scenes, render one, run the benchmark.
+"""The ``polyalloy`` command: list scenes, render one, run the benchmark or the physics validation.
 
 Every error a user can cause ends as one line on stderr and a non-zero exit status
 (2 for bad input, 1 for a simulation that failed, 130 on SIGINT, 143 on SIGTERM); ``--traceback``
@@ -105,8 +105,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure particle-steps per second against a reference MLS-MPM",
                        description="Run the standard workloads and Taichi's own mpm3d algorithm in the same "
                                    "process, and report particle-steps/s, ratios and compile times.")
-    p.add_argument("--quick", action="store_true", help="a short run (about a minute on a 2-core CPU)")
+    p.add_argument("--quick", action="store_true", help="a short run (about a minute on a 2-core CPU), no scaling")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--scaling", action="store_true",
+                   help="also time fluid_block from 16,000 particles up to --max-particles (always on in the full run)")
+    p.add_argument("--max-particles", type=int, default=None, metavar="N",
+                   help="largest size of the scaling series (default: 1,100,000; sizes that do not fit in "
+                        "memory are skipped)")
+    p.add_argument("--plot", metavar="PATH", help="write the scaling series as a PNG (implies --scaling)")
+    p.add_argument("--n-grid", type=int, default=None, metavar="N",
+                   help="grid cells per metre of the standard workloads (default: 64, i.e. 65,536 particles)")
+    _add_runtime_flags(p)
+
+    p = sub.add_parser("validate", help="run the physics validation cases against their thresholds",
+                       description="Run the analytic and experimental validation cases (heat diffusion, Stefan "
+                                   "front, free fall, momentum, thermal energy, dam break) at small sizes and print "
+                                   "each error against its threshold; exit status 1 if any check fails.")
+    p.add_argument("--quick", action="store_true", help="2D cases only (the full run adds 3D free fall and momentum)")
+    p.add_argument("--only", action="append", metavar="CASE", default=[],
+                   help="run only this case (repeatable); one of: heat_diffusion, stefan_front, free_fall, "
+                        "momentum, thermal_energy, dam_break")
+    p.add_argument("--json", action="store_true", help="print the record as JSON")
     _add_runtime_flags(p)
     return parser
 
@@ -177,14 +196,37 @@ def cmd_render(args) -> int:
 def cmd_bench(args) -> int:
     from polyalloy import bench
 
+    options = dict(quick=args.quick, arch=args.arch,
+                   progress=lambda line: print(f"polyalloy: {line}", file=sys.stderr))
+    if args.scaling or args.plot:
+        options["scaling"] = True
+    if args.max_particles is not None:
+        options["max_particles"] = args.max_particles
+    if args.n_grid is not None:
+        options["n_grid"] = args.n_grid
+    if args.plot:
+        from polyalloy.export import ensure_writable_dir
+
+        ensure_writable_dir(os.path.dirname(os.path.abspath(args.plot)))  # before minutes of benchmarking
     _init_runtime(args)
-    result = bench.run_bench(quick=args.quick, arch=args.arch,
-                              progress=lambda line: print(f"polyalloy: {line}", file=sys.stderr))
+    result = bench.run_bench(**options)
+    if args.plot:
+        result["plot"] = os.path.abspath(bench.plot_scaling(result, args.plot))
     print(json.dumps(result, indent=2) if args.json else bench.format_table(result))
     return 0
 
 
-COMMANDS = {"list": cmd_list, "render": cmd_render, "bench": cmd_bench}
+def cmd_validate(args) -> int:
+    from polyalloy import validate
+
+    _init_runtime(args)
+    report = validate.run_validation(quick=args.quick, only=args.only,
+                                     progress=lambda line: print(f"polyalloy: {line}", file=sys.stderr))
+    print(json.dumps(validate.json_record(report), indent=2) if args.json else validate.format_table(report))
+    return 0 if report["passed"] else 1
+
+
+COMMANDS = {"list": cmd_list, "render": cmd_render, "bench": cmd_bench, "validate": cmd_validate}
 
 
 def main(argv=None) -> int:
