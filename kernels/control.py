@@ -89,9 +89,8 @@ def control_accel(grid: ti.template(), knobs: ti.template(), I, v, dt):
 
 
 @ti.func
-def close_gaps(parts: ti.template(), mats: ti.template(), ctrl: ti.template(), knobs: ti.template(), p, e_grid,
-               dt, t):
-    """The displacement (m) that moves particle ``p`` by the fine part of its home error.
+def close_gaps(parts: ti.template(), ctrl: ti.template(), knobs: ti.template(), p, g, e_grid, dt, t):
+    """The displacement (m) that moves particle ``p`` (grip ``g``) by the fine part of its home error.
 
     The grid pull acts on the home error averaged over a node's stencil. Across a crack
     narrower than the stencil (two fragments that met a cell apart, the usual MPM contact
@@ -101,18 +100,16 @@ def close_gaps(parts: ti.template(), mats: ti.template(), ctrl: ti.template(), k
     at the rate ``ctrl_fine`` (1/s) times the grip: the crack closes, and the residual of a
     particle moving with its neighbours is zero, so a body's flow and fine surface motion are
     left alone. At most a tenth of the residual per substep."""
-    mat = parts.material[p]
-    g = grip(mats, knobs, mat, parts.phase[p], parts.T[p], liquid_fraction(mats, mat, parts.H[p]))
     d = ti.Vector.zero(float, parts.dim)
-    if g > 0.0 and knobs.ctrl_fine[None] > 0.0 and knobs.ctrl_gain[None] > 0.0:
+    if knobs.ctrl_fine[None] > 0.0 and knobs.ctrl_gain[None] > 0.0:
         home, _ = posed_home(parts, ctrl, knobs, p, t)
         d = ti.min(dt * g * knobs.ctrl_fine[None], 0.1) * ((home - parts.x[p]) - e_grid)
     return d
 
 
 @ti.func
-def settle_volume(mats: ti.template(), knobs: ti.template(), mat: ti.i32, phase: ti.i32, T, f, F, sig, dt):
-    """Gripped mimetic material forgets its volume change with the time constant
+def settle_volume(knobs: ti.template(), g, F, sig, dt):
+    """A gripped particle (grip ``g``) forgets its volume change with the time constant
     ``volume_relax`` (s, scaled by the grip): det F relaxes geometrically toward 1.
 
     Why: MPM bodies meet through shared grid nodes and stop about a cell apart; closing that
@@ -122,14 +119,12 @@ def settle_volume(mats: ti.template(), knobs: ti.template(), mat: ti.i32, phase:
     nothing can clump once the volume memory goes; the fragments fuse. Uncontrolled and
     frozen material keeps its full elasticity. ``sig`` (the singular values of F) is scaled
     with F."""
-    g = grip(mats, knobs, mat, phase, T, f)
-    if g > 0.0:
-        J = F.determinant()
-        if J > 0.0:
-            rate = ti.min(g * dt / ti.max(knobs.volume_relax[None], 1e-6), 1.0)
-            s = ti.pow(J, -rate / F.n)  # J -> J^(1 - rate)
-            F *= s
-            sig *= s
+    J = F.determinant()
+    if J > 0.0:
+        rate = ti.min(g * dt / ti.max(knobs.volume_relax[None], 1e-6), 1.0)
+        s = ti.pow(J, -rate / F.n)  # J -> J^(1 - rate)
+        F *= s
+        sig *= s
     return F, sig
 
 

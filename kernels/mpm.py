@@ -271,9 +271,12 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
                     node = base + offset
                     dT += weight * (grid.dT[node] + grid.relax[node] * (grid.T[node] - parts.T[p]))
             x = parts.x[p] + dt * new_v
+            g = 0.0  # the controller's grip on this particle
             if ti.static(grid.control):
-                if c_mass > 0.0 and parts.part[p] >= 0:
-                    x += close_gaps(parts, mats, ctrl, knobs, p, c_err / c_mass, dt, t)
+                if parts.part[p] >= 0:
+                    g = grip(mats, knobs, mat, parts.phase[p], parts.T[p], liquid_fraction(mats, mat, parts.H[p]))
+                if c_mass > 0.0 and g > 0.0:
+                    x += close_gaps(parts, ctrl, knobs, p, g, c_err / c_mass, dt, t)
             x, new_v = push_out_of_colliders(cols, x, new_v, t + dt)
             for d in ti.static(range(grid.dim)):
                 lo = grid.origin[d] + DOMAIN_PAD * grid.dx
@@ -295,8 +298,8 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
             if mats.kind[mat] == POLYALLOY:
                 F, damage, U, sig = polyalloy_deformation(mats, mat, F, T, f, damage, toughness(p))
                 if ti.static(grid.control):
-                    if parts.part[p] >= 0:
-                        F, sig = settle_volume(mats, knobs, mat, parts.phase[p], T, f, F, sig, dt)
+                    if g > 0.0:
+                        F, sig = settle_volume(knobs, g, F, sig, dt)
             else:
                 F, Jp = project_deformation(mats, mat, F, Jp)
             phase = parts.phase[p]

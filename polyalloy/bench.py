@@ -6,7 +6,9 @@ Workloads (sizes for ``n_grid = 64``; every size scales with ``n_grid``), listed
 
 - ``fluid_block``: our ``Simulation`` running a weakly compressible water block of 65,536 particles
   (2 particles per cell per axis) in a 1 m box on a 64^3 grid, at a fixed dt.
-- ``polyalloy_block``: the same block as mimetic polyalloy with heat, phases and damage on.
+- ``polyalloy_block``: the same block as mimetic polyalloy with heat, phases, damage and the
+  mimetic controller on (the block is its own template: every particle is gripped, the grid
+  pull, the fine gap closing and the volume settling all run).
 - ``reference_mpm3d``: the plain MLS-MPM of Taichi's example, loaded from the installed taichi
   package, on the same grid with the same particle count, dt and number of substeps.
 - ``fluid_block_2d`` and ``reference_mpm2d``: the same pair in 2D (the example's ``dim = 2``) on a
@@ -508,13 +510,17 @@ def _fluid_case(n_grid: int, dt: float, dim: int) -> _Case:
 
 
 def _polyalloy_case(n_grid: int, dt: float) -> _Case:
-    """The fluid block's geometry filled with mimetic polyalloy at room temperature, heat on:
-    every substep runs the stress blend, the heat transfer, phases and damage."""
+    """The fluid block's geometry filled with mimetic polyalloy at room temperature, heat on,
+    held by the controller to its own shape: every substep runs the stress blend, the heat
+    transfer, phases, damage and the control forces."""
+    from polyalloy.body import ShapeTemplate
     from polyalloy.materials import Polyalloy
     from polyalloy.simulation import Simulation
 
     scene = _water_scene("bench_polyalloy_block", n_grid, (0.0, 0.0, 0.0), 1.0, 0.35, FLUID_BLOCK)
     scene.materials["water"] = Polyalloy()
+    body = scene.bodies[0]
+    body.shape = body.template = ShapeTemplate(shape=body.shape)
     return _simulation_case(Simulation(scene), dt, "polyalloy_block")
 
 
