@@ -160,6 +160,9 @@ class Knobs:
     ``gravity`` (dim, m/s^2). ``max_speed`` and ``bad`` are written by kernels: the largest
     particle speed of the last G2P (m/s) and the count of non-finite particles.
     ``max_wave`` (m/s): the fastest elastic wave of the live phases, written by G2P.
+    G2P folds both into ``LANES`` partial maxima (``lane_speed``, ``lane_wave``; particle p into
+    lane p mod LANES) and ``mpm.fold_lanes`` reduces them: one address for every particle's
+    atomic max serialises a GPU.
     Heat: ``air_temperature`` (K) and ``air_coefficient`` (W/(m^2 K), Newton's law of cooling
     at the free surface; 0 insulates), ``heat_scale`` (multiplies every conductivity),
     ``stick_below`` (K: frozen polyalloy sticks to a collider colder than this).
@@ -178,6 +181,8 @@ class Knobs:
         self.gravity = new_field(self._fb, dtype, (), dim)
         self.max_speed = new_field(self._fb, dtype, ())
         self.max_wave = new_field(self._fb, dtype, ())
+        self.lane_speed = new_field(self._fb, dtype, LANES)
+        self.lane_wave = new_field(self._fb, dtype, LANES)
         self.bad = new_field(self._fb, ti.i32, ())
         self.air_temperature = new_field(self._fb, dtype, ())
         self.air_coefficient = new_field(self._fb, dtype, ())
@@ -186,6 +191,8 @@ class Knobs:
         for name in CONTROL_KNOBS:
             setattr(self, name, new_field(self._fb, dtype, ()))
 
+
+LANES = 1024  # partial maxima of G2P's speed and wave reductions
 
 CONTROL_KNOBS = ("ctrl_gain", "ctrl_omega", "ctrl_zeta", "ctrl_hold", "ctrl_max_accel", "grip_fade", "glitch",
                  "mimic_decay", "volume_relax", "ctrl_fine")

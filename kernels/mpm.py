@@ -7,7 +7,7 @@ import taichi as ti
 from polyalloy.kernels.constitutive import (POLYALLOY, kirchhoff_stress, polyalloy_deformation,
                                             polyalloy_stress_svd, project_deformation, wave_speed)
 from polyalloy.kernels.control import close_gaps, control_accel, grip, posed_home, settle_volume
-from polyalloy.kernels.fields import active_node
+from polyalloy.kernels.fields import LANES, active_node
 from polyalloy.kernels.heat import (FROZEN, frozen_weight, heat_capacity, liquid_fraction, next_phase,
                                     temperature_of)
 from polyalloy.kernels.sdf import SEPARATE, SLIP, STICKY, shape_normal, shape_sdf
@@ -244,8 +244,6 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
     boil-off; on a controlled grid, gripped particles close the gaps the grid cannot see
     (``close_gaps``) and settle their volume (``settle_volume``). Records the largest speed and elastic wave speed for the next dt. A particle
     whose state turns non-finite is frozen in place and counted in ``knobs.bad``."""
-    knobs.max_speed[None] = 0.0
-    knobs.max_wave[None] = 0.0
     for p in range(parts.n[None]):
         if parts.alive[p]:
             mat = parts.material[p]
@@ -338,12 +336,24 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
                     parts.tau[p] = polyalloy_stress_svd(mats, mat, U, sig, new_C, T, f, damage)
                 else:
                     parts.tau[p] = kirchhoff_stress(mats, mat, F, new_C, Jp, T, f, damage)
-                ti.atomic_max(knobs.max_speed[None], new_v.norm())
-                ti.atomic_max(knobs.max_wave[None], wave_speed(mats, mat, T, f))
+                ti.atomic_max(knobs.lane_speed[p % LANES], new_v.norm())
+                ti.atomic_max(knobs.lane_wave[p % LANES], wave_speed(mats, mat, T, f))
             else:
                 knobs.bad[None] += 1
                 parts.v[p] = ti.Vector.zero(float, grid.dim)
-                ti.atomic_max(knobs.max_speed[None], ti.math.inf)
+                ti.atomic_max(knobs.lane_speed[p % LANES], ti.math.inf)
+
+
+@ti.kernel
+def fold_lanes(knobs: ti.template()):
+    """``max_speed`` and ``max_wave`` of the last G2P from its per-lane maxima, which it resets."""
+    knobs.max_speed[None] = 0.0
+    knobs.max_wave[None] = 0.0
+    for i in range(LANES):
+        ti.atomic_max(knobs.max_speed[None], knobs.lane_speed[i])
+        ti.atomic_max(knobs.max_wave[None], knobs.lane_wave[i])
+        knobs.lane_speed[i] = 0.0
+        knobs.lane_wave[i] = 0.0
 
 
 @ti.kernel

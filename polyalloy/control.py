@@ -298,6 +298,21 @@ class Controller:
             self.reassigned += moved
         return moved
 
+    # --- checkpoints ----------------------------------------------------------------------
+    def state(self) -> dict:
+        """The host state a resumed run needs (the homes themselves are particle fields):
+        which slot each controlled particle holds, the next healing check, the count so far."""
+        out = {f"slot_of_{i}": self.slot_of[i] for i in self.bodies}
+        out["next_check"] = np.float64(self.next_check)
+        out["reassigned"] = np.int64(self.reassigned)
+        return out
+
+    def load_state(self, state: dict) -> None:
+        for i in self.bodies:
+            self.slot_of[i] = np.asarray(state[f"slot_of_{i}"]).copy()
+        self.next_check = float(state["next_check"])
+        self.reassigned = int(state["reassigned"])
+
     # --- measuring ------------------------------------------------------------------------
     def template_distance(self, body: int, points: np.ndarray, t: float) -> np.ndarray:
         """Signed distance (m) of ``points`` to body ``body``'s posed template at time ``t``."""

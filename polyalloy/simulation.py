@@ -325,6 +325,7 @@ class Simulation:
         if self.thermal:
             self.boundary_energy += heat.conduct(g, self.colliders, self.knobs, dt, self.t)
         mpm.g2p(pf, g, self.materials, self.colliders, self.control_table, self.knobs, dt, self.t)
+        mpm.fold_lanes(self.knobs)
         if self.textured:
             kc.mimic(pf, self.materials, self.colliders, self.control_table, self.knobs, dt, self.t + dt,
                      self.scene.dx)
@@ -412,12 +413,16 @@ class Simulation:
         for cname, container in _containers(self).items():
             for fname, f in _taichi_fields(container).items():
                 state[f"field/{cname}/{fname}"] = f.to_numpy()
+        if self.controller is not None:
+            state.update({f"control/{k}": v for k, v in self.controller.state().items()})
         return state
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a ``state_dict()`` of a simulation of the same scene; a ConfigError names the
         first entry whose presence, shape or type differs (another scene or version)."""
         host = {f"host/{name}": value for name, value in _host_numbers(self).items()}
+        if self.controller is not None:  # the controller's host state: which home each particle holds
+            host.update({f"control/{k}": v for k, v in self.controller.state().items()})
         fields = {f"field/{c}/{n}": f for c, ct in _containers(self).items() for n, f in _taichi_fields(ct).items()}
         extra = sorted(set(state) - set(host) - set(fields))
         if extra:
@@ -433,7 +438,10 @@ class Simulation:
             f.from_numpy(state[key])
         for key, value in host.items():
             a = state[key]
-            setattr(self, key[len("host/"):], a.copy() if isinstance(value, np.ndarray) else type(value)(a.item()))
+            if key.startswith("host/"):
+                setattr(self, key[len("host/"):], a.copy() if isinstance(value, np.ndarray) else type(value)(a.item()))
+        if self.controller is not None:
+            self.controller.load_state({k[len("control/"):]: v for k, v in state.items() if k.startswith("control/")})
 
     # --- reading --------------------------------------------------------------------------
     def particles(self, retired: bool = False) -> dict:

@@ -271,3 +271,24 @@ def test_mimicry_copies_the_stripes_then_decays(runtime):
         s = sim.particles()
         d1 = np.linalg.norm(s["color"][copied] - base, axis=1).mean()
         assert d1 == pytest.approx(d0 * math.exp(-1.0 / tau), rel=0.1)
+
+
+# --- checkpoints -----------------------------------------------------------------------------
+def test_a_checkpoint_restores_the_controller(runtime):
+    sc = Scene(name="ckpt", dim=2, domain=((0, 0, 0), (1.0, 1.0, 1.0)), dx=1 / 32)
+    sc.add_material("pa", Polyalloy())
+    sc.add_body("blob", Sphere(centre=(0.3, 0.3, 0.5), radius=0.12), "pa",
+                template=ShapeTemplate(shape=Box(centre=(0.65, 0.5, 0.5), half_size=(0.08, 0.15, 0.5))))
+    with Simulation(sc) as sim:
+        for _ in range(4):
+            sim.step_frame()
+        state = sim.state_dict()
+        for _ in range(8):
+            sim.step_frame()
+        first = sim.particles()["x"], sim.controller.reassigned
+        assert first[1] > 0  # homes were reassigned after the checkpoint
+        sim.load_state_dict(state)
+        assert sim.frame == 4
+        for _ in range(8):
+            sim.step_frame()
+        assert np.array_equal(sim.particles()["x"], first[0]) and sim.controller.reassigned == first[1]
