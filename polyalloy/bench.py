@@ -11,6 +11,8 @@ Workloads (sizes for ``n_grid = 64``; every size scales with ``n_grid``), listed
   pull, the fine gap closing and the volume settling all run).
 - ``reference_mpm3d``: the plain MLS-MPM of Taichi's example, loaded from the installed taichi
   package, on the same grid with the same particle count, dt and number of substeps.
+- ``bars_walk``: the ``bars`` scene at preview size (the controlled man walking into a row of
+  textured bar colliders: 10,720 particles at ``n_grid = 64``).
 - ``fluid_block_2d`` and ``reference_mpm2d``: the same pair in 2D (the example's ``dim = 2``) on a
   256^2 grid (4 n_grid cells per metre) with 32,768 particles.
 - ``sparse_grid``: one 13,824-particle water cube in a tight box and in a box 4x larger per side
@@ -110,6 +112,7 @@ WORKLOADS = (
     Workload("reference_mpm3d", lambda n, dt: _reference_case(n, dt, 3)),
     Workload("fluid_block_2d", lambda n, dt: _fluid_case(GRID_2D * n, dt / GRID_2D, 2), profile=True, roofline=True),
     Workload("reference_mpm2d", lambda n, dt: _reference_case(GRID_2D * n, dt / GRID_2D, 2)),
+    Workload("bars_walk", lambda n, dt: _bars_case(n, dt), profile=True),
 )
 
 
@@ -522,6 +525,18 @@ def _polyalloy_case(n_grid: int, dt: float) -> _Case:
     body = scene.bodies[0]
     body.shape = body.template = ShapeTemplate(shape=body.shape)
     return _simulation_case(Simulation(scene), dt, "polyalloy_block")
+
+
+def _bars_case(n_grid: int, dt: float) -> _Case:
+    """The shipped ``bars`` scene at preview size (dx = 2.56 / n_grid: 4 cm and 10,720 particles at
+    64): the controlled man walking toward seven textured bars, with heat, phases, the
+    controller, pose uploads and mimicry on every substep."""
+    from polyalloy.scene import load_scene
+    from polyalloy.simulation import Simulation
+
+    scene = load_scene("bars", "preview")
+    scene.dx = 2.56 / n_grid
+    return _simulation_case(Simulation(scene), dt, "bars_walk")
 
 
 def _sparse_case(n_grid: int, dt: float, case: str) -> _Case:

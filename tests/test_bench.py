@@ -15,7 +15,8 @@ N_GRID = 16
 SCALING_SIZES = (300, 1000, 1500)
 WORKLOAD_KEYS = ("particles", "grid", "substeps", "dt", "compile_s", "seconds", "cpu_seconds",
                  "particle_steps_per_s", "ms_per_substep", "field_mb")
-WORKLOADS = {"fluid_block", "polyalloy_block", "reference_mpm3d", "fluid_block_2d", "reference_mpm2d", "sparse_grid"}
+WORKLOADS = {"fluid_block", "polyalloy_block", "reference_mpm3d", "fluid_block_2d", "reference_mpm2d", "bars_walk",
+             "sparse_grid"}
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +51,13 @@ def test_report_has_every_field_positive_and_finite(result):
         for key in WORKLOAD_KEYS + ("active_blocks", "total_blocks", "domain_m"):
             if key != "grid":
                 _positive_finite(result["workloads"]["sparse_grid"][case][key], f"sparse_grid.{case}.{key}")
-    for workload in ("fluid_block", "polyalloy_block", "fluid_block_2d"):
+    for workload in ("fluid_block", "polyalloy_block", "fluid_block_2d", "bars_walk"):
         kernels = result["workloads"][workload]["kernel_ms"]
         assert {"p2g", "g2p"} <= set(kernels)
         for name, ms in kernels.items():
             _positive_finite(ms, f"{workload}.kernel_ms.{name}")
     assert "conduct" in result["workloads"]["polyalloy_block"]["kernel_ms"]
+    assert "mimic" in result["workloads"]["bars_walk"]["kernel_ms"]  # the bars are textured
     assert 0 < result["workloads"]["polyalloy_block"]["thermal_fraction"] < 1
     assert set(result["ratios"]) == {"fluid_vs_reference", "fluid_vs_reference_cpu", "polyalloy_vs_reference",
                                       "fluid_2d_vs_reference_2d", "sparse_large_vs_tight_per_particle"}
