@@ -45,14 +45,14 @@ def render_scene(scene: Scene, out_dir: str, frames: int, size: tuple[int, int],
     from them); ``formats`` says which files are kept beside them.
     """
     from polyalloy.export import ensure_writable_dir, frame_path, write_mp4, write_png_atomic
-    from polyalloy.render import PreviewRenderer
+    from polyalloy.render import SurfaceRenderer
     from polyalloy.simulation import Simulation
 
     if frames < 1:
         raise ConfigError(f"--frames must be at least 1, got {frames}")
     ensure_writable_dir(out_dir)
     sim = Simulation(scene)
-    renderer = PreviewRenderer(sim, *size)
+    renderer = SurfaceRenderer(sim, *size)
     result = RenderResult(out_dir=out_dir, particles=sim.n_particles)
     bar = _progress(frames, scene.name, progress)
     try:
