@@ -58,7 +58,7 @@ class SurfaceBuffer:
 class Frame:
     """Image buffers, row 0 at the top: ``depth`` (nearest sphere along the view axis, m),
     ``owner`` (index of that particle, NO_OWNER if none), ``thickness`` (summed chord length of
-    the spheres, THICKNESS_UNIT), ``a`` / ``b`` (SurfaceBuffers: a pass smooths ``a`` along x into
+    the spheres, THICKNESS_UNIT), ``covered`` (1 within the cover radius of a particle), ``a`` / ``b`` (SurfaceBuffers: a pass smooths ``a`` along x into
     ``b``, then ``b`` along y back into ``a``, which the shading reads), ``zmin`` (nearest depth of the frame, m) and ``rgb`` (8-bit sRGB)."""
 
     def __init__(self, width: int, height: int, dtype):
@@ -67,6 +67,7 @@ class Frame:
         self.depth = ti.field(dtype, shape=(height, width))
         self.owner = ti.field(ti.i32, shape=(height, width))
         self.thickness = ti.field(ti.i32, shape=(height, width))
+        self.covered = ti.field(ti.i32, shape=(height, width))
         self.a = SurfaceBuffer(width, height, dtype)
         self.b = SurfaceBuffer(width, height, dtype)
         self.zmin = ti.field(dtype, shape=())
@@ -118,6 +119,11 @@ class PinholeView:
     def pixels_per_metre(self, depth):
         return self.focal[None] / ti.max(depth, NEAR)
 
+    @ti.func
+    def to_world(self, n):
+        """A direction in camera axes (right, up, towards the eye) in world axes."""
+        return n[0] * self.right[None] + n[1] * self.up[None] - n[2] * self.forward[None]
+
 
 @ti.data_oriented
 class SideView:
@@ -150,6 +156,10 @@ class SideView:
     @ti.func
     def pixels_per_metre(self, depth):
         return self.scale[None]
+
+    @ti.func
+    def to_world(self, n):
+        return n
 
 
 @ti.data_oriented
@@ -192,23 +202,29 @@ def footprint(frame: ti.template(), c, r):
 
 
 @ti.kernel
-def splat_spheres(frame: ti.template(), view: ti.template(), parts: ti.template(), radius: float):
+def splat_spheres(frame: ti.template(), view: ti.template(), parts: ti.template(), radius: float,
+                  cover_radius: float):
     """Depth-buffer the live particles as spheres of ``radius`` (m): the nearest front-surface
-    depth per pixel (and of the frame), the summed chord length, then the lowest index among the
-    particles at the nearest depth as the pixel's owner."""
+    depth per pixel (and of the frame), the summed chord length, the pixels within ``cover_radius``
+    (m, the silhouette) of a particle, then the lowest index among the particles at the nearest
+    depth as the pixel's owner."""
     for j, i in frame.depth:
         frame.depth[j, i] = FAR
         frame.owner[j, i] = NO_OWNER
         frame.thickness[j, i] = 0
+        frame.covered[j, i] = 0
     frame.zmin[None] = FAR
     for p in range(parts.n[None]):
         if not parts.alive[p]:
             continue
         c, z, r = view.project(parts.x[p], radius)
+        rc2 = (r * cover_radius / radius) ** 2
         i0, i1, j0, j1 = footprint(frame, c, r)
         for j in range(j0, j1):
             for i in range(i0, i1):
                 d2 = (i + 0.5 - c[0]) ** 2 + (j + 0.5 - c[1]) ** 2
+                if d2 < rc2:
+                    frame.covered[j, i] = 1
                 if d2 < r * r:
                     h = radius * ti.sqrt(1.0 - d2 / (r * r))
                     ti.atomic_min(frame.depth[j, i], z - h)
@@ -237,7 +253,8 @@ def base_color(looks: ti.template(), parts: ti.template(), p):
 
 @ti.kernel
 def gather_surface(frame: ti.template(), looks: ti.template(), parts: ti.template()):
-    """Per pixel, the surface vector of its owner particle into ``frame.a`` (``ok`` = 1 where covered)."""
+    """Per pixel, the surface vector of its owner particle into ``frame.a`` (``ok`` = 1 where a
+    sphere lies) and the covered mask as the coverage to be blurred."""
     for j, i in frame.depth:
         s = ti.Vector.zero(float, N_SURFACE)
         ok = 0
@@ -256,8 +273,8 @@ def gather_surface(frame: ti.template(), looks: ti.template(), parts: ti.templat
             ok = 1
         frame.a.s[j, i] = s
         frame.a.ok[j, i] = ok
-        frame.a.cov[j, i] = ti.cast(ok, float)
-        frame.a.relief[j, i] = ti.cast(ok, float)
+        frame.a.cov[j, i] = ti.cast(frame.covered[j, i], float)
+        frame.a.relief[j, i] = ti.cast(frame.covered[j, i], float)
 
 
 @ti.func
@@ -319,8 +336,7 @@ def smooth_surface(frame: ti.template(), view: ti.template(), src: ti.template()
             dst.ok[j, i] = 0
         if ti.static(coverage):
             dst.cov[j, i] = gaussian_along(frame, src.cov, j, i, axis, cover_px)
-            if relief_sigma > 0.0:
-                dst.relief[j, i] = gaussian_along(frame, src.relief, j, i, axis, relief_px)
+            dst.relief[j, i] = gaussian_along(frame, src.relief, j, i, axis, relief_px)
         else:
             dst.cov[j, i] = src.cov[j, i]
             dst.relief[j, i] = src.relief[j, i]

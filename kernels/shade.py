@@ -188,7 +188,7 @@ def lit_surface(env: ti.template(), shadow: ti.template(), albedo, x, n, v, shad
     light's through the shadow map when ``shadows``), and a faint dielectric gloss."""
     vis = 1.0
     if ti.static(shadows):
-        if n[1] > 0.3:
+        if n[1] > 0.3 and env.n_lights[None] > 0:
             vis = key_visibility(shadow, x, blur, SHADOW_OPACITY)
     c = albedo * sky(env, n, DIFFUSE_ROUGHNESS) * (1.0 - CONTACT_DARK * (1.0 - vis))
     for k in range(env.n_lights[None]):
@@ -307,22 +307,34 @@ def liquid_normal(frame: ti.template(), view: ti.template(), i, j, depth):
 
 
 @ti.func
-def relief_height(c):
-    """Height (0..1) of the 2D view's extruded liquid at relief coverage ``c``: zero at the
-    silhouette (c = 1/2), rising as a quarter circle to one inside, so the rim faces sideways."""
-    u = ti.min(ti.max(2.0 * c - 1.0, 0.0), 1.0)
+def relief_depth(c, sigma_px, width_px):
+    """How far inside the silhouette (0 at the edge .. 1 at ``width_px``) a pixel lies whose relief
+    coverage (the covered mask blurred by a Gaussian of ``sigma_px``) is ``c``: the edge distance
+    sigma Phi^-1(c), with the logistic approximation Phi(z) ~ 1 / (1 + exp(-1.702 z))."""
+    cc = ti.min(ti.max(c, 1e-4), 1.0 - 1e-4)
+    x = sigma_px * ti.log(cc / (1.0 - cc)) / 1.702
+    return ti.min(ti.max(x / width_px, 0.0), 1.0)
+
+
+@ti.func
+def relief_height(frame: ti.template(), j, i, sigma_px, width_px):
+    """Height (in units of the width) of the liquid extruded from its coverage at pixel (``j``,
+    ``i``): a quarter circle across the rim, so the silhouette faces sideways like a ball's."""
+    u = relief_depth(frame.a.relief[j, i], sigma_px, width_px)
     return ti.sqrt(u * (2.0 - u))
 
 
 @ti.func
-def relief_normal(frame: ti.template(), view: ti.template(), i, j, relief):
-    """World unit normal of the 2D view's liquid extruded to ``relief`` (m) times ``relief_height``."""
+def relief_normal(frame: ti.template(), view: ti.template(), i, j, sigma_px, width_px):
+    """World unit normal of the liquid's coverage extruded towards the eye (``relief_height``):
+    facing the eye inside, turning sideways over the last ``width_px`` before the silhouette."""
     i0, i1 = ti.max(i - 1, 0), ti.min(i + 1, frame.width - 1)
     j0, j1 = ti.max(j - 1, 0), ti.min(j + 1, frame.height - 1)
-    m = 1.0 / view.scale[None]
-    hx = relief * (relief_height(frame.a.relief[j, i1]) - relief_height(frame.a.relief[j, i0])) / ((i1 - i0) * m)
-    hy = relief * (relief_height(frame.a.relief[j0, i]) - relief_height(frame.a.relief[j1, i])) / ((j1 - j0) * m)
-    return ti.Vector([-hx, -hy, 1.0]).normalized()
+    hx = width_px * (relief_height(frame, j, i1, sigma_px, width_px)
+                     - relief_height(frame, j, i0, sigma_px, width_px)) / (i1 - i0)
+    hy = width_px * (relief_height(frame, j0, i, sigma_px, width_px)
+                     - relief_height(frame, j1, i, sigma_px, width_px)) / (j1 - j0)
+    return view.to_world(ti.Vector([-hx, -hy, 1.0]).normalized())
 
 
 @ti.func
@@ -456,11 +468,13 @@ def to_srgb8(c):
 @ti.kernel
 def compose(frame: ti.template(), view: ti.template(), env: ti.template(), stage: ti.template(),
             shadow: ti.template(), cols: ti.template(), t: float, steps: ti.i32, reflect_steps: ti.i32,
-            blur: ti.i32, relief: float):
+            blur: ti.i32, relief_sigma: float, relief: float):
     """Draw the frame at time ``t`` (s) into ``frame.rgb``: the scenery, the liquid over it where
     nearer (alpha: the smoothed coverage around 1/2), the tank's edges, tone mapped. ``steps`` and
     ``reflect_steps`` bound the sphere tracing of primary and reflected rays, ``blur`` the
-    shadow map's filter (columns each side); ``relief`` (m) is how far a 2D view's liquid bulges."""
+    shadow map's filter (columns each side); ``relief`` (m): the width of the rounded rim at the
+    liquid's silhouette, found in the coverage blurred by ``relief_sigma`` (m; a 2D view's
+    liquid is extruded to this rim, a 3D one's normals turn to it from the depth's)."""
     for j, i in frame.rgb:
         o, d = view.ray(i, j)
         color = ti.Vector([0.0, 0.0, 0.0])
@@ -478,11 +492,12 @@ def compose(frame: ti.template(), view: ti.template(), env: ti.template(), stage
             s_liquid = view.distance(d, s[DEPTH])
             if s_liquid < s_scene:
                 x = o + s_liquid * d
-                n = ti.Vector([0.0, 0.0, 1.0])
-                if ti.static(stage.dim == 3):
-                    n = liquid_normal(frame, view, i, j, s[DEPTH])
-                else:
-                    n = relief_normal(frame, view, i, j, relief)
+                sigma_px = ti.max(relief_sigma * view.pixels_per_metre(frame.zmin[None]), 0.3)
+                width_px = ti.max(relief * view.pixels_per_metre(s[DEPTH]), 1.0)
+                n = relief_normal(frame, view, i, j, sigma_px, width_px)
+                if ti.static(stage.dim == 3):  # the depth's normal inside, the relief's at the silhouette
+                    inside = relief_depth(frame.a.relief[j, i], sigma_px, width_px)
+                    n = ti.math.mix(n, liquid_normal(frame, view, i, j, s[DEPTH]), inside).normalized()
                 liquid = shade_liquid(env, stage, shadow, cols, s, x, n, -d, color, t, reflect_steps, blur)
                 color = ti.math.mix(color, liquid, alpha)
                 s_front = s_liquid

@@ -21,10 +21,12 @@ from polyalloy.kernels import shade as ks
 from polyalloy.materials import LiquidNitrogen, MoltenSteel
 
 PRESETS = {"preview": (640, 360), "film": (1920, 1080)}  # (width, height) px; divisible by export.MACRO_BLOCK
-SPHERE_RADIUS = {2: 1.0, 3: 1.0}  # splatted sphere radius, in particle spacings: covers the gaps of a jittered lattice
+SPHERE_RADIUS = 1.0  # splatted sphere radius, in particle spacings: covers the gaps of a jittered lattice
+COVER_RADIUS = 0.6  # particle spacings; the silhouette: about the boundary of the volume the particles fill
 DEPTH_SIGMA = 6.0  # sphere radii; depth steps well above this are separate sheets, not bumps
 COVER_SIGMA = 0.5  # sphere radii; blur of the coverage mask that rounds the silhouette
-RELIEF = 4.0  # sphere radii; width and height of the rounded rim a 2D scene's liquid is extruded to
+RELIEF = 10.0  # sphere radii; width of the rounded rim at the liquid's silhouette
+RELIEF_SIGMA = 2.0  # sphere radii; blur of the coverage in which the distance to the silhouette is read
 SIDE_MARGIN = 0.04  # blank border around the domain box in the 2D view, as a fraction of the box size
 MAX_SIZE = 8192  # px, per side
 
@@ -94,7 +96,8 @@ class SurfaceRenderer:
         self.settings = QUALITY[quality]
         self.width, self.height = int(width), int(height)
         scene, real, d = sim.scene, sim.real, sim.dim
-        self.radius = SPHERE_RADIUS[d] * scene.dx / scene.particles_per_cell
+        spacing = scene.dx / scene.particles_per_cell
+        self.radius, self.cover_radius = SPHERE_RADIUS * spacing, COVER_RADIUS * spacing
         self.frame = kr.Frame(self.width, self.height, real)
         self.view = (kr.PinholeView if d == 3 else kr.SideView)(self.width, self.height, real)
         self.looks = kr.Looks(len(sim.sources), real)
@@ -169,16 +172,15 @@ class SurfaceRenderer:
         if sim.dim == 3:
             self._set_camera()
             kr.cast_shadows(self.shadow, parts)
-        kr.splat_spheres(frame, self.view, parts, self.radius)
+        kr.splat_spheres(frame, self.view, parts, self.radius, self.cover_radius)
         kr.gather_surface(frame, self.looks, parts)
         r = self.radius
-        relief = RELIEF * r if sim.dim == 2 else 0.0
         for k in range(s.passes):
             for axis, src, dst in ((0, frame.a, frame.b), (1, frame.b, frame.a)):
                 kr.smooth_surface(frame, self.view, src, dst, axis, k == 0, s.smoothing * r, DEPTH_SIGMA * r,
-                                  COVER_SIGMA * r, relief, s.max_filter_px)
+                                  COVER_SIGMA * r, RELIEF_SIGMA * r, s.max_filter_px)
         ks.compose(frame, self.view, self.env, self.stage, self.shadow, sim.colliders, sim.t, s.march_steps,
-                   s.reflect_steps, s.shadow_blur, relief)
+                   s.reflect_steps, s.shadow_blur, RELIEF_SIGMA * r, RELIEF * r)
         return frame.rgb.to_numpy()
 
     def alpha(self) -> np.ndarray:
