@@ -32,23 +32,25 @@ NO_OWNER = 2147483647  # owner of a pixel no particle covers (above any particle
 NEAR = 1e-3  # m; spheres closer to the eye than this are not drawn
 MAX_SPLAT_PX = 64.0  # cap on a sphere's screen radius, so a particle at the lens cannot stall a frame
 DEPTH_TIE = 1e-6  # relative depth tolerance when the second splat pass finds the pixel's nearest particle
+TAPS_PER_SIGMA = 6.0  # filter taps per sigma at least; wide (film) kernels sample every few pixels
 THICKNESS_UNIT = 1e-5  # m per integer unit of the thickness buffer
 SIDE_EYE = 1.0  # m; the 2D side view looks along -z from this plane, particles lie at z = 0
 
-# the per-pixel surface vector: depth, base colour, temperature, frost, look weights, thickness
-DEPTH, BASE, TEMP, FROST, MOLTEN_W, CRYO_W, THICK = 0, 1, 4, 5, 6, 7, 8
-N_SURFACE = 9
+# the per-pixel look vector: base colour, temperature, frost, look weights, thickness
+BASE, TEMP, FROST, MOLTEN_W, CRYO_W, THICK = 0, 3, 4, 5, 6, 7
+N_LOOK = 8
 METAL, MOLTEN, CRYO = 0, 1, 2  # looks of a particle source: chrome, glowing molten steel, pale cryogenic liquid
 
 
 @ti.data_oriented
 class SurfaceBuffer:
-    """One stage of the surface: ``s`` (the N_SURFACE vector per pixel), ``ok`` (1 where it holds
-    a surface), ``cov`` (coverage 0..1 blurred a little: the liquid's alpha) and ``relief``
+    """One stage of the surface: ``depth`` (m), ``look`` (the N_LOOK vector per pixel), ``ok`` (1
+    where it holds a surface), ``cov`` (coverage 0..1 blurred a little: the liquid's alpha) and ``relief``
     (coverage blurred more: the 2D view's height profile)."""
 
     def __init__(self, width: int, height: int, dtype):
-        self.s = ti.Vector.field(N_SURFACE, dtype, shape=(height, width))
+        self.depth = ti.field(dtype, shape=(height, width))
+        self.look = ti.Vector.field(N_LOOK, dtype, shape=(height, width))
         self.ok = ti.field(ti.i32, shape=(height, width))
         self.cov = ti.field(dtype, shape=(height, width))
         self.relief = ti.field(dtype, shape=(height, width))
@@ -253,15 +255,14 @@ def base_color(looks: ti.template(), parts: ti.template(), p):
 
 @ti.kernel
 def gather_surface(frame: ti.template(), looks: ti.template(), parts: ti.template()):
-    """Per pixel, the surface vector of its owner particle into ``frame.a`` (``ok`` = 1 where a
-    sphere lies) and the covered mask as the coverage to be blurred."""
+    """Per pixel, the depth and the look of its owner particle into ``frame.a`` (``ok`` = 1 where
+    a sphere lies) and the covered mask as the coverage to be blurred."""
     for j, i in frame.depth:
-        s = ti.Vector.zero(float, N_SURFACE)
+        s = ti.Vector.zero(float, N_LOOK)
         ok = 0
         p = frame.owner[j, i]
         if p != NO_OWNER:
             kind = looks.kind[parts.body[p]]
-            s[DEPTH] = frame.depth[j, i]
             c = base_color(looks, parts, p)
             for k in ti.static(range(3)):
                 s[BASE + k] = c[k]
@@ -271,24 +272,35 @@ def gather_surface(frame: ti.template(), looks: ti.template(), parts: ti.templat
             s[CRYO_W] = 1.0 if kind == CRYO else 0.0
             s[THICK] = frame.thickness[j, i] * THICKNESS_UNIT
             ok = 1
-        frame.a.s[j, i] = s
+        frame.a.depth[j, i] = frame.depth[j, i]
+        frame.a.look[j, i] = s
         frame.a.ok[j, i] = ok
         frame.a.cov[j, i] = ti.cast(frame.covered[j, i], float)
         frame.a.relief[j, i] = ti.cast(frame.covered[j, i], float)
 
 
 @ti.func
+def gauss(x2):
+    """exp(-x2 / 2) for the filters' weights, as 1 / (its reciprocal's 3-term Taylor series): within
+    3% over the kernels' +-2.5 sigma and a division instead of an exponential."""
+    h = 0.5 * x2
+    return 1.0 / (1.0 + h * (1.0 + h * (0.5 + h / 6.0)))
+
+
+@ti.func
 def gaussian_along(frame: ti.template(), f: ti.template(), j, i, axis: ti.template(), sigma_px):
     """Gaussian blur (sigma in px, edges clamped) of scalar field ``f`` at pixel (``j``, ``i``) along ``axis``."""
-    half = ti.cast(ti.ceil(2.5 * sigma_px), ti.i32)
+    stride = ti.max(ti.cast(sigma_px / TAPS_PER_SIGMA, ti.i32), 1)
+    half = ti.cast(ti.ceil(2.5 * sigma_px / stride), ti.i32)
     acc, wsum = 0.0, 0.0
-    for k in range(-half, half + 1):
+    for m in range(-half, half + 1):
+        k = m * stride
         jj, ii = j, i
         if ti.static(axis == 0):
             ii = ti.min(ti.max(i + k, 0), frame.width - 1)
         else:
             jj = ti.min(ti.max(j + k, 0), frame.height - 1)
-        w = ti.exp(-0.5 * k * k / (sigma_px * sigma_px))
+        w = gauss(k * k / (sigma_px * sigma_px))
         acc += w * f[jj, ii]
         wsum += w
     return acc / wsum
@@ -296,50 +308,52 @@ def gaussian_along(frame: ti.template(), f: ti.template(), j, i, axis: ti.templa
 
 @ti.kernel
 def smooth_surface(frame: ti.template(), view: ti.template(), src: ti.template(), dst: ti.template(),
-                   axis: ti.template(), coverage: ti.template(), sigma: float, depth_sigma: float,
+                   axis: ti.template(), first: ti.template(), sigma: float, depth_sigma: float,
                    cover_sigma: float, relief_sigma: float, max_px: float):
     """One separable pass along ``axis`` (0: x, 1: y) from ``src`` to ``dst``: a bilateral filter of
-    the surface vector with a screen Gaussian of ``sigma`` m (in px at the pixel's depth, at most
+    the depth with a screen Gaussian of ``sigma`` m (in px at the pixel's depth, at most
     ``max_px``) and a depth Gaussian of ``depth_sigma`` m; an empty pixel takes the plain Gaussian
-    mean of its covered neighbours (filling gaps; the coverage decides whether it shows). With
-    ``coverage``, also blurs the covered mask by Gaussians of ``cover_sigma`` and ``relief_sigma`` m
-    (in px at the frame's nearest depth) into ``cov`` and ``relief``."""
+    mean of its covered neighbours (filling gaps; the coverage decides whether it shows). The
+    ``first`` pass also filters the look with the same weights and blurs the covered mask by
+    Gaussians of ``cover_sigma`` and ``relief_sigma`` m (in px at the frame's nearest depth)
+    into ``cov`` and ``relief``; later passes smooth the depth alone."""
     cover_px = ti.max(cover_sigma * view.pixels_per_metre(frame.zmin[None]), 0.3)
     relief_px = ti.max(relief_sigma * view.pixels_per_metre(frame.zmin[None]), 0.3)
     for j, i in dst.ok:
-        centre = src.s[j, i]
         ok_c = src.ok[j, i]
-        z_c = centre[DEPTH] if ok_c else frame.zmin[None]
+        z_c = src.depth[j, i] if ok_c else frame.zmin[None]
         s_px = ti.min(ti.max(sigma * view.pixels_per_metre(z_c), 0.3), max_px)
-        half = ti.cast(ti.ceil(2.0 * s_px), ti.i32)
-        acc = ti.Vector.zero(float, N_SURFACE)
+        stride = ti.max(ti.cast(s_px / TAPS_PER_SIGMA, ti.i32), 1)
+        half = ti.cast(ti.ceil(2.0 * s_px / stride), ti.i32)
+        depth, look = 0.0, ti.Vector.zero(float, N_LOOK)
         wsum = 0.0
-        for k in range(-half, half + 1):
+        for m in range(-half, half + 1):
+            k = m * stride
             jj, ii = j, i
             if ti.static(axis == 0):
                 ii = ti.min(ti.max(i + k, 0), frame.width - 1)
             else:
                 jj = ti.min(ti.max(j + k, 0), frame.height - 1)
             if src.ok[jj, ii]:
-                v = src.s[jj, ii]
-                w = ti.exp(-0.5 * k * k / (s_px * s_px))
+                z = src.depth[jj, ii]
+                w = gauss(k * k / (s_px * s_px))
                 if ok_c:
-                    dz = (v[DEPTH] - z_c) / depth_sigma
-                    w *= ti.exp(-0.5 * dz * dz)
-                acc += w * v
+                    w *= gauss(((z - z_c) / depth_sigma) ** 2)
+                depth += w * z
+                if ti.static(first):
+                    look += w * src.look[jj, ii]
                 wsum += w
+        dst.ok[j, i] = 0
+        dst.depth[j, i] = src.depth[j, i]
         if wsum > 1e-12:
-            dst.s[j, i] = acc / wsum
             dst.ok[j, i] = 1
-        else:
-            dst.s[j, i] = centre
-            dst.ok[j, i] = 0
-        if ti.static(coverage):
+            dst.depth[j, i] = depth / wsum
+        if ti.static(first):
+            dst.look[j, i] = src.look[j, i]
+            if wsum > 1e-12:
+                dst.look[j, i] = look / wsum
             dst.cov[j, i] = gaussian_along(frame, src.cov, j, i, axis, cover_px)
             dst.relief[j, i] = gaussian_along(frame, src.relief, j, i, axis, relief_px)
-        else:
-            dst.cov[j, i] = src.cov[j, i]
-            dst.relief[j, i] = src.relief[j, i]
 
 
 @ti.func

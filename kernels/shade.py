@@ -22,7 +22,7 @@ import math
 
 import taichi as ti
 
-from polyalloy.kernels.render import (BASE, CRYO_W, DEPTH, FAR, FROST, MOLTEN_W, TEMP, THICK, key_visibility)
+from polyalloy.kernels.render import BASE, CRYO_W, FAR, FROST, MOLTEN_W, TEMP, THICK, key_visibility
 from polyalloy.kernels.sdf import BOX, N_PARAMS, primitive_sdf, shape_normal, union_sdf
 
 MAX_LIGHTS = 4  # keep in step with polyalloy.scene.MAX_LIGHTS
@@ -284,7 +284,7 @@ def tangent_along(frame: ti.template(), view: ti.template(), i, j, depth, p, di:
         ii, jj = i + side * di, j + side * dj
         if 0 <= ii < frame.width and 0 <= jj < frame.height:
             if frame.a.ok[jj, ii]:
-                dz = frame.a.s[jj, ii][DEPTH]
+                dz = frame.a.depth[jj, ii]
                 if ti.abs(dz - depth) < best:
                     best = ti.abs(dz - depth)
                     tangent = (surface_point(view, ii, jj, dz) - p) * side
@@ -354,7 +354,7 @@ def schlick(f0, cos_theta):
 @ti.func
 def shade_liquid(env: ti.template(), stage: ti.template(), shadow: ti.template(), cols: ti.template(), s, x, n,
                  v, behind, t, steps: ti.i32, blur: ti.i32):
-    """Radiance of the liquid with surface vector ``s`` at ``x`` (normal ``n``, towards the eye
+    """Radiance of the liquid with look vector ``s`` at ``x`` (normal ``n``, towards the eye
     ``v``) over the scenery radiance ``behind``: metal, molten and cryo looks blended by weight,
     frost and glow on top."""
     base = ti.Vector([s[BASE], s[BASE + 1], s[BASE + 2]])
@@ -485,19 +485,20 @@ def compose(frame: ti.template(), view: ti.template(), env: ti.template(), stage
             color, s_scene = scenery(env, stage, shadow, cols, o, d, t, HIT_PX * pixel, steps, blur)
         else:
             color = side_scenery(env, stage, shadow, cols, view, i, j, blur, t)
-        s = frame.a.s[j, i]
+        s = frame.a.look[j, i]
+        depth = frame.a.depth[j, i]
         alpha = ti.math.smoothstep(ALPHA_EDGE[0], ALPHA_EDGE[1], frame.a.cov[j, i])
         s_front = s_scene
         if frame.a.ok[j, i] and alpha > 0.0:
-            s_liquid = view.distance(d, s[DEPTH])
+            s_liquid = view.distance(d, depth)
             if s_liquid < s_scene:
                 x = o + s_liquid * d
                 sigma_px = ti.max(relief_sigma * view.pixels_per_metre(frame.zmin[None]), 0.3)
-                width_px = ti.max(relief * view.pixels_per_metre(s[DEPTH]), 1.0)
+                width_px = ti.max(relief * view.pixels_per_metre(depth), 1.0)
                 n = relief_normal(frame, view, i, j, sigma_px, width_px)
                 if ti.static(stage.dim == 3):  # the depth's normal inside, the relief's at the silhouette
                     inside = relief_depth(frame.a.relief[j, i], sigma_px, width_px)
-                    n = ti.math.mix(n, liquid_normal(frame, view, i, j, s[DEPTH]), inside).normalized()
+                    n = ti.math.mix(n, liquid_normal(frame, view, i, j, depth), inside).normalized()
                 liquid = shade_liquid(env, stage, shadow, cols, s, x, n, -d, color, t, reflect_steps, blur)
                 color = ti.math.mix(color, liquid, alpha)
                 s_front = s_liquid
