@@ -23,7 +23,7 @@ from polyalloy.materials import LiquidNitrogen, MoltenSteel
 PRESETS = {"preview": (640, 360), "film": (1920, 1080)}  # (width, height) px; divisible by export.MACRO_BLOCK
 SPHERE_RADIUS = 1.0  # splatted sphere radius, in particle spacings: covers the gaps of a jittered lattice
 COVER_RADIUS = 0.6  # particle spacings; the silhouette: about the boundary of the volume the particles fill
-DEPTH_SIGMA = 6.0  # sphere radii; depth steps well above this are separate sheets, not bumps
+DEPTH_SIGMA = 12.0  # sphere radii; depth steps well above this are separate sheets, not bumps (smaller: streaks at folds)
 COVER_SIGMA = 0.5  # sphere radii; blur of the coverage mask that rounds the silhouette
 RELIEF = 10.0  # sphere radii; width of the rounded rim at the liquid's silhouette
 RELIEF_SIGMA = 2.0  # sphere radii; blur of the coverage in which the distance to the silhouette is read
