@@ -26,7 +26,8 @@ COVER_RADIUS = 0.6  # particle spacings; the silhouette: about the boundary of t
 DEPTH_SIGMA = 12.0  # sphere radii; depth steps well above this are separate sheets, not bumps (smaller: streaks at folds)
 COVER_SIGMA = 0.5  # sphere radii; blur of the coverage mask that rounds the silhouette
 RELIEF = 10.0  # sphere radii; width of the rounded rim at the liquid's silhouette
-RELIEF_SIGMA = 2.0  # sphere radii; blur of the coverage in which the distance to the silhouette is read
+RELIEF_SIGMA = {2: 4.0, 3: 2.0}  # sphere radii, per dim; blur of the coverage in which the distance to the
+# silhouette is read (wider in 2D, where it alone shapes the surface: holes of splashing liquid fill in)
 SIDE_MARGIN = 0.04  # blank border around the domain box in the 2D view, as a fraction of the box size
 MAX_SIZE = 8192  # px, per side
 
@@ -178,9 +179,9 @@ class SurfaceRenderer:
         for k in range(s.passes):
             for axis, src, dst in ((0, frame.a, frame.b), (1, frame.b, frame.a)):
                 kr.smooth_surface(frame, self.view, src, dst, axis, k == 0, s.smoothing * r, DEPTH_SIGMA * r,
-                                  COVER_SIGMA * r, RELIEF_SIGMA * r, s.max_filter_px)
+                                  COVER_SIGMA * r, RELIEF_SIGMA[sim.dim] * r, s.max_filter_px)
         ks.compose(frame, self.view, self.env, self.stage, self.shadow, sim.colliders, sim.t, s.march_steps,
-                   s.reflect_steps, s.shadow_blur, RELIEF_SIGMA * r, RELIEF * r)
+                   s.reflect_steps, s.shadow_blur, RELIEF_SIGMA[sim.dim] * r, RELIEF * r)
         return frame.rgb.to_numpy()
 
     def alpha(self) -> np.ndarray:

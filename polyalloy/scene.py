@@ -28,7 +28,8 @@ DEFAULT_COLORS = {0: (0.35, 0.6, 0.95), 1: (0.9, 0.45, 0.3), 2: (0.85, 0.85, 0.8
 @dataclass
 class Body:
     """A shape filled with particles of one material: ``velocity`` (m/s) at t = 0,
-    ``temperature`` (K) at t = 0, ``color`` (linear RGB in [0, 1]) for the preview renderer."""
+    ``temperature`` (K) at t = 0, ``color`` (linear RGB in [0, 1]: the renderer's base colour, a
+    metal's reflectance at normal incidence; None: by material kind)."""
 
     name: str
     shape: Shape
@@ -266,6 +267,8 @@ class Scene:
         if lo.size != self.dim or hi.size != self.dim or not np.all(hi > lo):
             raise ConfigError(f"scene domain must be two {self.dim}-D corners with hi > lo, got {self.domain}")
         self.domain = (tuple(lo), tuple(hi))
+        if not isinstance(self.camera, Camera) or not isinstance(self.environment, Environment):
+            raise ConfigError("scene camera must be a Camera and environment an Environment")
         if self.quality not in QUALITIES:
             raise ConfigError(f"unknown quality {self.quality!r}; choose {' or '.join(QUALITIES)}")
         for key in TUNABLE:
