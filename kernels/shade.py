@@ -5,7 +5,9 @@ to zenith with soft area lights; a chequered floor at the bottom of the domain w
 light's shadow; the colliders, sphere-traced through the one shape table of ``kernels.sdf``;
 the domain's glass edges), then the liquid where its smoothed surface is nearer. The liquid's
 normal comes from the smoothed depth (van der Laan et al. 2009: of the two one-sided
-differences per axis, the one with the smaller depth step, so silhouettes do not bleed).
+differences per axis, the one with the smaller depth step, so silhouettes do not bleed) and,
+near the silhouette, where the filter flattens the depth, from the coverage extruded to a
+rounded rim, so that edges face sideways like a drop's and catch the Fresnel reflection.
 
 Looks: *chrome* mirrors the scene (floor and colliders traced along the reflected ray, else the
 environment) with Schlick's Fresnel (reflectance at normal incidence = the base colour);
@@ -25,7 +27,7 @@ import taichi as ti
 from polyalloy.kernels.render import BASE, CRYO_W, FAR, FROST, MOLTEN_W, TEMP, THICK, key_visibility
 from polyalloy.kernels.sdf import BOX, N_PARAMS, primitive_sdf, shape_normal, union_sdf
 
-MAX_LIGHTS = 4  # keep in step with polyalloy.scene.MAX_LIGHTS
+MAX_LIGHTS = 4  # lights of an environment (polyalloy.scene.Environment checks it)
 NORMAL_STEP = 1e-4  # m; central-difference step of collider normals
 HIT_PX = 0.5  # a primary ray hits a collider within this many pixel footprints of it
 HIT_REFLECT = 2e-3  # a reflected ray hits a collider within this fraction of its length

@@ -19,6 +19,7 @@ from polyalloy.events import Emitter, Grenade, Gunshot, HeatSource
 from polyalloy.materials import Material
 from polyalloy.shapes import Shape
 from polyalloy.kernels.sdf import SURFACE_NAMES
+from polyalloy.kernels.shade import MAX_LIGHTS
 
 QUALITIES = ("preview", "film")
 
@@ -145,9 +146,6 @@ class Camera:
         h00, h10, h01, h11 = 2 * s**3 - 3 * s**2 + 1, s**3 - 2 * s**2 + s, -2 * s**3 + 3 * s**2, s**3 - s**2
         p = h00 * pts[i] + h10 * h * tangent(i) + h01 * pts[i + 1] + h11 * h * tangent(i + 1)
         return p[:3], p[3:]
-
-
-MAX_LIGHTS = 4  # lights of an Environment (the device table's size)
 
 
 @dataclass
