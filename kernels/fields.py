@@ -16,12 +16,12 @@ MATERIAL_KEYS = ("density", "mu", "lam", "bulk", "viscosity", "theta_c", "theta_
 
 def particle_bytes(dim: int, real: int) -> int:
     """Bytes per ``Particles`` slot with ``real``-byte floats (checked before allocating)."""
-    return 5 * 4 + real * (6 + 2 * dim + 3 * dim * dim)
+    return 5 * 4 + real * (9 + 4 * dim + 3 * dim * dim)
 
 
-def grid_node_bytes(dim: int, real: int, thermal: bool) -> int:
+def grid_node_bytes(dim: int, real: int, thermal: bool, control: bool = False) -> int:
     """Bytes per ``Grid`` node with ``real``-byte floats (checked before allocating)."""
-    return real * (dim + 1 + 8 * bool(thermal))
+    return real * (dim + 1 + 8 * bool(thermal) + (2 * dim + 1) * bool(control))
 
 
 @ti.data_oriented
@@ -39,6 +39,10 @@ class Particles:
     off or is still waiting in an emitter's pool (skipped by every kernel). ``tau`` (dim x dim,
     Pa): the Kirchhoff stress of the current state, written by G2P for the next P2G, so that
     the serial P2G loop does no SVD.
+    Controller (``kernels.control``): ``part`` (index of the template part, -1: not
+    controlled), ``home`` (dim, the home point in the template's rest coordinates, m),
+    ``home_alt`` (dim, the home in the earlier shape a glitch drifts toward, m). Mimicry:
+    ``color`` (linear RGB, the colour the renderer shows, 0..1).
     """
 
     def __init__(self, dim: int, capacity: int, dtype, builder=None):
@@ -60,6 +64,10 @@ class Particles:
         self.damage = new_field(self._fb, dtype, capacity)
         self.alive = new_field(self._fb, ti.i32, capacity)
         self.tau = new_field(self._fb, dtype, capacity, dim, dim)
+        self.part = new_field(self._fb, ti.i32, capacity)
+        self.home = new_field(self._fb, dtype, capacity, dim)
+        self.home_alt = new_field(self._fb, dtype, capacity, dim)
+        self.color = new_field(self._fb, dtype, capacity, 3)
         self.n = new_field(self._fb, ti.i32, ())
 
 
@@ -83,11 +91,14 @@ class Grid:
     ``phi`` (volume fraction of the node's cell, -), ``relax`` (the fraction of the way a
     particle's temperature relaxes toward the node's this substep, see ``kernels.heat``),
     ``held`` (1 where a hot or cold collider holds the node at its temperature).
+    With ``control``: ``ctrl_m`` (grip-weighted mass, kg), ``ctrl_e`` (dim, grip-weighted
+    mass times the home error, kg m; then divided by ``ctrl_m``), ``ctrl_v`` (dim, likewise
+    the home velocity), see ``kernels.control``.
     ``serial`` (compile-time) runs P2G on one thread, faster than float atomics on a CPU.
     """
 
     def __init__(self, dim: int, res, dx: float, origin, dtype, block: int = 4, thermal: bool = False,
-                 serial: bool = False, builder=None):
+                 serial: bool = False, control: bool = False, builder=None):
         fb = ti.root if builder is None else builder
         self.dim = dim
         self.res = tuple(int(r) for r in res)
@@ -96,6 +107,7 @@ class Grid:
         self.origin = tuple(float(o) for o in origin)
         self.block = block
         self.thermal = bool(thermal)
+        self.control = bool(control)
         self.serial = bool(serial)
         self.n_blocks = tuple(-(-r // block) for r in self.res)
         total = 1
@@ -111,6 +123,11 @@ class Grid:
             self.hc, self.T, self.k, self.dT, self.frozen, self.phi, self.relax, self.held = (
                 ti.field(dtype) for _ in range(8))
             cell.place(self.hc, self.T, self.k, self.dT, self.frozen, self.phi, self.relax, self.held)
+        if self.control:
+            self.ctrl_m = ti.field(dtype)
+            self.ctrl_e = ti.Vector.field(dim, dtype)
+            self.ctrl_v = ti.Vector.field(dim, dtype)
+            cell.place(self.ctrl_m, self.ctrl_e, self.ctrl_v)
         self.block_mask = ti.field(ti.i32)
         fb.dense(indices, self.n_blocks).place(self.block_mask)
         self.block_list = new_field(fb, ti.i32, total, dim)
@@ -145,7 +162,16 @@ class Knobs:
     ``max_wave`` (m/s): the fastest elastic wave of the live phases, written by G2P.
     Heat: ``air_temperature`` (K) and ``air_coefficient`` (W/(m^2 K), Newton's law of cooling
     at the free surface; 0 insulates), ``heat_scale`` (multiplies every conductivity),
-    ``stick_below`` (K: frozen polyalloy sticks to a collider colder than this)."""
+    ``stick_below`` (K: frozen polyalloy sticks to a collider colder than this).
+    Controller (``kernels.control``): ``ctrl_gain`` (0 switches it off, 1 full), ``ctrl_omega``
+    (natural frequency of the pull toward home, rad/s), ``ctrl_zeta`` (damping ratio),
+    ``ctrl_hold`` (fraction of the weight of gripped material the controller carries),
+    ``ctrl_max_accel`` (m/s^2, the cap), ``grip_fade`` (K below the melting point over which
+    the grip fades), ``glitch`` (0..1, how far parts drift toward the earlier shape),
+    ``mimic_decay`` (s, time constant of a copied colour's return), ``volume_relax`` (s, how
+    fast gripped material forgets a volume change, ``kernels.control.settle_volume``),
+    ``ctrl_fine`` (1/s, the rate at which a particle closes the part of its home error the
+    grid cannot see, ``kernels.control.close_gaps``)."""
 
     def __init__(self, dim: int, dtype, builder=None):
         self._fb = ti.root if builder is None else builder
@@ -157,6 +183,31 @@ class Knobs:
         self.air_coefficient = new_field(self._fb, dtype, ())
         self.heat_scale = new_field(self._fb, dtype, ())
         self.stick_below = new_field(self._fb, dtype, ())
+        for name in CONTROL_KNOBS:
+            setattr(self, name, new_field(self._fb, dtype, ()))
+
+
+CONTROL_KNOBS = ("ctrl_gain", "ctrl_omega", "ctrl_zeta", "ctrl_hold", "ctrl_max_accel", "grip_fade", "glitch",
+                 "mimic_decay", "volume_relax", "ctrl_fine")
+
+
+@ti.data_oriented
+class ControlTable:
+    """Per template part (``parts`` rows): the affine map from rest to posed world coordinates,
+    ``A`` (dim x dim) and ``b`` (dim, m), its time derivative ``Ad`` (1/s), ``bd`` (m/s), and the
+    body's root map ``RA``, ``Rb`` that places the earlier shape (glitch). Per source (body or
+    emitter): ``source_color`` (linear RGB), the colour mimicry decays back to."""
+
+    def __init__(self, dim: int, parts: int, sources: int, dtype, builder=None):
+        self._fb = ti.root if builder is None else builder
+        self.parts = max(1, parts)
+        self.A = new_field(self._fb, dtype, self.parts, dim, dim)
+        self.b = new_field(self._fb, dtype, self.parts, dim)
+        self.Ad = new_field(self._fb, dtype, self.parts, dim, dim)
+        self.bd = new_field(self._fb, dtype, self.parts, dim)
+        self.RA = new_field(self._fb, dtype, self.parts, dim, dim)
+        self.Rb = new_field(self._fb, dtype, self.parts, dim)
+        self.source_color = new_field(self._fb, dtype, max(1, sources), 3)
 
 
 @ti.func

@@ -6,6 +6,7 @@ import taichi as ti
 
 from polyalloy.kernels.constitutive import (POLYALLOY, kirchhoff_stress, polyalloy_deformation,
                                             polyalloy_stress_svd, project_deformation, wave_speed)
+from polyalloy.kernels.control import close_gaps, control_accel, grip, posed_home, settle_volume
 from polyalloy.kernels.fields import active_node
 from polyalloy.kernels.heat import (FROZEN, frozen_weight, heat_capacity, liquid_fraction, next_phase,
                                     temperature_of)
@@ -70,16 +71,22 @@ def clear_grid(grid: ti.template()):
             grid.phi[I] = 0.0
             grid.relax[I] = 0.0
             grid.held[I] = 0.0
+        if ti.static(grid.control):
+            grid.ctrl_m[I] = 0.0
+            grid.ctrl_e[I] = ti.Vector.zero(float, grid.dim)
+            grid.ctrl_v[I] = ti.Vector.zero(float, grid.dim)
     for i in range(grid.n_active[None]):
         grid.block_mask[grid.block_list[i]] = 0
     grid.n_active[None] = 0
 
 
 @ti.kernel
-def p2g(parts: ti.template(), grid: ti.template(), mats: ti.template(), dt: float):
+def p2g(parts: ti.template(), grid: ti.template(), mats: ti.template(), ctrl: ti.template(),
+        knobs: ti.template(), dt: float, t: float):
     """Scatter mass, momentum, APIC affine momentum and the stress impulse (from the stress G2P
-    stored) to the grid; on a
-    thermal grid also heat capacity, thermal energy, conductivity, volume and frozen mass.
+    stored) to the grid; on a thermal grid also heat capacity, thermal energy, conductivity,
+    volume and frozen mass; on a controlled grid the grip-weighted mass, home error and home
+    velocity of controlled particles (``kernels.control``).
     On the CPU the loop runs serially (``grid.serial``): two threads fighting over float
     atomics are slower than one thread without them."""
     ti.loop_config(serialize=grid.serial)
@@ -103,6 +110,16 @@ def p2g(parts: ti.template(), grid: ti.template(), mats: ti.template(), dt: floa
                 mc = mass * heat_capacity(mats, mat, f)
                 vol = parts.vol0[p] * grid.inv_dx ** grid.dim
                 frozen = mass * frozen_weight(mats, mat, T)
+            g_mass = 0.0
+            g_err = ti.Vector.zero(float, grid.dim)
+            g_vel = ti.Vector.zero(float, grid.dim)
+            if ti.static(grid.control):
+                if parts.part[p] >= 0:
+                    g_mass = mass * grip(mats, knobs, mat, parts.phase[p], T, f)
+                    if g_mass > 0.0:
+                        home, home_v = posed_home(parts, ctrl, knobs, p, t)
+                        g_err = g_mass * (home - parts.x[p])
+                        g_vel = g_mass * home_v
             for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * grid.dim)))):
                 dpos = (offset - fx) * grid.dx
                 weight = 1.0
@@ -117,6 +134,11 @@ def p2g(parts: ti.template(), grid: ti.template(), mats: ti.template(), dt: floa
                     grid.k[node] += weight * vol * mats.conductivity[mat]
                     grid.phi[node] += weight * vol
                     grid.frozen[node] += weight * frozen
+                if ti.static(grid.control):
+                    if g_mass > 0.0:
+                        grid.ctrl_m[node] += weight * g_mass
+                        grid.ctrl_e[node] += weight * g_err
+                        grid.ctrl_v[node] += weight * g_vel
 
 
 @ti.func
@@ -154,13 +176,16 @@ def collide_node(cols: ti.template(), x, v, t, frozen: ti.i32, stick_below, reac
 
 @ti.kernel
 def update_grid(grid: ti.template(), cols: ti.template(), knobs: ti.template(), dt: float, t: float):
-    """Momentum to velocity, gravity, collider conditions, and the walls of the domain box
-    (free-slip, separating: a node on a wall loses only its outward velocity)."""
+    """Momentum to velocity, gravity, the controller's pull (on a controlled grid), collider
+    conditions, and the walls of the domain box (free-slip, separating: a node on a wall loses
+    only its outward velocity)."""
     for i, k in ti.ndrange(grid.n_active[None], grid.block ** grid.dim):
         I = active_node(grid, i, k)
         m = grid.m[I]
         if m > 0.0:
             v = grid.v[I] / m + dt * knobs.gravity[None]
+            if ti.static(grid.control):
+                v = control_accel(grid, knobs, I, v, dt)
             x = ti.Vector(grid.origin, dt=float) + I.cast(float) * grid.dx
             frozen = 0
             if ti.static(grid.thermal):
@@ -212,11 +237,12 @@ def toughness(p):
 
 @ti.kernel
 def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti.template(),
-        knobs: ti.template(), dt: float, t: float):
+        ctrl: ti.template(), knobs: ti.template(), dt: float, t: float):
     """Gather velocity and the affine matrix, advect, update F (plasticity, damage), keep
     particles out of colliders and inside the domain; on a thermal grid gather the temperature
     change into the enthalpy, then update temperature, phase (with hysteresis), healing and
-    boil-off. Records the largest speed and elastic wave speed for the next dt. A particle
+    boil-off; on a controlled grid, gripped particles close the gaps the grid cannot see
+    (``close_gaps``) and settle their volume (``settle_volume``). Records the largest speed and elastic wave speed for the next dt. A particle
     whose state turns non-finite is frozen in place and counted in ``knobs.bad``."""
     knobs.max_speed[None] = 0.0
     knobs.max_wave[None] = 0.0
@@ -228,18 +254,26 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
             new_v = ti.Vector.zero(float, grid.dim)
             new_C = ti.Matrix.zero(float, grid.dim, grid.dim)
             dT = 0.0
+            c_err = ti.Vector.zero(float, grid.dim)
+            c_mass = 0.0
             for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * grid.dim)))):
                 dpos = (offset - fx) * grid.dx
                 weight = 1.0
                 for d in ti.static(range(grid.dim)):
                     weight *= w[offset[d]][d]
                 g_v = grid.v[base + offset]
+                if ti.static(grid.control):
+                    c_err += weight * grid.ctrl_e[base + offset]
+                    c_mass += weight * grid.ctrl_m[base + offset]
                 new_v += weight * g_v
                 new_C += (4.0 * grid.inv_dx * grid.inv_dx * weight) * g_v.outer_product(dpos)
                 if ti.static(grid.thermal):
                     node = base + offset
                     dT += weight * (grid.dT[node] + grid.relax[node] * (grid.T[node] - parts.T[p]))
             x = parts.x[p] + dt * new_v
+            if ti.static(grid.control):
+                if c_mass > 0.0 and parts.part[p] >= 0:
+                    x += close_gaps(parts, mats, ctrl, knobs, p, c_err / c_mass, dt, t)
             x, new_v = push_out_of_colliders(cols, x, new_v, t + dt)
             for d in ti.static(range(grid.dim)):
                 lo = grid.origin[d] + DOMAIN_PAD * grid.dx
@@ -260,6 +294,9 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
             sig = ti.Matrix.identity(float, grid.dim)
             if mats.kind[mat] == POLYALLOY:
                 F, damage, U, sig = polyalloy_deformation(mats, mat, F, T, f, damage, toughness(p))
+                if ti.static(grid.control):
+                    if parts.part[p] >= 0:
+                        F, sig = settle_volume(mats, knobs, mat, parts.phase[p], T, f, F, sig, dt)
             else:
                 F, Jp = project_deformation(mats, mat, F, Jp)
             phase = parts.phase[p]

@@ -166,11 +166,9 @@ class SideView:
 
 @ti.data_oriented
 class Looks:
-    """Per particle source (bodies, then emitters): ``base`` (linear RGB: a metal's reflectance at
-    normal incidence, a liquid's tint) and ``kind`` (METAL, MOLTEN or CRYO)."""
+    """Per particle source (bodies, then emitters): ``kind`` (METAL, MOLTEN or CRYO)."""
 
-    def __init__(self, n_sources: int, dtype):
-        self.base = ti.Vector.field(3, dtype, shape=max(1, n_sources))
+    def __init__(self, n_sources: int):
         self.kind = ti.field(ti.i32, shape=max(1, n_sources))
 
 
@@ -247,10 +245,11 @@ def splat_spheres(frame: ti.template(), view: ti.template(), parts: ti.template(
 
 
 @ti.func
-def base_color(looks: ti.template(), parts: ti.template(), p):
-    """The base colour (linear RGB) of particle ``p``: the one place the renderer reads it
-    (its source's colour; a per-particle colour field can replace this read)."""
-    return looks.base[parts.body[p]]
+def base_color(parts: ti.template(), p):
+    """The base colour (linear RGB: a metal's reflectance at normal incidence, a liquid's tint)
+    of particle ``p``, the one place the renderer reads it: its colour field (its source's colour,
+    changed by mimicry)."""
+    return parts.color[p]
 
 
 @ti.kernel
@@ -263,7 +262,7 @@ def gather_surface(frame: ti.template(), looks: ti.template(), parts: ti.templat
         p = frame.owner[j, i]
         if p != NO_OWNER:
             kind = looks.kind[parts.body[p]]
-            c = base_color(looks, parts, p)
+            c = base_color(parts, p)
             for k in ti.static(range(3)):
                 s[BASE + k] = c[k]
             s[TEMP] = parts.T[p]

@@ -37,7 +37,9 @@ class ShapeTable:
     (m, at t = 0), ``rot`` (local-to-world rotation), ``vel`` (m/s), ``owner`` (index of
     the collider/body the row belongs to), ``surface`` (STICKY/SLIP/SEPARATE) and
     ``friction`` (Coulomb coefficient, used with SEPARATE) and ``temperature`` (K of a
-    collider that exchanges heat; 0: adiabatic). ``count`` rows are live.
+    collider that exchanges heat; 0: adiabatic). Mimicry: ``texture`` (NO_TEXTURE, STRIPES,
+    CHECKER of ``kernels.control``), ``tex_a``, ``tex_b`` (linear RGB) and ``tex_period`` (m).
+    ``count`` rows are live.
     """
 
     def __init__(self, dim: int, capacity: int, dtype, builder=None):
@@ -53,6 +55,10 @@ class ShapeTable:
         self.surface = new_field(self._fb, ti.i32, self.capacity)
         self.friction = new_field(self._fb, dtype, self.capacity)
         self.temperature = new_field(self._fb, dtype, self.capacity)
+        self.texture = new_field(self._fb, ti.i32, self.capacity)
+        self.tex_a = new_field(self._fb, dtype, self.capacity, 3)
+        self.tex_b = new_field(self._fb, dtype, self.capacity, 3)
+        self.tex_period = new_field(self._fb, dtype, self.capacity)
         self.count = new_field(self._fb, ti.i32, ())
 
     def upload(self, rows):
@@ -72,6 +78,10 @@ class ShapeTable:
         surface = np.zeros(self.capacity, np.int32)
         friction = np.zeros(self.capacity)
         temperature = np.zeros(self.capacity)
+        texture = np.zeros(self.capacity, np.int32)
+        tex_a = np.zeros((self.capacity, 3))
+        tex_b = np.zeros((self.capacity, 3))
+        tex_period = np.ones(self.capacity)
         for i, r in enumerate(rows):
             kind[i] = r["kind"]
             params[i, : len(r["params"])] = r["params"]
@@ -82,6 +92,10 @@ class ShapeTable:
             surface[i] = r.get("surface", SEPARATE)
             friction[i] = r.get("friction", 0.0)
             temperature[i] = r.get("temperature", 0.0)
+            texture[i] = r.get("texture", 0)
+            tex_a[i] = r.get("tex_a", (0.0, 0.0, 0.0))
+            tex_b[i] = r.get("tex_b", (0.0, 0.0, 0.0))
+            tex_period[i] = r.get("tex_period", 1.0)
         dt = self.params.dtype
         npdt = np.float64 if dt == ti.f64 else np.float32
         self.kind.from_numpy(kind)
@@ -93,6 +107,10 @@ class ShapeTable:
         self.surface.from_numpy(surface)
         self.friction.from_numpy(friction.astype(npdt))
         self.temperature.from_numpy(temperature.astype(npdt))
+        self.texture.from_numpy(texture)
+        self.tex_a.from_numpy(tex_a.astype(npdt))
+        self.tex_b.from_numpy(tex_b.astype(npdt))
+        self.tex_period.from_numpy(tex_period.astype(npdt))
         self.count[None] = n
 
 

@@ -1,20 +1,32 @@
-"""Benchmark behind ``polyalloy bench``: standard 3D workloads timed in particle-steps per second,
-with a reference baseline (Taichi's own ``examples/simulation/mpm3d.py``) measured in the same run.
+"""Benchmark behind ``polyalloy bench``: standard workloads timed in particle-steps per second,
+with reference baselines (Taichi's own ``examples/simulation/mpm3d.py``, in 3D and in 2D) measured
+in the same run.
 
-Workloads (sizes for ``n_grid = 64``; every size scales with ``n_grid``):
+Workloads (sizes for ``n_grid = 64``; every size scales with ``n_grid``), listed in ``WORKLOADS``:
 
 - ``fluid_block``: our ``Simulation`` running a weakly compressible water block of 65,536 particles
   (2 particles per cell per axis) in a 1 m box on a 64^3 grid, at a fixed dt.
+- ``polyalloy_block``: the same block as mimetic polyalloy with heat, phases and damage on.
 - ``reference_mpm3d``: the plain MLS-MPM of Taichi's example, loaded from the installed taichi
   package, on the same grid with the same particle count, dt and number of substeps.
+- ``fluid_block_2d`` and ``reference_mpm2d``: the same pair in 2D (the example's ``dim = 2``) on a
+  256^2 grid (4 n_grid cells per metre) with 32,768 particles.
 - ``sparse_grid``: one 13,824-particle water cube in a tight box and in a box 4x larger per side
   (same dx); the per-particle cost ratio shows whether cost follows the particles or the box.
+
+Adding a workload (the humanoid walking through bars, once its controller exists) is one more
+``Workload`` entry whose ``build(n_grid, dt)`` returns a ``_Case`` (``_simulation_case`` wraps any
+``Simulation``); the report, the table and the JSON pick it up.
 
 Every timing is bracketed by ``ti.sync()``. The first substep of each workload (JIT compilation,
 or a load from the offline kernel cache) is timed apart as ``compile_s``. The workloads are then
 timed in interleaved rounds and each reports its fastest round, so that a machine shared with
 other work slows every workload alike and the ratios stay fair; ``cpu_seconds`` (process CPU
 time of that round, all threads) is given beside the wall time.
+
+The full run (or ``scaling=True``) also times fluid_block's water at 16,000 to ~1M particles
+(``run_scaling``; sizes that do not fit in memory are skipped before allocating) and can plot it. The roofline line (``traffic_model``) gives the bytes moved and flops per particle-step of
+the fluid workloads and the fraction of the measured memory bandwidth (a stream triad) reached.
 """
 from __future__ import annotations
 
@@ -52,6 +64,11 @@ SPARSE_TIGHT_SIDE = 0.25  # m: the tight box around the sparse workload's body
 FLUID_BLOCK = (0.5, 0.25, 0.25)
 SPARSE_BODY = (0.1875, 0.1875, 0.1875)
 REFERENCE_PATH = os.path.join("examples", "simulation", "mpm3d.py")
+GRID_2D = 4  # the 2D workloads have GRID_2D * n_grid cells per metre: 8 n_grid^2 particles (32,768 at 64)
+SCALING_SIZES = (16_000, 65_536, 262_144, 524_288, 1_048_576, 2_097_152, 4_194_304, 8_388_608, 16_777_216)
+SCALING_MAX_PARTICLES = 1_100_000
+SCALING = dict(substeps=10, rounds=2)
+TRIAD_ELEMENTS = 1 << 24  # per array of the bandwidth test (128 MiB of float64 in numpy)
 
 WATER = Fluid(density=1000.0, bulk_modulus=1.0e5, viscosity=1.0e-3)  # as in scenes/dam_break.py
 
@@ -65,22 +82,49 @@ class _Case:
     grid: tuple
     dt: float
     check: Callable[[], None]
+    sim: object = None  # the Simulation behind the case (None for the reference)
+    field_bytes: int = 0  # bytes of the fields the case allocated
     compile_s: float = 0.0
     seconds: float = math.inf
     cpu_seconds: float = math.inf
     extra: dict = field(default_factory=dict)
 
 
-def run_bench(quick: bool = True, arch: str = "cpu", n_grid: int = FULL_GRID, substeps: int | None = None,
-              rounds: int | None = None, progress: Callable[[str], None] | None = None) -> dict:
-    """Run the three workloads and return the measurements (a JSON-ready dict, see the module doc).
+@dataclass(frozen=True)
+class Workload:
+    """A standard workload: ``build(n_grid, dt)`` returns its warmed-up ``_Case``; ``profile``: time
+    each kernel of its Simulation as well; ``roofline``: give its bytes and flops per particle-step
+    (``traffic_model`` describes the fluid workloads only)."""
 
-    quick: 20 timed substeps x 3 rounds per workload instead of 100 x 5.
+    name: str
+    build: Callable[[int, float], "_Case"]
+    profile: bool = False
+    roofline: bool = False
+
+
+WORKLOADS = (
+    Workload("fluid_block", lambda n, dt: _fluid_case(n, dt, 3), profile=True, roofline=True),
+    Workload("polyalloy_block", lambda n, dt: _polyalloy_case(n, dt), profile=True),
+    Workload("reference_mpm3d", lambda n, dt: _reference_case(n, dt, 3)),
+    Workload("fluid_block_2d", lambda n, dt: _fluid_case(GRID_2D * n, dt / GRID_2D, 2), profile=True, roofline=True),
+    Workload("reference_mpm2d", lambda n, dt: _reference_case(GRID_2D * n, dt / GRID_2D, 2)),
+)
+
+
+def run_bench(quick: bool = True, arch: str = "cpu", n_grid: int = FULL_GRID, substeps: int | None = None,
+              rounds: int | None = None, progress: Callable[[str], None] | None = None,
+              scaling: bool | None = None, scaling_sizes=SCALING_SIZES, max_particles: int = SCALING_MAX_PARTICLES,
+              triad_elements: int = TRIAD_ELEMENTS) -> dict:
+    """Run the workloads and return the measurements (a JSON-ready dict, see the module doc).
+
+    quick: 20 timed substeps x 3 rounds per workload instead of 100 x 5, and no scaling series.
     arch: passed to ``polyalloy.init`` (a runtime already started on that arch is reused).
     n_grid: grid cells per metre (and per axis of the 1 m box): the particle counts scale as
     n_grid^3 (65,536 and 13,824 at 64) and dt as 1 / n_grid; tests use 16.
     substeps, rounds: override the quick/full settings. progress: optional callable that
-    receives one line of text per phase.
+    receives one line of text per phase. scaling: time fluid_block's water at each particle count
+    of ``scaling_sizes`` up to ``max_particles`` (``run_scaling``; default: in the full run only).
+    triad_elements: array length of the bandwidth test.
     """
     plan = dict(QUICK if quick else FULL)
     plan.update({k: v for k, v in (("substeps", substeps), ("rounds", rounds)) if v is not None})
@@ -89,108 +133,381 @@ def run_bench(quick: bool = True, arch: str = "cpu", n_grid: int = FULL_GRID, su
         raise PolyalloyError(f"bench n_grid must be at least 8, got {n_grid}")
     if substeps < 1 or rounds < 1:
         raise PolyalloyError(f"bench substeps and rounds must be at least 1, got {substeps} and {rounds}")
+    if max_particles < 1:
+        raise PolyalloyError(f"bench max_particles must be at least 1, got {max_particles}")
     info = _start_runtime(arch)
     import taichi as ti
 
     say = progress or (lambda line: None)
     dt = BASE_DT / n_grid
-    say(f"compiling fluid_block ({n_grid}^3 grid)")
-    fluid_sim, fluid = _fluid_case(n_grid, dt)
-    say(f"compiling polyalloy_block (heat, phases, damage; {n_grid}^3 grid)")
-    alloy_sim, alloy = _polyalloy_case(n_grid, dt)
-    say(f"compiling reference_mpm3d (taichi's {REFERENCE_PATH}, n_grid = {n_grid})")
-    reference = _reference_case(n_grid, dt)
+    cases = {}
+    for w in WORKLOADS:
+        say(f"compiling {w.name}")
+        cases[w.name] = w.build(n_grid, dt)
     say("compiling sparse_grid (tight box and a box 4x larger per side)")
     sparse = {case: _sparse_case(n_grid, dt, case) for case in ("tight", "large")}
-    cases = {"fluid_block": fluid, "polyalloy_block": alloy, "reference_mpm3d": reference,
-             "sparse_tight": sparse["tight"], "sparse_large": sparse["large"]}
+    timed = dict(cases, sparse_tight=sparse["tight"], sparse_large=sparse["large"])
     for r in range(rounds):
         say(f"round {r + 1}/{rounds}: {substeps} substeps of each workload")
-        for case in cases.values():
+        for case in timed.values():
             _time_round(case, substeps)
-    for case in cases.values():
+    for case in timed.values():
         case.check()
-    say("per-kernel times of fluid_block")
-    fluid.extra["kernel_ms"] = kernel_breakdown(fluid_sim, dt, substeps, rounds)
-    say("per-kernel times of polyalloy_block")
-    alloy.extra["kernel_ms"] = kernel_breakdown(alloy_sim, dt, substeps, rounds)
-    alloy.extra["thermal_fraction"] = alloy.extra["kernel_ms"]["conduct"] / sum(alloy.extra["kernel_ms"].values())
+    for w in WORKLOADS:
+        if w.profile:
+            say(f"per-kernel times of {w.name}")
+            cases[w.name].extra["kernel_ms"] = kernel_breakdown(cases[w.name].sim, cases[w.name].dt, substeps, rounds)
+    alloy = cases["polyalloy_block"].extra
+    alloy["thermal_fraction"] = alloy["kernel_ms"]["conduct"] / sum(alloy["kernel_ms"].values())
     for case in sparse.values():
-        case.extra["active_blocks"] = case.extra.pop("sim").active_blocks()
+        case.extra["active_blocks"] = case.sim.active_blocks()
 
-    workloads = {
-        "fluid_block": _report(fluid, substeps, rounds),
-        "polyalloy_block": _report(alloy, substeps, rounds),
-        "reference_mpm3d": _report(reference, substeps, rounds),
-        "sparse_grid": _sparse_report(sparse["tight"], sparse["large"], substeps, rounds),
-    }
+    workloads = {name: _report(case, substeps, rounds) for name, case in cases.items()}
+    workloads["sparse_grid"] = _sparse_report(sparse["tight"], sparse["large"], substeps, rounds)
+    say("memory bandwidth (stream triad)")
+    bandwidth = measure_bandwidth(info.arch, triad_elements)
+    roofline = {"bandwidth_gb_per_s": bandwidth,
+                "bandwidth_used": "taichi_triad" if info.arch not in ("x64", "arm64") else "numpy_triad"}
+    for w in WORKLOADS:
+        if w.roofline:
+            roofline[w.name] = _roofline(cases[w.name], workloads[w.name], bandwidth[roofline["bandwidth_used"]])
+    ratio = lambda a, b: workloads[a]["particle_steps_per_s"] / workloads[b]["particle_steps_per_s"]  # noqa: E731
     ours, ref = workloads["fluid_block"], workloads["reference_mpm3d"]
-    return {
+    result = {
         "version": polyalloy.__version__,
         "taichi_version": ".".join(map(str, ti.__version__)),
+        "python_version": platform.python_version(),
+        "numpy_version": np.__version__,
+        "platform": platform.platform(),
         "arch": info.arch,
         "device": _device_name(info.arch),
         "threads": info.threads,
         "precision": info.precision,
         "quick": bool(quick),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "workloads": workloads,
         "ratios": {
-            "fluid_vs_reference": ours["particle_steps_per_s"] / ref["particle_steps_per_s"],
+            "fluid_vs_reference": ratio("fluid_block", "reference_mpm3d"),
             # the same ratio in CPU time (all threads): steadier than wall time on a shared machine
             "fluid_vs_reference_cpu": (ref["cpu_seconds"] / ref["particles"])
             / (ours["cpu_seconds"] / ours["particles"]),
-            "polyalloy_vs_reference": workloads["polyalloy_block"]["particle_steps_per_s"]
-            / ref["particle_steps_per_s"],
+            "polyalloy_vs_reference": ratio("polyalloy_block", "reference_mpm3d"),
+            "fluid_2d_vs_reference_2d": ratio("fluid_block_2d", "reference_mpm2d"),
             "sparse_large_vs_tight_per_particle": workloads["sparse_grid"]["large_vs_tight_per_particle"],
         },
+        "roofline": roofline,
     }
+    for case in timed.values():
+        if case.sim is not None:
+            case.sim.close()
+    if scaling if scaling is not None else not quick:
+        result["scaling"] = run_scaling(scaling_sizes, max_particles, n_grid, info.arch, say=say, **SCALING)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    if info.arch == "cuda":
+        result.update(_gpu_facts())
+    return result
 
 
 def format_table(result: dict) -> str:
     """The result of ``run_bench`` as a plain-text table for the terminal."""
-    head = (f"polyalloy {result['version']} | taichi {result['taichi_version']} | arch {result['arch']} | "
-            f"{result['device']} | {result['threads']} threads | {result['precision']}")
-    cols = ("workload", "particles", "grid", "substeps", "dt (s)", "compile (s)", "ms/substep", "M p-steps/s")
+    head = (f"polyalloy {result['version']} | taichi {result['taichi_version']} | python {result['python_version']} | "
+            f"numpy {result['numpy_version']} | arch {result['arch']} | {result['device']} | "
+            f"{result['threads']} threads | {result['precision']}")
+    cols = ("workload", "particles", "grid", "substeps", "dt (s)", "compile (s)", "fields (MB)", "ms/substep",
+            "M p-steps/s")
 
     def row(name, w):
         return (name, f"{w['particles']:,}", "x".join(map(str, w["grid"])), str(w["substeps"]), f"{w['dt']:.2e}",
-                f"{w['compile_s']:.2f}", f"{w['ms_per_substep']:.2f}", f"{w['particle_steps_per_s'] / 1e6:.3f}")
+                f"{w['compile_s']:.2f}", f"{w['field_mb']:.1f}", f"{w['ms_per_substep']:.2f}",
+                f"{w['particle_steps_per_s'] / 1e6:.3f}")
 
     rows = []
     for name, w in result["workloads"].items():
         rows.append(row(name, w))
         rows += [row(f"  {case} box {w[case]['domain_m']:g} m", w[case]) for case in ("tight", "large") if case in w]
+    out = [head] + _columns(cols, rows)
+    for name, w in result["workloads"].items():
+        if "kernel_ms" in w:
+            out.append(f"{name} per kernel (ms/substep): " + ", ".join(f"{k} {v:.2f}" for k, v in w["kernel_ms"].items()))
+    ratios = result["ratios"]
+    out.append(f"polyalloy_block: the grid heat step (conduct) is "
+               f"{100 * result['workloads']['polyalloy_block']['thermal_fraction']:.1f}% of the kernel time; "
+               f"{ratios['polyalloy_vs_reference']:.2f}x the reference's particle-steps/s")
+    sparse = result["workloads"]["sparse_grid"]
+    out.append(f"fluid_block vs reference_mpm3d: {ratios['fluid_vs_reference']:.2f}x the reference's "
+               f"particle-steps/s ({ratios['fluid_vs_reference_cpu']:.2f}x per CPU-second); 2D: "
+               f"{ratios['fluid_2d_vs_reference_2d']:.2f}x")
+    out.append(f"sparse grid: per-particle cost large/tight = {ratios['sparse_large_vs_tight_per_particle']:.2f} "
+               f"(active blocks {sparse['tight']['active_blocks']} of {sparse['tight']['total_blocks']:,} vs "
+               f"{sparse['large']['active_blocks']} of {sparse['large']['total_blocks']:,})")
+    roof = result["roofline"]
+    bw = roof["bandwidth_gb_per_s"]
+    out.append(f"memory bandwidth (stream triad): numpy {bw['numpy_triad']:.1f} GB/s, taichi {bw['taichi_triad']:.1f} "
+               f"GB/s; the roofline uses {roof['bandwidth_used'].split('_')[0]}'s")
+    for name in (w.name for w in WORKLOADS if w.roofline):
+        r = roof[name]
+        out.append(f"roofline {name}: {r['bytes_per_particle_step']:.0f} B and {r['flops_per_particle_step']:.0f} "
+                   f"flop per particle-step ({r['flops_per_byte']:.1f} flop/B) -> {r['achieved_gb_per_s']:.2f} GB/s, "
+                   f"{100 * r['fraction_of_bandwidth']:.0f}% of the measured bandwidth, "
+                   f"{r['achieved_gflop_per_s']:.1f} GFLOP/s")
+    if "scaling" in result:
+        sc = result["scaling"]
+        rows = [(f"{p['particles']:,}", f"{p['ms_per_substep']:.2f}", f"{p['ns_per_particle_step']:.1f}",
+                 f"{p['particle_steps_per_s'] / 1e6:.3f}") for p in sc["points"]]
+        if rows:
+            out.append(f"scaling: water cube at {sc['n_grid']} cells per metre, {sc['substeps']} substeps x "
+                       f"{sc['rounds']} rounds per size, one compile ({sc['compile_s']:.2f} s), fields "
+                       f"{sc['field_mb']:.0f} MB for the largest:")
+            out += _columns(("particles", "ms/substep", "ns/particle-step", "M p-steps/s"), rows)
+        out.append(f"cost ~ particles^{sc['exponent']:.2f} (least squares over the sizes from "
+                   f"{sc['exponent_from']:,} particles on)"
+                   if sc["exponent"] is not None else "too few sizes for a scaling exponent")
+        out += [f"skipped {k['particles']:,} particles: {k['reason']}" for k in sc["skipped"]]
+    out.append(f"peak host memory (RSS): {result['peak_rss_mb']:.0f} MB")
+    return "\n".join(out)
+
+
+def _columns(cols, rows) -> list:
     widths = [max(len(r[i]) for r in rows + [cols]) for i in range(len(cols))]
 
     def line(r):
         return "  ".join(s.ljust(w) if i == 0 else s.rjust(w) for i, (s, w) in enumerate(zip(r, widths)))
 
-    out = [head, line(cols), line(tuple("-" * w for w in widths))] + [line(r) for r in rows]
-    for name in ("fluid_block", "polyalloy_block"):
-        kernels = result["workloads"][name]["kernel_ms"]
-        out.append(f"{name} per kernel (ms/substep): " + ", ".join(f"{k} {v:.2f}" for k, v in kernels.items()))
-    out.append(f"polyalloy_block: the grid heat step (conduct) is "
-               f"{100 * result['workloads']['polyalloy_block']['thermal_fraction']:.1f}% of the kernel time; "
-               f"{result['ratios']['polyalloy_vs_reference']:.2f}x the reference's particle-steps/s")
-    sparse, ratios = result["workloads"]["sparse_grid"], result["ratios"]
-    out.append(f"fluid_block vs reference_mpm3d: {ratios['fluid_vs_reference']:.2f}x the reference's "
-               f"particle-steps/s ({ratios['fluid_vs_reference_cpu']:.2f}x per CPU-second)")
-    out.append(f"sparse grid: per-particle cost large/tight = {ratios['sparse_large_vs_tight_per_particle']:.2f} "
-               f"(active blocks {sparse['tight']['active_blocks']} of {sparse['tight']['total_blocks']:,} vs "
-               f"{sparse['large']['active_blocks']} of {sparse['large']['total_blocks']:,})")
-    return "\n".join(out)
+    return [line(cols), line(tuple("-" * w for w in widths))] + [line(r) for r in rows]
 
 
-# --- workloads ------------------------------------------------------------------------------
-def _fluid_case(n_grid: int, dt: float):
+# --- scaling ------------------------------------------------------------------------------------
+def run_scaling(sizes=SCALING_SIZES, max_particles: int = SCALING_MAX_PARTICLES, n_grid: int = FULL_GRID,
+                arch: str | None = None, substeps: int = SCALING["substeps"], rounds: int = SCALING["rounds"],
+                say: Callable[[str], None] = lambda line: None) -> dict:
+    """Substep cost of fluid_block's water (``n_grid`` cells per metre, 8 particles per cell) at each
+    particle count of ``sizes`` up to ``max_particles``.
+
+    One Simulation holds a water cube, sitting in the corner of its box, of the largest size that
+    fits in the memory of ``arch`` (host RAM, or the share of GPU memory Taichi reserved; larger
+    sizes are skipped before allocating). Its particles are stored in nested shells from that
+    corner, so the first n of them form a smaller cube in the same corner: each size is timed with
+    only those n live. So every size runs the same compiled kernels (one compile, ``compile_s``)
+    on the same grid, and the cost differs only by the particles. ``exponent``: the slope of
+    log(time) against log(particles) over the sizes from 65,536 particles on (all sizes when fewer
+    than two are that large; ``exponent_from`` says which), 1 = linear."""
     from polyalloy.simulation import Simulation
 
-    sim = Simulation(_water_scene("bench_fluid_block", n_grid, (0.0, 0.0, 0.0), 1.0, 0.35, FLUID_BLOCK))
-    return sim, _simulation_case(sim, dt, "fluid_block")
+    arch = arch or runtime.info().arch
+    budget = _memory_budget(arch)
+    wanted = sorted(int(n) for n in sizes if n <= max_particles)
+    spacing = 1.0 / (2 * n_grid)  # m between particles
+    fits, skipped = [], []
+    for n in wanted:
+        side = math.ceil(round(n ** (1 / 3), 9)) * spacing  # m: the smallest whole-spacing cube holding n
+        domain = side + 4.0 / n_grid
+        need = _simulation_bytes(3, math.ceil(side / spacing) ** 3, (math.ceil(domain * n_grid) + 2 * 3 + 1,) * 3,
+                                 thermal=False)
+        if need > 0.8 * budget:
+            skipped.append(dict(particles=n, reason=f"needs {need / 2**30:.1f} GiB of {budget / 2**30:.1f} GiB "
+                                                    f"available"))
+        else:
+            fits.append((n, side, domain))
+    points, facts = [], {}
+    if fits:
+        largest, side, domain = fits[-1]
+        say(f"scaling: one water cube of {largest:,} particles ({n_grid} cells per metre), timed at "
+            f"{len(fits)} sizes")
+        sim = Simulation(_water_scene("bench_scaling", n_grid, (0.0, 0.0, 0.0), domain, side / 2, (side,) * 3))
+        x = sim.particles()["x"]
+        shell = np.floor((x - x.min(axis=0)) / spacing).max(axis=1)
+        sim.particles_fields.x.from_numpy(np.ascontiguousarray(x[np.argsort(shell, kind="stable")]))
+        dt = BASE_DT / n_grid
+        case = None
+        for n, _, _ in fits:
+            sim.particles_fields.n[None] = n
+            if case is None:
+                case = _simulation_case(sim, dt, "scaling")
+            else:
+                case.step()  # the first substep at a new size re-lists the grid blocks
+            case.particles, case.seconds = n, math.inf
+            for _ in range(rounds):
+                _time_round(case, substeps)
+            case.check()
+            ms = 1e3 * case.seconds / substeps
+            points.append(dict(particles=n, ms_per_substep=ms, ns_per_particle_step=1e6 * ms / n,
+                               particle_steps_per_s=n * substeps / case.seconds))
+        facts = dict(compile_s=case.compile_s, field_mb=case.field_bytes / 2**20, cube_side_m=side)
+        sim.close()
+    # below ~65k particles a substep's fixed costs (kernel launches, syncs) still show
+    fit = [p for p in points if p["particles"] >= 65_536]
+    fit = fit if len(fit) >= 2 else points
+    exponent = (float(np.polyfit(np.log([p["particles"] for p in fit]), np.log([p["ms_per_substep"] for p in fit]),
+                                 1)[0]) if len(fit) >= 2 else None)
+    return dict(workload="fluid_block", n_grid=n_grid, substeps=substeps, rounds=rounds, points=points,
+                skipped=skipped, exponent=exponent, exponent_from=min((p["particles"] for p in fit), default=None),
+                **facts)
 
 
-def _polyalloy_case(n_grid: int, dt: float):
+def plot_scaling(result: dict, path: str) -> str:
+    """Write a small PNG of the scaling series (ms per substep against particles, log-log, with a
+    linear reference through the first point): with matplotlib when it is installed (the
+    ``plot`` extra), else drawn with Pillow. Returns the path written."""
+    sc = result.get("scaling")
+    if not sc or not sc["points"]:
+        raise PolyalloyError("the benchmark result has no scaling series to plot (run the full bench or --scaling)")
+    n = np.array([p["particles"] for p in sc["points"]], float)
+    ms = np.array([p["ms_per_substep"] for p in sc["points"]], float)
+    from polyalloy.export import _atomic_target, ensure_writable_dir
+
+    title = f"polyalloy bench: water cube on {result['arch']} ({result['device']})"
+    ensure_writable_dir(os.path.dirname(os.path.abspath(path)))
+    with _atomic_target(path, ".png") as tmp:
+        _draw_scaling(n, ms, title, tmp)
+    return path
+
+
+def _draw_scaling(n, ms, title: str, path: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+        ax.loglog(n, ms, "o-", label="measured")
+        ax.loglog(n, ms[0] * n / n[0], "--", color="grey", label="linear in particles")
+        ax.set_xlabel("particles")
+        ax.set_ylabel("ms per substep")
+        ax.set_title(title, fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(path, format="png")
+        plt.close(fig)
+    except ImportError:
+        _plot_with_pillow(n, ms, title, path)
+
+
+def _plot_with_pillow(n, ms, title, path) -> None:
+    from PIL import Image, ImageDraw
+
+    w, h, left, right, top, bottom = 600, 400, 70, 20, 40, 50
+    img = Image.new("RGB", (w, h), "white")
+    draw = ImageDraw.Draw(img)
+    lx, ly = np.log10(n), np.log10(np.concatenate([ms, ms[0] * n / n[0]]))
+    x0, x1 = np.floor(lx.min()), np.ceil(lx.max())
+    y0, y1 = np.floor(ly.min()), np.ceil(ly.max())
+    px = lambda v: left + (np.log10(v) - x0) / max(x1 - x0, 1e-9) * (w - left - right)  # noqa: E731
+    py = lambda v: h - bottom - (np.log10(v) - y0) / max(y1 - y0, 1e-9) * (h - top - bottom)  # noqa: E731
+    draw.rectangle([left, top, w - right, h - bottom], outline="black")
+    for e in range(int(x0), int(x1) + 1):
+        draw.text((px(10.0 ** e) - 10, h - bottom + 5), f"1e{e}", fill="black")
+    for e in range(int(y0), int(y1) + 1):
+        draw.text((5, py(10.0 ** e) - 6), f"1e{e} ms", fill="black")
+    draw.line([(px(a), py(ms[0] * a / n[0])) for a in (n[0], n[-1])], fill=(150, 150, 150), width=1)
+    draw.line([(px(a), py(b)) for a, b in zip(n, ms)], fill=(31, 119, 180), width=2)
+    for a, b in zip(n, ms):
+        draw.ellipse([px(a) - 3, py(b) - 3, px(a) + 3, py(b) + 3], fill=(31, 119, 180))
+    draw.text((left, 12), title, fill="black")
+    draw.text((w // 2 - 150, h - 20), "x: particles, y: ms per substep (log-log); grey: linear", fill="black")
+    img.save(path, format="PNG")
+
+
+# --- roofline -----------------------------------------------------------------------------------
+def traffic_model(dim: int, real: int, nodes_per_particle: float) -> dict:
+    """Bytes moved and flops per particle-step of one fluid substep (``clear_grid``, ``p2g``,
+    ``collect_blocks``, ``update_grid``, ``g2p`` of ``kernels/mpm.py`` for a ``FLUID`` material on a
+    grid without heat), counted from the kernels' field reads and writes; keep in step with them.
+
+    Bytes: the compulsory traffic, each particle field read or written once per kernel that touches
+    it and each active grid node once per grid pass (``nodes_per_particle`` = active nodes /
+    particles); the 3^dim stencil's re-reads of nodes are taken to hit the cache, so this is a lower
+    bound on the traffic. ``real``: bytes per float; ints are 4 bytes.
+
+    Flops: multiplications, additions, divisions, square roots and powers count one each; index
+    arithmetic, comparisons and the NaN checks count none.
+    """
+    d, i4, stencil = dim, 4, 3 ** dim
+    p2g_bytes = real * (2 * d + 2 * d * d + 4) + 2 * i4  # reads x, v, C, tau; mass, vol0, T, H; alive, material
+    g2p_bytes = (real * (d + d * d + 4) + 3 * i4  # reads x, F; H, T, damage, Jp; alive, material, phase
+                 + real * (2 * d + 3 * d * d + 4) + 2 * i4)  # writes x, v, C, F, tau; Jp, H, T, damage; phase, alive
+    node_bytes = real * (2 * (d + 1)  # p2g: read-modify-write v, m
+                         + (d + 1)  # clear_grid: write v, m
+                         + (2 * d + 1)  # update_grid: read v, m, write v
+                         + d)  # g2p: read v
+    det = {2: 3, 3: 14}[d]
+    setup = 4 * d + 9 * d  # stencil_base (scale, floor, offset) and the quadratic weights (3 per axis)
+    p2g = (setup + (4 + 3 * d * d) + d  # affine = -dt V0 4/dx^2 tau + m C; momentum m v
+           + stencil * (2 * d + d + (2 * d * d - d) + 3 * d + 2))  # dpos, weight, affine@dpos, sums, mass
+    g2p = (setup + stencil * (2 * d + d + 2 * d + 3 + 3 * d * d)  # dpos, weight, v += w g_v, C += w g_v dpos^T
+           + 2 * d  # x += dt v
+           + (d * d + d + d ** 3 + d * d * (d - 1))  # F = (I + dt C) F
+           + det + 1 + d  # liquid projection F = J^(1/d) I
+           + det + 2 + d + 3 * d * d  # fluid stress J (K (J - 1) I + eta (C + C^T))
+           + 2 * d + 5)  # |v| and the wave speed for the next dt
+    update = 3 * d  # per node: v = p / m + dt g
+    return dict(bytes=p2g_bytes + g2p_bytes + nodes_per_particle * node_bytes,
+                flops=p2g + g2p + nodes_per_particle * update)
+
+
+def _roofline(case: _Case, report: dict, bandwidth: float) -> dict:
+    sim = case.sim
+    nodes = sim.active_blocks() * sim.grid.block ** sim.dim
+    model = traffic_model(sim.dim, 8 if sim.np_real == np.float64 else 4, nodes / case.particles)
+    rate = report["particle_steps_per_s"]
+    return dict(bytes_per_particle_step=model["bytes"], flops_per_particle_step=model["flops"],
+                flops_per_byte=model["flops"] / model["bytes"], active_nodes_per_particle=nodes / case.particles,
+                achieved_gb_per_s=model["bytes"] * rate / 1e9, achieved_gflop_per_s=model["flops"] * rate / 1e9,
+                fraction_of_bandwidth=model["bytes"] * rate / 1e9 / bandwidth)
+
+
+def measure_bandwidth(arch: str, elements: int = TRIAD_ELEMENTS, repeats: int = 5) -> dict:
+    """Memory bandwidth in GB/s from a stream triad a = b + s c, best of ``repeats``: in numpy on the
+    host (float64, ``elements`` per array; numpy makes two passes, c -> a then a + b -> a, so 5 arrays
+    move) and in a Taichi kernel on ``arch`` (float32; 3 arrays move; 8x the elements on a GPU, so
+    that a pass takes well over a kernel launch). Write-allocate traffic is not counted (STREAM's rule)."""
+    import taichi as ti
+
+    from polyalloy.kernels import stream
+
+    b, c = np.random.default_rng(0).random((2, elements))
+    a = np.empty_like(b)
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.multiply(c, 3.0, out=a)
+        np.add(a, b, out=a)
+        best = min(best, time.perf_counter() - t0)
+    numpy_gbs = 5 * a.nbytes / best / 1e9
+    del a, b, c
+    if arch not in ("x64", "arm64"):
+        elements *= 8
+    fb = ti.FieldsBuilder()
+    fields = [ti.field(ti.f32) for _ in range(3)]
+    fb.dense(ti.i, elements).place(*fields)
+    tree = fb.finalize()
+    try:
+        for f in fields[1:]:
+            f.fill(1.0)
+        stream.triad(*fields, 3.0)
+        ti.sync()
+        best = math.inf
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            stream.triad(*fields, 3.0)
+            ti.sync()
+            best = min(best, time.perf_counter() - t0)
+    finally:
+        tree.destroy()
+    return dict(numpy_triad=numpy_gbs, taichi_triad=3 * 4 * elements / best / 1e9)
+
+
+# --- workloads ---------------------------------------------------------------------------------
+def _fluid_case(n_grid: int, dt: float, dim: int) -> _Case:
+    """A water block of FLUID_BLOCK (m, the first ``dim`` axes) in a 1 m box, ``n_grid`` cells per metre."""
+    from polyalloy.simulation import Simulation
+
+    name = "fluid_block" if dim == 3 else f"fluid_block_{dim}d"
+    sim = Simulation(_water_scene(f"bench_{name}", n_grid, (0.0, 0.0, 0.0), 1.0, 0.35, FLUID_BLOCK, dim=dim))
+    return _simulation_case(sim, dt, name)
+
+
+def _polyalloy_case(n_grid: int, dt: float) -> _Case:
     """The fluid block's geometry filled with mimetic polyalloy at room temperature, heat on:
     every substep runs the stress blend, the heat transfer, phases and damage."""
     from polyalloy.materials import Polyalloy
@@ -198,8 +515,7 @@ def _polyalloy_case(n_grid: int, dt: float):
 
     scene = _water_scene("bench_polyalloy_block", n_grid, (0.0, 0.0, 0.0), 1.0, 0.35, FLUID_BLOCK)
     scene.materials["water"] = Polyalloy()
-    sim = Simulation(scene)
-    return sim, _simulation_case(sim, dt, "polyalloy_block")
+    return _simulation_case(Simulation(scene), dt, "polyalloy_block")
 
 
 def _sparse_case(n_grid: int, dt: float, case: str) -> _Case:
@@ -211,8 +527,7 @@ def _sparse_case(n_grid: int, dt: float, case: str) -> _Case:
     sim = Simulation(_water_scene(f"bench_sparse_{case}", n_grid, (lo, lo, lo), box, 0.5, SPARSE_BODY,
                                   gravity=0.0))
     c = _simulation_case(sim, dt, f"sparse_grid ({case} box)")
-    c.extra.update(sim=sim, domain_m=box,
-                   total_blocks=int(np.prod([-(-r // sim.grid.block) for r in sim.grid.res])))
+    c.extra.update(domain_m=box, total_blocks=int(np.prod([-(-r // sim.grid.block) for r in sim.grid.res])))
     return c
 
 
@@ -227,24 +542,39 @@ def _simulation_case(sim, dt: float, name: str) -> _Case:
         if mpm.count_nonfinite(sim.particles_fields) or not math.isfinite(sim.stable_dt()):
             raise SimulationError(f"{name} blew up during the benchmark; its timing is meaningless")
 
-    return _warm_up(_Case(lambda: sim.substep(dt), sim.n_particles, tuple(sim.grid.res), dt, check))
+    return _warm_up(_Case(lambda: sim.substep(dt), sim.n_particles, tuple(sim.grid.res), dt, check, sim=sim,
+                          field_bytes=_simulation_bytes(sim.dim, sim.particles_fields.capacity, sim.grid.res,
+                                                        sim.thermal, 8 if sim.np_real == np.float64 else 4)))
 
 
-def _reference_case(n_grid: int, dt: float) -> _Case:
-    ref = load_reference(n_grid, dt)
+def _simulation_bytes(dim: int, particles: int, res, thermal: bool, real: int = 4) -> int:
+    """Bytes of a Simulation's particle and grid fields (what ``Simulation`` checks before allocating)."""
+    from polyalloy.kernels import fields as kf
+
+    return particles * kf.particle_bytes(dim, real) + int(np.prod(np.asarray(res, np.int64))) * kf.grid_node_bytes(
+        dim, real, thermal)
+
+
+def _reference_case(n_grid: int, dt: float, dim: int) -> _Case:
+    ref = load_reference(n_grid, dt, dim)
     ref.init()
 
     def check():
         if not np.isfinite(ref.F_x.to_numpy()).all():
-            raise SimulationError("reference_mpm3d blew up during the benchmark; its timing is meaningless")
+            raise SimulationError(f"reference_mpm{dim}d blew up during the benchmark; its timing is meaningless")
 
-    return _warm_up(_Case(ref.substep, int(ref.n_particles), (int(ref.n_grid),) * int(ref.dim), dt, check))
+    n = int(ref.n_particles)
+    real = 8 if runtime.info().precision == "f64" else 4
+    # its fields: x, v (dim), C (dim x dim), J per particle; v (dim), m per node
+    field_bytes = real * (n * (2 * dim + dim * dim + 1) + int(ref.n_grid) ** dim * (dim + 1))
+    return _warm_up(_Case(ref.substep, n, (int(ref.n_grid),) * dim, dt, check, field_bytes=field_bytes))
 
 
-def load_reference(n_grid: int, dt: float) -> types.ModuleType:
+def load_reference(n_grid: int, dt: float, dim: int = 3) -> types.ModuleType:
     """Taichi's ``examples/simulation/mpm3d.py`` from the installed taichi package, as a fresh module
     with its ``ti.init`` line removed (it asks for ``ti.gpu``; polyalloy has started Taichi already)
-    and its ``dim, n_grid, steps, dt`` line set to 3D, ``n_grid`` and ``dt``. Call after ``init``."""
+    and its ``dim, n_grid, steps, dt`` line set to ``dim`` (the example supports 2 and 3), ``n_grid``
+    and ``dt``. Call after ``init``."""
     import taichi as ti
 
     path = os.path.join(os.path.dirname(ti.__file__), REFERENCE_PATH)
@@ -256,13 +586,13 @@ def load_reference(n_grid: int, dt: float) -> types.ModuleType:
     # blank the line rather than delete it, so that line numbers in Taichi's messages stay true
     source, n_init = re.subn(r"^ti\.init\(.*\)[ \t]*$", "", source, flags=re.M)
     source, n_set = re.subn(r"^dim, n_grid, steps, dt = [^,\n]+, [^,\n]+, ([^,\n]+), [^,\n]+$",
-                            lambda m: f"dim, n_grid, steps, dt = 3, {int(n_grid)}, {m.group(1)}, {float(dt)!r}",
+                            lambda m: f"dim, n_grid, steps, dt = {int(dim)}, {int(n_grid)}, {m.group(1)}, {float(dt)!r}",
                             source, flags=re.M)
     if n_init != 1 or n_set != 1:
         raise PolyalloyError(f"{path} no longer has one 'ti.init(...)' line and one 'dim, n_grid, steps, dt = ...' "
                              f"line; the reference benchmark cannot adapt it")
     # Taichi reads a kernel's source through linecache: register the rewritten text under a pseudo file name
-    name = f"<reference mpm3d.py n_grid={int(n_grid)} dt={float(dt)!r}>"
+    name = f"<reference mpm3d.py dim={int(dim)} n_grid={int(n_grid)} dt={float(dt)!r}>"
     linecache.cache[name] = (len(source), None, source.splitlines(True), name)
     module = types.ModuleType("polyalloy_bench_reference_mpm3d")
     module.__file__ = name
@@ -282,9 +612,9 @@ def _start_runtime(arch: str):
 
 
 def _water_scene(name: str, n_grid: int, lo, domain: float, centre: float, size,
-                 gravity: float = -9.81) -> Scene:
+                 gravity: float = -9.81, dim: int = 3) -> Scene:
     """A water box of ``size`` (m per axis) about ``centre`` in a cube domain of side ``domain`` from ``lo``."""
-    scene = Scene(name=name, dim=3, domain=(tuple(lo), tuple(v + domain for v in lo)), dx=1.0 / n_grid,
+    scene = Scene(name=name, dim=dim, domain=(tuple(lo), tuple(v + domain for v in lo)), dx=1.0 / n_grid,
                   particles_per_cell=2, gravity=gravity)
     scene.add_material("water", WATER)
     scene.add_body("block", Box(centre=(centre,) * 3, half_size=tuple(s / 2 for s in size)), "water")
@@ -335,6 +665,7 @@ def _report(case: _Case, substeps: int, rounds: int) -> dict:
         "cpu_seconds": case.cpu_seconds,
         "particle_steps_per_s": case.particles * substeps / case.seconds,
         "ms_per_substep": 1e3 * case.seconds / substeps,
+        "field_mb": case.field_bytes / 2**20,
     }
     out.update(case.extra)
     return out
@@ -357,6 +688,7 @@ def _sparse_report(tight: _Case, large: _Case, substeps: int, rounds: int) -> di
         "cpu_seconds": t["cpu_seconds"] + g["cpu_seconds"],
         "particle_steps_per_s": 2 * t["particles"] * substeps / seconds,
         "ms_per_substep": 1e3 * seconds / (2 * substeps),
+        "field_mb": t["field_mb"] + g["field_mb"],
         # same particles in both boxes, so the per-particle cost ratio is the ratio of times
         "large_vs_tight_per_particle": g["seconds"] / t["seconds"],
         "tight": t,
@@ -413,15 +745,44 @@ def kernel_breakdown(sim, dt: float, substeps: int, rounds: int = 1) -> dict:
     return best
 
 
+def _nvidia_smi(query: str) -> str | None:
+    """First line of ``nvidia-smi --query-gpu=QUERY`` (None without a working nvidia-smi)."""
+    try:
+        out = subprocess.run(["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = out.stdout.strip().splitlines()
+    return lines[0].strip() if out.returncode == 0 and lines else None
+
+
+def _gpu_facts() -> dict:
+    """Driver version and memory of the GPU (CUDA runs)."""
+    out = {}
+    for key, query in (("gpu_driver", "driver_version"), ("gpu_memory_mb", "memory.total")):
+        value = _nvidia_smi(query)
+        if value:
+            out[key] = float(value) if key == "gpu_memory_mb" else value
+    return out
+
+
+def _memory_budget(arch: str) -> int:
+    """Bytes that fields may take on ``arch``: the share of GPU memory Taichi reserves on CUDA
+    (``polyalloy.runtime``'s device_memory_fraction), otherwise the host's available memory."""
+    from polyalloy.simulation import available_memory
+
+    if arch == "cuda":
+        total = _nvidia_smi("memory.total")
+        if total:
+            return int(float(total) * 2**20 * runtime.CUDA_MEMORY_FRACTION)
+    return available_memory()
+
+
 def _device_name(arch: str) -> str:
     if arch == "cuda":
-        try:
-            out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                                 capture_output=True, text=True, timeout=10)
-            if out.returncode == 0 and out.stdout.strip():
-                return out.stdout.strip().splitlines()[0]
-        except (OSError, subprocess.SubprocessError):
-            pass
+        name = _nvidia_smi("name")
+        if name:
+            return name
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:

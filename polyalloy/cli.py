@@ -1,7 +1,7 @@
-"""The ``polyalloy`` command: list scenes, render one, run the benchmark.
+"""The ``polyalloy`` command: list scenes, render one, run the benchmark or the physics validation.
 
 Every error a user can cause ends as one line on stderr and a non-zero exit status
-(2 for bad input, 1 for a simulation that failed, 130 when interrupted); ``--traceback``
+(2 for bad input, 1 for a simulation that failed, 130 on SIGINT, 143 on SIGTERM); ``--traceback``
 shows the Python traceback of an unexpected failure.
 """
 from __future__ import annotations
@@ -10,12 +10,13 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 
 os.environ.setdefault("ENABLE_TAICHI_HEADER_PRINT", "0")  # keep stdout clean for --json
 
 from polyalloy import __version__  # noqa: E402
-from polyalloy.errors import ConfigError, PolyalloyError, SimulationError  # noqa: E402
+from polyalloy.errors import ConfigError, Interrupted, PolyalloyError, SimulationError  # noqa: E402
 from polyalloy.runtime import ARCHES  # noqa: E402
 
 log = logging.getLogger("polyalloy")
@@ -56,8 +57,8 @@ def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="polyalloy", description=(
-        "Liquid-metal physics toy: MLS-MPM in Taichi. Render a scene to PNG frames and an MP4, "
-        "list the scenes, or run the benchmark."))
+        "Liquid-metal physics toy: MLS-MPM in Taichi. Render a scene to PNG frames, MP4/GIF and "
+        "PLY/NPZ particle data, list the scenes, or run the benchmark."))
     parser.add_argument("--version", action="version", version=f"polyalloy {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the runtime chooses")
     parser.add_argument("--traceback", action="store_true", help="show the traceback of an unexpected error")
@@ -66,8 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list the shipped scenes")
     p.add_argument("--json", action="store_true", help="print a JSON object name -> description")
 
-    p = sub.add_parser("render", help="simulate a scene and write PNG frames and an MP4",
-                       description="Simulate SCENE and write numbered PNG frames and an MP4 to --out.")
+    p = sub.add_parser("render", help="simulate a scene and write frames, videos and particle data",
+                       description="Simulate SCENE and write numbered PNG frames, an MP4 and/or GIF, and "
+                                   "per-frame PLY/NPZ particle data to --out, with a frames.json manifest and "
+                                   "a checkpoint of the simulation state. Frames already on disk are kept "
+                                   "(not rewritten) unless --force; --resume continues an interrupted render.")
     p.add_argument("scene", help="a shipped scene name (see `polyalloy list`) or a path to a scene .py file")
     p.add_argument("--quality", default="preview", choices=("preview", "film"),
                    help="preview: CPU-friendly resolution and image size; film: for a GPU (default: preview)")
@@ -75,21 +79,53 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument("--frames", type=int, help="number of frames to write (frame 0 is the initial state)")
     length.add_argument("--seconds", type=float, help="simulated seconds to render (default: the scene's duration)")
     p.add_argument("--out", help="output folder (default: renders/SCENE)")
-    p.add_argument("--format", default="png,mp4", help="comma list of png, mp4 (default: png,mp4; PNGs are kept)")
+    p.add_argument("--format", default="png,mp4",
+                   help="comma list of png (frame_00000.png ...), mp4 (H.264, yuv420p), gif (small, looping, "
+                        "at most 320 px wide and 15 fps), ply and npz (particles_00000.ply/.npz: position, "
+                        "velocity, temperature, phase, colour); mp4 and gif are made from the PNGs, which are "
+                        "kept (default: png,mp4)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted render in --out from its last checkpoint (repeat the original "
+                        "options; a different scene or --set is refused); also extends a finished one to more "
+                        "--frames")
+    p.add_argument("--force", action="store_true",
+                   help="rewrite frames and videos already in --out (default: keep them; their frames are "
+                        "simulated again but neither rendered nor written)")
+    p.add_argument("--checkpoint-every", type=int, metavar="N",
+                   help="write the simulation checkpoint every N frames (default: 1 preview, 10 film)")
     p.add_argument("--size", help="image size WIDTHxHEIGHT, multiples of 8 (default: 640x360 preview, "
                                    "1920x1080 film)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                    help="change a scene option or parameter, e.g. --set dim=2 --set cfl=0.3 "
                         "--set materials.water.viscosity=0.1 (repeatable)")
     p.add_argument("--json", action="store_true", help="print a JSON summary of what was written")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     _add_runtime_flags(p)
 
     p = sub.add_parser("bench", help="measure particle-steps per second against a reference MLS-MPM",
                        description="Run the standard workloads and Taichi's own mpm3d algorithm in the same "
                                    "process, and report particle-steps/s, ratios and compile times.")
-    p.add_argument("--quick", action="store_true", help="a short run (about a minute on a 2-core CPU)")
+    p.add_argument("--quick", action="store_true", help="a short run (about a minute on a 2-core CPU), no scaling")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--scaling", action="store_true",
+                   help="also time fluid_block from 16,000 particles up to --max-particles (always on in the full run)")
+    p.add_argument("--max-particles", type=int, default=None, metavar="N",
+                   help="largest size of the scaling series (default: 1,100,000; sizes that do not fit in "
+                        "memory are skipped)")
+    p.add_argument("--plot", metavar="PATH", help="write the scaling series as a PNG (implies --scaling)")
+    p.add_argument("--n-grid", type=int, default=None, metavar="N",
+                   help="grid cells per metre of the standard workloads (default: 64, i.e. 65,536 particles)")
+    _add_runtime_flags(p)
+
+    p = sub.add_parser("validate", help="run the physics validation cases against their thresholds",
+                       description="Run the analytic and experimental validation cases (heat diffusion, Stefan "
+                                   "front, free fall, momentum, thermal energy, dam break) at small sizes and print "
+                                   "each error against its threshold; exit status 1 if any check fails.")
+    p.add_argument("--quick", action="store_true", help="2D cases only (the full run adds 3D free fall and momentum)")
+    p.add_argument("--only", action="append", metavar="CASE", default=[],
+                   help="run only this case (repeatable); one of: heat_diffusion, stefan_front, free_fall, "
+                        "momentum, thermal_energy, dam_break")
+    p.add_argument("--json", action="store_true", help="print the record as JSON")
     _add_runtime_flags(p)
     return parser
 
@@ -116,7 +152,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_render(args) -> int:
-    from polyalloy.jobs import parse_formats, render_scene
+    from polyalloy.jobs import RenderJob, parse_formats
     from polyalloy.scene import load_scene
 
     formats = parse_formats(args.format)
@@ -131,32 +167,66 @@ def cmd_render(args) -> int:
     if frames < 1 or frames > 100_000:
         raise ConfigError(f"--frames must be between 1 and 100000, got {frames}")
     out = args.out or os.path.join("renders", scene.name)
+    source = os.path.abspath(args.scene) if args.scene.endswith(".py") or os.sep in args.scene else args.scene
+    job = RenderJob(scene, out, frames, size, formats, quality=args.quality, source=source, params=overrides,
+                    resume=args.resume, force=args.force, checkpoint_every=args.checkpoint_every,
+                    progress=not args.no_progress, precision=args.precision)
+    job.check()
     _init_runtime(args)
-    result = render_scene(scene, out, frames, size, formats, progress=not args.no_progress)
-    summary = dict(scene=scene.name, out=os.path.abspath(out), frames=len(result.frames),
+    result = job.run()
+    out = os.path.abspath(out)
+    summary = dict(scene=scene.name, out=out, frames=frames, formats=list(formats), written=result.written,
+                   resumed_from=result.resumed_from, manifest=os.path.join(out, "frames.json"),
+                   videos={f: os.path.abspath(p) for f, p in result.videos.items()},
                    video=os.path.abspath(result.video) if result.video else None, particles=result.particles,
                    substeps=result.substeps, sim_seconds=round(result.sim_seconds, 3),
                    render_seconds=round(result.render_seconds, 3))
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        where = f" and {summary['video']}" if result.video else ""
-        print(f"wrote {len(result.frames)} frames ({result.particles:,} particles, {result.substeps} substeps, "
-              f"sim {result.sim_seconds:.1f} s, render {result.render_seconds:.1f} s) to {summary['out']}{where}")
+        kinds = ", ".join(f.upper() for f in formats)
+        again = f", resumed from frame {result.resumed_from}" if result.resumed_from is not None else ""
+        print(f"{frames} frames of {scene.name} ({kinds}; {result.particles:,} particles, {result.substeps} "
+              f"substeps, sim {result.sim_seconds:.1f} s, render {result.render_seconds:.1f} s, "
+              f"{result.written} files written{again}) are in {out}"
+              + "".join(f", {p}" for p in summary["videos"].values()))
     return 0
 
 
 def cmd_bench(args) -> int:
     from polyalloy import bench
 
+    options = dict(quick=args.quick, arch=args.arch,
+                   progress=lambda line: print(f"polyalloy: {line}", file=sys.stderr))
+    if args.scaling or args.plot:
+        options["scaling"] = True
+    if args.max_particles is not None:
+        options["max_particles"] = args.max_particles
+    if args.n_grid is not None:
+        options["n_grid"] = args.n_grid
+    if args.plot:
+        from polyalloy.export import ensure_writable_dir
+
+        ensure_writable_dir(os.path.dirname(os.path.abspath(args.plot)))  # before minutes of benchmarking
     _init_runtime(args)
-    result = bench.run_bench(quick=args.quick, arch=args.arch,
-                              progress=lambda line: print(f"polyalloy: {line}", file=sys.stderr))
+    result = bench.run_bench(**options)
+    if args.plot:
+        result["plot"] = os.path.abspath(bench.plot_scaling(result, args.plot))
     print(json.dumps(result, indent=2) if args.json else bench.format_table(result))
     return 0
 
 
-COMMANDS = {"list": cmd_list, "render": cmd_render, "bench": cmd_bench}
+def cmd_validate(args) -> int:
+    from polyalloy import validate
+
+    _init_runtime(args)
+    report = validate.run_validation(quick=args.quick, only=args.only,
+                                     progress=lambda line: print(f"polyalloy: {line}", file=sys.stderr))
+    print(json.dumps(validate.json_record(report), indent=2) if args.json else validate.format_table(report))
+    return 0 if report["passed"] else 1
+
+
+COMMANDS = {"list": cmd_list, "render": cmd_render, "bench": cmd_bench, "validate": cmd_validate}
 
 
 def main(argv=None) -> int:
@@ -166,11 +236,17 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    def terminate(signum, frame):
+        raise Interrupted(signum)
+
+    signal.signal(signal.SIGTERM, terminate)  # like Ctrl-C: clean up, one line, exit 143
     try:
         return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        print("polyalloy: interrupted; files already written are complete", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        if not isinstance(exc, Interrupted):
+            exc = Interrupted(signal.SIGINT)
+        print(f"polyalloy: {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except ConfigError as exc:
         print(f"polyalloy: error: {exc}", file=sys.stderr)
         return 2

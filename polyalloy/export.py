@@ -1,12 +1,23 @@
-"""Exporter: numbered PNG frames and MP4 videos, every file written atomically.
+"""Exporter: numbered PNG frames, MP4 and GIF videos, PLY and NPZ particle data, JSON; every
+file written atomically.
 
-A file is written under a hidden temporary name in its own folder and renamed into place
-(``os.replace``), so a killed render never leaves a half-written file under a final name;
-on an error the temporary file is removed.
+A file is written under a hidden temporary name in its own folder, flushed to disk and renamed
+into place (``os.replace``), so a killed render never leaves a half-written file under a final
+name; on an error the temporary file is removed.
+
+Particle files (``particles_00000.ply`` / ``.npz``) hold the live particles of one frame:
+``id`` (slot index, stable across frames), ``x`` and ``v`` (position m, velocity m/s), ``T``
+(K), ``phase`` (``kernels.heat`` FROZEN/MIMETIC/MOLTEN) and ``color`` (linear RGB). The NPZ keeps
+them exactly as simulated ((n, dim) vectors, the run's float type) plus the frame's ``time`` (s);
+the PLY is binary little-endian with one vertex per particle, ``x y z vx vy vz temperature
+phase red green blue id`` (floats in the run's precision, colour as 8-bit sRGB, z = 0 in 2D),
+which Blender, Houdini and MeshLab read as a point cloud.
 """
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -20,13 +31,17 @@ PathLike = Union[str, "os.PathLike[str]"]
 FRAME_DIGITS = 5
 MP4_QUALITY = 7  # imageio-ffmpeg quality 1..10; 7 is x264 CRF 15, enough to keep single particles crisp
 MACRO_BLOCK = 8  # px; frame sizes are padded up to a multiple of this (DESIGN: MP4 sizes divisible by 8)
+GIF_MAX_WIDTH = 320  # px; a README GIF stays a few hundred KB
+GIF_MAX_FPS = 15  # frames per second; higher rates keep every k-th frame
+PARTICLE_ARRAYS = ("id", "x", "v", "T", "phase", "color")
 
 
-def frame_path(out_dir: PathLike, index: int) -> Path:
-    """Path of frame ``index`` (0-based) in ``out_dir``: ``out_dir/frame_00000.png``."""
+def frame_path(out_dir: PathLike, index: int, ext: str = "png") -> Path:
+    """Path of frame ``index`` (0-based) in ``out_dir``: ``frame_00000.png`` for an image,
+    ``particles_00000.ply`` / ``.npz`` for particle data."""
     if index < 0:
         raise PolyalloyError(f"frame index must be >= 0, got {index}")
-    return Path(out_dir) / f"frame_{index:0{FRAME_DIGITS}d}.png"
+    return Path(out_dir) / f"{'frame' if ext == 'png' else 'particles'}_{index:0{FRAME_DIGITS}d}.{ext}"
 
 
 def ensure_writable_dir(out_dir: PathLike) -> Path:
@@ -50,6 +65,11 @@ def _atomic_target(path: PathLike, suffix: str) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the data reaches the disk before the name does
+        finally:
+            os.close(fd)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
@@ -103,4 +123,107 @@ def write_mp4(frames: Iterable[Union[PathLike, np.ndarray]], path: PathLike, fps
                 raise PolyalloyError(f"no frames to write to {str(path)!r}")
         finally:
             writer.close()
+    return Path(path)
+
+
+def write_gif(frames: Iterable[PathLike], path: PathLike, fps: float) -> Path:
+    """A small looping GIF of the image files ``frames``, atomically: scaled down to at most
+    GIF_MAX_WIDTH px wide, at most GIF_MAX_FPS (every k-th frame), one shared 255-colour palette."""
+    from PIL import Image
+
+    frames = list(frames)
+    if not frames:
+        raise PolyalloyError(f"no frames to write to {str(path)!r}")
+    stride = gif_stride(fps)
+    images = []
+    for item in frames[::stride]:
+        with Image.open(item) as im:
+            im = im.convert("RGB")
+            if im.width > GIF_MAX_WIDTH:
+                height = max(1, round(im.height * GIF_MAX_WIDTH / im.width))
+                im = im.resize((GIF_MAX_WIDTH, height), Image.Resampling.LANCZOS)
+            images.append(im)
+    # one palette from a sample of frames: no per-frame palette flicker, and a smaller file
+    sample = images[:: max(1, len(images) // 8)]
+    sheet = Image.new("RGB", (images[0].width, images[0].height * len(sample)))
+    for k, im in enumerate(sample):
+        sheet.paste(im, (0, k * im.height))
+    palette = sheet.quantize(colors=255, method=Image.Quantize.MEDIANCUT)
+    indexed = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
+    with _atomic_target(path, ".gif") as tmp:
+        indexed[0].save(tmp, format="GIF", save_all=True, append_images=indexed[1:], loop=0,
+                        duration=10 * round(100 * stride / fps),  # ms, in the GIF's own 1/100 s
+                        optimize=False, disposal=1)
+    return Path(path)
+
+
+def gif_stride(fps: float) -> int:
+    """Keep every ``gif_stride(fps)``-th frame in a GIF so that it plays at most GIF_MAX_FPS."""
+    return max(1, math.ceil(fps / GIF_MAX_FPS - 1e-9))
+
+
+def _particle_arrays(record: dict) -> dict:
+    missing = [k for k in PARTICLE_ARRAYS if k not in record]
+    if missing:
+        raise PolyalloyError(f"particle record lacks {', '.join(missing)}")
+    a = {k: np.asarray(record[k]) for k in PARTICLE_ARRAYS}
+    n = len(a["id"])
+    if any(len(v) != n for v in a.values()) or a["x"].ndim != 2 or a["x"].shape[1] not in (2, 3):
+        raise PolyalloyError("particle arrays must share their length n; x and v must be (n, 2) or (n, 3)")
+    return a
+
+
+def write_particles_npz(path: PathLike, record: dict, time: float) -> Path:
+    """The particle arrays of one frame (PARTICLE_ARRAYS, exact) and its ``time`` (s) as an NPZ, atomically."""
+    return write_npz_atomic(path, dict(_particle_arrays(record), time=np.float64(time)))
+
+
+def write_npz_atomic(path: PathLike, arrays: dict) -> Path:
+    """Uncompressed ``np.savez`` of ``arrays`` to ``path``, atomically (checkpoints, particle data)."""
+    with _atomic_target(path, ".npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+    return Path(path)
+
+
+def srgb8(color: np.ndarray) -> np.ndarray:
+    """Linear RGB in [0, 1] -> 8-bit sRGB (IEC 61966-2-1), clamped."""
+    c = np.clip(np.asarray(color, np.float64), 0.0, 1.0)
+    s = np.where(c <= 0.0031308, 12.92 * c, 1.055 * c ** (1 / 2.4) - 0.055)
+    return np.round(s * 255).astype(np.uint8)
+
+
+def write_ply(path: PathLike, record: dict, comment: str = "") -> Path:
+    """The particles of one frame as a binary little-endian PLY point cloud, atomically."""
+    a = _particle_arrays(record)
+    n, dim = a["x"].shape
+    real = "double" if a["x"].dtype == np.float64 else "float"
+    f = "<f8" if real == "double" else "<f4"
+    columns = [("x", f), ("y", f), ("z", f), ("vx", f), ("vy", f), ("vz", f), ("temperature", f), ("phase", "<i4"),
+               ("red", "u1"), ("green", "u1"), ("blue", "u1"), ("id", "<i4")]
+    rows = np.zeros(n, dtype=columns)
+    for k, axis in enumerate("xyz"[:dim]):
+        rows[axis] = a["x"][:, k]
+        rows["v" + axis] = a["v"][:, k]
+    rows["temperature"] = a["T"]
+    rows["phase"] = a["phase"]
+    for k, channel in enumerate(("red", "green", "blue")):
+        rows[channel] = srgb8(a["color"])[:, k]
+    rows["id"] = a["id"]
+    types = {f: real, "<i4": "int", "u1": "uchar"}
+    header = ["ply", "format binary_little_endian 1.0"] + [f"comment {comment}"] * bool(comment)
+    header += [f"element vertex {n}"] + [f"property {types[t]} {name}" for name, t in columns] + ["end_header"]
+    with _atomic_target(path, ".ply") as tmp:
+        with open(tmp, "wb") as out:
+            out.write(("\n".join(header) + "\n").encode("ascii"))
+            out.write(rows.tobytes())
+    return Path(path)
+
+
+def write_json_atomic(path: PathLike, obj) -> Path:
+    """``obj`` as indented JSON, atomically (the render manifest)."""
+    with _atomic_target(path, ".json") as tmp:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1)
+            f.write("\n")
     return Path(path)

@@ -1,86 +1,390 @@
 """The render job: simulate a scene frame by frame, render each frame, export the files.
 
-Used by ``polyalloy render`` and callable from Python (``render_scene``). Frames are
-written as they are made, each atomically, so an interrupted job leaves only whole files.
+Used by ``polyalloy render`` and callable from Python (``render_scene``). Frame k is the state
+at t = k / fps (frame 0: the initial state). For each frame, in this order: the PNG and the
+particle files, then the manifest ``frames.json`` (which lists it), then, every
+``checkpoint_every`` frames and at the last one, ``checkpoint.npz``: the whole simulation state
+(``Simulation.state_dict``). Every file is written atomically and SIGINT/SIGTERM are held back
+while one is written, so a killed render leaves only whole files. ``resume`` loads the
+checkpoint and goes on from its frame; a frame whose files are already on disk is simulated
+but not written again (unless ``force``). In deterministic mode a resumed render ends with the
+same files, bit for bit, as one that was never interrupted. MP4 and GIF are encoded from the
+PNG frames at the end.
 """
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 import os
+import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
-from polyalloy.errors import ConfigError
+import numpy as np
+
+from polyalloy.errors import ConfigError, Interrupted, PolyalloyError
 from polyalloy.scene import Scene
 
-FORMATS = ("png", "mp4")
+log = logging.getLogger("polyalloy")
+
+FORMATS = ("png", "mp4", "gif", "ply", "npz")
+VIDEOS = ("mp4", "gif")  # encoded from the PNG frames, so they imply png
+PER_FRAME = ("png", "ply", "npz")
+MANIFEST = "frames.json"
+CHECKPOINT = "checkpoint.npz"
+# checkpoint period in frames: a preview state is a few MB (cheap every frame); a film state
+# can be hundreds of MB, so it is written every 10th frame and a resume redoes at most 9
+CHECKPOINT_EVERY = {"preview": 1, "film": 10}
 
 
 @dataclass
 class RenderResult:
-    """What a render job wrote: ``frames`` (PNG paths), ``video`` (MP4 path or None), timings (s)."""
+    """What a render job left on disk: ``frames`` (PNG paths), ``videos`` (format -> path), ``written``
+    (files written by this run), counts and timings (s)."""
 
     out_dir: str
     frames: list = field(default_factory=list)
-    video: str | None = None
+    videos: dict = field(default_factory=dict)
+    written: int = 0
+    resumed_from: int | None = None
     particles: int = 0
     sim_seconds: float = 0.0
     render_seconds: float = 0.0
     substeps: int = 0
 
+    @property
+    def video(self) -> str | None:
+        return self.videos.get("mp4")
+
 
 def parse_formats(text: str) -> tuple[str, ...]:
-    formats = tuple(f.strip().lower() for f in text.split(",") if f.strip())
+    """``"png,mp4"`` -> ``("png", "mp4")``; mp4 and gif add png (they are made from the PNG frames)."""
+    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise ConfigError(f"unknown format {', '.join(unknown) or repr(text)}; choose from {', '.join(FORMATS)}")
-    return formats
+    if any(f in VIDEOS for f in formats):
+        formats.append("png")
+    return tuple(f for f in FORMATS if f in formats)
+
+
+class _SignalGuard:
+    """Turns SIGINT and SIGTERM into ``Interrupted``, except inside ``hold()``, where the signal
+    waits until the file being written is complete."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, where):
+        self.where = where  # () -> str: what is on disk, for the message
+        self.held = 0
+        self.pending = None
+        self.previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum, frame):
+        if self.held:
+            self.pending = signum
+        else:
+            self._raise(signum)
+
+    def _raise(self, signum):
+        raise Interrupted(signum, self.where())
+
+    @contextlib.contextmanager
+    def hold(self):
+        self.held += 1
+        try:
+            yield
+        finally:
+            self.held -= 1
+            if not self.held and self.pending is not None:
+                signum, self.pending = self.pending, None
+                self._raise(signum)
+
+
+class _Progress:
+    """One plain-text line per frame on stderr: count, percentage, sim time, the frame's sim and
+    render seconds, elapsed and ETA. On a terminal the line is redrawn in place."""
+
+    def __init__(self, total: int, name: str, enabled: bool, stream=None):
+        self.total, self.name, self.enabled = total, name, enabled
+        self.stream = stream or sys.stderr
+        self.tty = enabled and self.stream.isatty()
+        self.start = time.perf_counter()
+        self.done = 0
+
+    def update(self, index: int, t: float, sim_s: float, render_s: float, reused: bool) -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.start
+        left = self.total - index - 1
+        eta = elapsed / self.done * left
+        what = "on disk" if reused else f"render {render_s:.2f}s"
+        line = (f"render {self.name}: frame {index + 1}/{self.total} {100 * (index + 1) // self.total:3d}% "
+                f"t={t:.3f}s sim {sim_s:.2f}s {what} | elapsed {_clock(elapsed)} ETA {_clock(eta)}")
+        self.stream.write(f"\r{line}\x1b[K" if self.tty else line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and self.done:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def particle_record(sim) -> dict:
+    """The exported arrays of ``sim``'s live particles (see ``polyalloy.export``)."""
+    s = sim.particles(retired=True)
+    alive = s["alive"]
+    return dict(id=np.flatnonzero(alive).astype(np.int32),
+                **{k: s[k][alive] for k in ("x", "v", "T", "phase", "color")})
+
+
+@dataclass
+class RenderJob:
+    """A render of ``frames`` frames of ``scene`` into ``out_dir`` at ``size`` (width, height px,
+    multiples of 8). ``identity`` (scene source, quality, ``params`` = the --set overrides, seed,
+    precision, size, formats, fps) is recorded in ``frames.json``; a resume or a re-run into the
+    same folder must match it."""
+
+    scene: Scene
+    out_dir: str
+    frames: int
+    size: tuple
+    formats: tuple = ("png", "mp4")
+    quality: str = "preview"
+    source: str | None = None  # how the scene was named: a shipped name or a script path (default: scene.name)
+    params: dict = field(default_factory=dict)
+    resume: bool = False
+    force: bool = False
+    checkpoint_every: int | None = None  # frames; default CHECKPOINT_EVERY[quality]
+    progress: bool = True
+    precision: str | None = None  # f32 or f64; default: the runtime's (lets ``check`` run before polyalloy.init)
+
+    def __post_init__(self):
+        self.formats = parse_formats(",".join(self.formats))
+        if not (isinstance(self.frames, int) and 1 <= self.frames <= 100_000):
+            raise ConfigError(f"--frames must be between 1 and 100000, got {self.frames}")
+        if self.checkpoint_every is None:
+            self.checkpoint_every = CHECKPOINT_EVERY.get(self.quality, 1)
+        if not (isinstance(self.checkpoint_every, int) and self.checkpoint_every >= 1):
+            raise ConfigError(f"--checkpoint-every must be a whole number of frames >= 1, got {self.checkpoint_every}")
+        self.size = tuple(int(v) for v in self.size)
+
+    # --- what the folder holds ---------------------------------------------------------------
+    def identity(self) -> dict:
+        from polyalloy import runtime
+
+        return dict(scene=self.scene.name, source=self.source or self.scene.name, quality=self.quality,
+                    params={k: str(v) for k, v in sorted(self.params.items())}, seed=int(self.scene.seed),
+                    precision=self.precision or runtime.info().precision, size=list(self.size),
+                    formats=list(self.formats),
+                    fps=self.scene.fps)
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.out_dir, name)
+
+    def _read_manifest(self) -> dict | None:
+        path = self._path(MANIFEST)
+        if not os.path.exists(path):
+            return None
+        try:
+            with open(path) as f:
+                manifest = json.load(f)
+            if not isinstance(manifest.get("frames"), list) or "scene" not in manifest:
+                raise ValueError("no scene or frames")
+        except (OSError, ValueError, AttributeError) as exc:
+            if self.force and not self.resume:
+                return None
+            raise ConfigError(f"{path} is not a polyalloy render manifest ({exc}); "
+                              f"use --force to start over or another --out") from None
+        return manifest
+
+    def _check_identity(self, manifest: dict | None, mine: dict) -> None:
+        if manifest is None:
+            if self.resume:
+                raise ConfigError(f"nothing to resume in {self.out_dir}: it has no {MANIFEST}; run without --resume")
+            return
+        theirs = {k: manifest.get(k) for k in mine}
+        if theirs == mine or (self.force and not self.resume):
+            return
+        diff = [f"{k} {theirs[k]!r} (now {mine[k]!r})" for k in mine if theirs[k] != mine[k]]
+        verb = "cannot resume" if self.resume else "will not mix frames"
+        fix = "repeat the original options" + ("" if self.resume else ", add --force to overwrite,")
+        raise ConfigError(f"{verb}: {self.out_dir} was rendered with {'; '.join(diff)}; {fix} or use another --out")
+
+    def _load_checkpoint(self, sim, mine: dict) -> int | None:
+        """Load ``checkpoint.npz`` into ``sim``; the frame it holds, or None without one."""
+        path = self._path(CHECKPOINT)
+        if not os.path.exists(path):
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                state = {k: data[k] for k in data.files}
+            meta = json.loads(str(state.pop("meta")))
+        except (OSError, ValueError, KeyError) as exc:
+            raise ConfigError(f"{path} is unreadable ({exc}); use --force to start over") from None
+        if meta.get("identity") != mine:
+            raise ConfigError(f"{path} belongs to another render than {MANIFEST}; use --force to start over")
+        try:
+            sim.load_state_dict(state)
+        except ConfigError as exc:
+            raise ConfigError(f"{path} does not fit this scene ({exc}); use --force to start over") from None
+        return sim.frame
+
+    # --- the job --------------------------------------------------------------------------
+    def check(self) -> dict | None:
+        """Refuse what cannot work before anything is computed: an unwritable folder, a folder that
+        holds a render with other settings, a resume with nothing to resume. Returns the manifest."""
+        from polyalloy.export import ensure_writable_dir
+
+        ensure_writable_dir(self.out_dir)
+        manifest = self._read_manifest()
+        self._check_identity(manifest, self.identity())
+        return manifest
+
+    def run(self) -> RenderResult:
+        from polyalloy import export
+        from polyalloy.simulation import Simulation
+
+        manifest = self.check()
+        mine = self.identity()
+        sim = Simulation(self.scene)
+        result = RenderResult(out_dir=self.out_dir, particles=sim.n_particles)
+        entries = {}  # frame index -> its manifest entry
+        if self.resume:
+            result.resumed_from = self._load_checkpoint(sim, mine)
+            if result.resumed_from is None:
+                log.warning("no %s in %s: resuming from frame 0", CHECKPOINT, self.out_dir)
+            else:
+                entries = {e["index"]: e for e in manifest["frames"] if e["index"] < result.resumed_from}
+        renderer = None
+        if "png" in self.formats:
+            from polyalloy.render import SurfaceRenderer
+
+            renderer = SurfaceRenderer(sim, *self.size, self.quality)
+        doc = self._manifest(sim, mine)
+        state = dict(last_checkpoint=result.resumed_from, done=result.resumed_from or 0)
+
+        def where() -> str:
+            ck = state["last_checkpoint"]
+            return (f"{state['done']} of {self.frames} frames in {self.out_dir} are complete; "
+                    + (f"--resume goes on from frame {ck}" if ck is not None else "nothing to resume yet"))
+
+        bar = _Progress(self.frames, self.scene.name, self.progress)
+        with _SignalGuard(where) as guard:
+            try:
+                for k in range(result.resumed_from or 0, self.frames):
+                    t0 = time.perf_counter()
+                    if k > sim.frame:
+                        sim.step_frame()
+                    t1 = time.perf_counter()
+                    files, todo, made = self._make_frame(k, sim, renderer)
+                    with guard.hold():
+                        for fmt in todo:
+                            made[fmt](files[fmt])
+                        t2 = time.perf_counter()
+                        entries[k] = dict(index=k, time=sim.t, substeps=sim.substeps,
+                                          files={fmt: p.name for fmt, p in files.items()},
+                                          sim_seconds=round(t1 - t0, 4), render_seconds=round(t2 - t1, 4),
+                                          written=todo)
+                        doc["frames"] = [entries[i] for i in sorted(entries)]
+                        export.write_json_atomic(self._path(MANIFEST), doc)
+                        if k % self.checkpoint_every == 0 or k == self.frames - 1:
+                            self._save_checkpoint(sim, mine)
+                            state["last_checkpoint"] = k
+                        state["done"] = k + 1
+                    result.written += len(todo)
+                    result.sim_seconds += t1 - t0
+                    result.render_seconds += t2 - t1
+                    bar.update(k, sim.t, t1 - t0, t2 - t1, reused=not todo)
+            finally:
+                bar.close()
+            result.substeps = sim.substeps
+            if "png" in self.formats:
+                result.frames = [str(export.frame_path(self.out_dir, k)) for k in range(self.frames)]
+            for fmt in VIDEOS:
+                if fmt in self.formats:
+                    result.videos[fmt] = self._video(fmt, result)
+            doc.update(complete=True, videos={f: os.path.basename(p) for f, p in result.videos.items()})
+            with guard.hold():
+                export.write_json_atomic(self._path(MANIFEST), doc)
+        sim.close()
+        return result
+
+    def _manifest(self, sim, mine: dict) -> dict:
+        """The manifest of this job, before its frames: identity, versions, runtime, scene parameters."""
+        import taichi as ti
+
+        from polyalloy import __version__, runtime
+        from polyalloy.scene import TUNABLE
+
+        info = runtime.info()
+        return dict(mine, polyalloy=__version__, taichi=".".join(map(str, ti.__version__)), arch=info.arch,
+                    deterministic=info.deterministic,
+                    scene_params={k: getattr(self.scene, k) for k in ("dim", *TUNABLE)},
+                    particles=sim.n_particles, frames_total=self.frames, checkpoint=CHECKPOINT,
+                    checkpoint_every=self.checkpoint_every, complete=False, videos={}, frames=[])
+
+    def _make_frame(self, k: int, sim, renderer) -> tuple[dict, list, dict]:
+        """Frame ``k``'s paths by format, the formats to write (missing, or all with ``force``) and, for
+        those, a writer each (path -> None) holding the rendered image or particle arrays."""
+        from polyalloy import __version__, export
+
+        files = {fmt: export.frame_path(self.out_dir, k, fmt) for fmt in PER_FRAME if fmt in self.formats}
+        todo = [fmt for fmt, p in files.items() if self.force or not p.exists()]
+        made = {}
+        if "png" in todo:
+            image = renderer.render()
+            made["png"] = lambda path: export.write_png_atomic(path, image)
+        if {"ply", "npz"} & set(todo):
+            record, t = particle_record(sim), sim.t
+            comment = f"polyalloy {__version__} scene {self.scene.name} frame {k} time {t!r}"
+            made["ply"] = lambda path: export.write_ply(path, record, comment)
+            made["npz"] = lambda path: export.write_particles_npz(path, record, t)
+        return files, todo, made
+
+    def _save_checkpoint(self, sim, mine: dict) -> None:
+        from polyalloy import export
+
+        meta = json.dumps(dict(identity=mine, frame=sim.frame, t=sim.t))
+        export.write_npz_atomic(self._path(CHECKPOINT), dict(sim.state_dict(), meta=np.array(meta)))
+
+    def _video(self, fmt: str, result: RenderResult) -> str:
+        """Encode the MP4 or GIF from every PNG frame, unless it is on disk and no frame changed."""
+        from polyalloy import export
+
+        path = self._path(f"{self.scene.name}.{fmt}")
+        if os.path.exists(path) and not result.written and not self.force:
+            return path
+        missing = [p for p in result.frames if not os.path.exists(p)]
+        if missing:
+            raise PolyalloyError(f"cannot make the {fmt.upper()}: {missing[0]} is missing; "
+                                 f"render again with --force to redo every frame")
+        writer = export.write_mp4 if fmt == "mp4" else export.write_gif
+        writer(result.frames, path, self.scene.fps)
+        result.written += 1
+        return path
 
 
 def render_scene(scene: Scene, out_dir: str, frames: int, size: tuple[int, int],
-                 formats=("png", "mp4"), progress: bool = True) -> RenderResult:
-    """Simulate ``frames`` frames of ``scene`` and write them to ``out_dir``.
-
-    Frame 0 is the initial state; frame k is the state at t = k / fps. ``size`` is (width,
-    height) in pixels, multiples of 8. PNG frames are always written (the MP4 is made
-    from them); ``formats`` says which files are kept beside them.
-    """
-    from polyalloy.export import ensure_writable_dir, frame_path, write_mp4, write_png_atomic
-    from polyalloy.render import SurfaceRenderer
-    from polyalloy.simulation import Simulation
-
-    if frames < 1:
-        raise ConfigError(f"--frames must be at least 1, got {frames}")
-    ensure_writable_dir(out_dir)
-    sim = Simulation(scene)
-    renderer = SurfaceRenderer(sim, *size)
-    result = RenderResult(out_dir=out_dir, particles=sim.n_particles)
-    bar = _progress(frames, scene.name, progress)
-    try:
-        for k in range(frames):
-            t0 = time.perf_counter()
-            if k > 0:
-                sim.step_frame()
-            t1 = time.perf_counter()
-            path = frame_path(out_dir, k)
-            write_png_atomic(path, renderer.render())
-            t2 = time.perf_counter()
-            result.frames.append(path)
-            result.sim_seconds += t1 - t0
-            result.render_seconds += t2 - t1
-            bar.set_postfix_str(f"t={sim.t:.2f}s sim {t1 - t0:.2f}s render {t2 - t1:.2f}s", refresh=False)
-            bar.update(1)
-    finally:
-        bar.close()
-    result.substeps = sim.substeps
-    if "mp4" in formats:
-        result.video = os.path.join(out_dir, f"{scene.name}.mp4")
-        write_mp4(result.frames, result.video, scene.fps)
-    return result
-
-
-def _progress(total: int, name: str, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=f"render {name}", unit="frame", disable=not enabled, dynamic_ncols=True,
-                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} frames "
-                           "[{elapsed}<{remaining} ETA, {rate_fmt}] {postfix}")
+                 formats=("png", "mp4"), progress: bool = True, **options) -> RenderResult:
+    """Simulate ``frames`` frames of ``scene`` and write them to ``out_dir`` (see ``RenderJob``
+    for ``options``: quality, source, params, resume, force, checkpoint_every)."""
+    return RenderJob(scene, out_dir, frames, size, tuple(formats), progress=progress, **options).run()

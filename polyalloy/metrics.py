@@ -88,3 +88,51 @@ def fragments(sim, body: str | None = None, material: str | None = None, distanc
     _, labels = connected_components(graph, directed=False)
     sizes = np.bincount(labels)
     return sorted((int(c) for c in sizes if c >= min_particles), reverse=True)
+
+
+def _controlled(sim, body: str) -> int:
+    names = [b.name for b in sim.scene.bodies]
+    if body not in names:
+        raise ConfigError(f"unknown body {body!r}; the scene has {', '.join(names)}")
+    i = names.index(body)
+    if sim.controller is None or i not in sim.controller.bodies:
+        raise ConfigError(f"body {body!r} has no template, so it has no shape to measure")
+    return i
+
+
+def shape_error(sim, body: str) -> float:
+    """Mean over the body's live particles of their distance outside its posed template,
+    max(sdf, 0), divided by the template's height: 0 when every particle is inside."""
+    i = _controlled(sim, body)
+    x = _select(sim, body=body)["x"]
+    if len(x) == 0:
+        return 0.0
+    d = sim.controller.template_distance(i, x, sim.t)
+    return float(np.maximum(d, 0.0).mean() / sim.scene.bodies[i].template.height)
+
+
+def coverage(sim, body: str) -> float:
+    """Fraction of the posed template's volume that holds the body's particles: the template
+    is cut into voxels at the particle spacing h (those whose centre is inside), and a voxel
+    counts as held when a particle of the body lies within h of its centre (a particle's own
+    cell, widened by the sampling jitter and the packing of a deformed body)."""
+    from scipy.spatial import cKDTree
+
+    i = _controlled(sim, body)
+    tpl = sim.scene.bodies[i].template
+    h = sim.scene.dx / sim.scene.particles_per_cell
+    dim = sim.dim
+    rows = tpl.posed_rows(tpl.pose_at(sim.t, dim, sim.scene.bodies[i].walk), dim)
+    reach = np.array([float(np.sum(np.abs(r["params"]))) for r in rows])
+    lo = np.min([r["centre"] - e for r, e in zip(rows, reach)], axis=0)
+    hi = np.max([r["centre"] + e for r, e in zip(rows, reach)], axis=0)
+    axes = [np.arange(lo[k] + h / 2, hi[k], h) for k in range(dim)]
+    centres = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, dim)
+    centres = centres[sim.controller.template_distance(i, centres, sim.t) < 0]
+    x = _select(sim, body=body)["x"].astype(np.float64)
+    if len(centres) == 0:
+        return 0.0
+    if len(x) == 0:
+        return 0.0
+    dist, _ = cKDTree(x).query(centres, k=1, distance_upper_bound=h)
+    return float(np.isfinite(dist).mean())

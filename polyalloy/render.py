@@ -101,16 +101,13 @@ class SurfaceRenderer:
         self.radius, self.cover_radius = SPHERE_RADIUS * spacing, COVER_RADIUS * spacing
         self.frame = kr.Frame(self.width, self.height, real)
         self.view = (kr.PinholeView if d == 3 else kr.SideView)(self.width, self.height, real)
-        self.looks = kr.Looks(len(sim.sources), real)
+        self.looks = kr.Looks(len(sim.sources))
         self.stage = ks.Stage(sim.domain_lo, sim.domain_hi, len(scene.colliders), real)
         self.env = ks.Environment(real)
         self.shadow = self._shadow_map(real)
         ks.tabulate_blackbody(self.env)
-        base = np.zeros((self.looks.base.shape[0], 3))
-        base[: len(sim.sources)] = sim.source_colors()
         kind = np.zeros(self.looks.kind.shape[0], np.int32)
         kind[: len(sim.sources)] = [source_look(scene.materials[s.material]) for s in sim.sources]
-        self.looks.base.from_numpy(base.astype(sim.np_real))
         self.looks.kind.from_numpy(kind)
         if d == 2:
             self._fit_side_view()

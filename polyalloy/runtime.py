@@ -22,6 +22,7 @@ log = logging.getLogger("polyalloy")
 
 ARCHES = ("auto", "cpu", "cuda", "vulkan", "metal")
 PRECISIONS = ("f32", "f64")
+CUDA_MEMORY_FRACTION = 0.8  # of the GPU's memory that Taichi reserves for fields on CUDA
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def init(arch: str = "auto", seed: int = 0, deterministic: bool = False,
     if threads is not None:
         kwargs["cpu_max_num_threads"] = int(threads)
     if arch == "cuda":
-        kwargs["device_memory_fraction"] = 0.8
+        kwargs["device_memory_fraction"] = CUDA_MEMORY_FRACTION
     with contextlib.redirect_stdout(sys.stderr):  # Taichi prints its banner; keep stdout for --json
         ti.init(**kwargs)
     chosen = str(ti.lang.impl.current_cfg().arch).split(".")[-1]

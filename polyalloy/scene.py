@@ -8,15 +8,17 @@ of ``Scene`` (``--set cfl=0.3``, ``--set gravity=-3.7``) or of a named material
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field, fields
 from typing import Sequence
 
 import numpy as np
 
+from polyalloy.body import Template, Walk
 from polyalloy.errors import ConfigError
 from polyalloy.events import Emitter, Grenade, Gunshot, HeatSource
-from polyalloy.materials import Material
+from polyalloy.materials import POLYALLOY, Material
 from polyalloy.shapes import Shape
 from polyalloy.kernels.sdf import SURFACE_NAMES
 from polyalloy.kernels.shade import MAX_LIGHTS
@@ -30,7 +32,13 @@ DEFAULT_COLORS = {0: (0.35, 0.6, 0.95), 1: (0.9, 0.45, 0.3), 2: (0.85, 0.85, 0.8
 class Body:
     """A shape filled with particles of one material: ``velocity`` (m/s) at t = 0,
     ``temperature`` (K) at t = 0, ``color`` (linear RGB in [0, 1]: the renderer's base colour, a
-    metal's reflectance at normal incidence; None: by material kind)."""
+    metal's reflectance at normal incidence; None: by material kind).
+
+    Mimetic control (polyalloy only): ``template`` (a ``polyalloy.body.Template``, e.g. a
+    ``Humanoid``) is the shape the controller holds the body to; the body's particles get home
+    points in it by an optimal-transport-like matching, so ``shape`` may differ (a blob that
+    reforms into a man) or be the template itself. ``walk`` moves the template's pose along a
+    path; ``earlier`` is the shape a ``glitch`` drifts parts toward."""
 
     name: str
     shape: Shape
@@ -38,10 +46,81 @@ class Body:
     velocity: Sequence[float] = (0.0, 0.0, 0.0)
     color: Sequence[float] | None = None
     temperature: float = 293.15
+    template: Template | None = None
+    walk: Walk | None = None
+    earlier: Template | None = None
 
     def __post_init__(self):
         if not (isinstance(self.temperature, (int, float)) and 0 < self.temperature < 1e5):
             raise ConfigError(f"body {self.name!r}: temperature must be in (0, 1e5) K, got {self.temperature!r}")
+        if self.template is not None and not isinstance(self.template, Template):
+            raise ConfigError(f"body {self.name!r}: template must be a polyalloy.body Template, "
+                              f"got {type(self.template).__name__}")
+        if (self.walk is not None or self.earlier is not None) and self.template is None:
+            raise ConfigError(f"body {self.name!r}: walk and earlier need a template")
+
+
+@dataclass
+class Texture:
+    """A surface pattern that mimicking polyalloy copies: ``kind`` "stripes" (bands across the
+    shape's local y axis) or "checker", two linear-RGB ``colors``, ``period`` (m)."""
+
+    kind: str = "stripes"
+    colors: Sequence[Sequence[float]] = ((0.9, 0.85, 0.1), (0.08, 0.08, 0.08))
+    period: float = 0.1
+
+    def __post_init__(self):
+        from polyalloy.kernels.control import TEXTURE_NAMES
+
+        if self.kind not in TEXTURE_NAMES:
+            raise ConfigError(f"texture kind must be one of {', '.join(TEXTURE_NAMES)}, got {self.kind!r}")
+        if not (math.isfinite(self.period) and self.period > 0):
+            raise ConfigError(f"texture period must be > 0 m, got {self.period}")
+        if len(self.colors) != 2 or any(len(c) != 3 for c in self.colors):
+            raise ConfigError("texture colors must be two RGB triples")
+
+    def row(self) -> dict:
+        from polyalloy.kernels.control import TEXTURE_NAMES
+
+        return dict(texture=TEXTURE_NAMES[self.kind], tex_a=tuple(self.colors[0]), tex_b=tuple(self.colors[1]),
+                    tex_period=self.period)
+
+
+@dataclass
+class Control:
+    """The mimetic controller's live settings (``kernels.control``), shared by every controlled
+    body; ``--set control.NAME=value`` changes them. ``gain`` (0 off .. 1 full, may exceed 1),
+    ``frequency`` (Hz) and ``damping`` (ratio) of the pull toward home, ``hold`` (fraction of
+    the gripped weight the controller carries), ``max_accel`` (m/s^2 cap), ``grip_fade`` (K
+    below the melting point over which the grip fades out), ``glitch`` (0..1: parts drift
+    toward the body's ``earlier`` shape), ``mimic_decay`` (s: a copied colour's return to
+    chrome), ``volume_relax`` (s: gripped material forgets volume changes, so fragments
+    fuse), ``fine`` (1/s: rate at which a particle closes the part of its home error that the
+    grid's average misses, so cracks between fragments close), ``reassign_distance`` (in template heights: a gripped particle farther than this
+    from home gets a new home among the free ones), ``reassign_every`` (s of simulated time)."""
+
+    gain: float = 1.0
+    frequency: float = 3.0
+    damping: float = 1.0
+    hold: float = 1.0
+    max_accel: float = 60.0
+    grip_fade: float = 150.0
+    glitch: float = 0.0
+    mimic_decay: float = 1.5
+    volume_relax: float = 0.1
+    fine: float = 5.0
+    reassign_distance: float = 0.06
+    reassign_every: float = 0.1
+
+    RANGES = {"gain": (0.0, 100.0), "frequency": (0.01, 100.0), "damping": (0.0, 100.0), "hold": (0.0, 2.0),
+              "max_accel": (0.0, 1e5), "grip_fade": (1e-3, 1e4), "glitch": (0.0, 1.0), "mimic_decay": (1e-3, 1e4), "volume_relax": (1e-3, 1e4), "fine": (0.0, 1e3),
+              "reassign_distance": (1e-3, 100.0), "reassign_every": (1e-3, 100.0)}
+
+    def __post_init__(self):
+        for key, (lo, hi) in self.RANGES.items():
+            value = getattr(self, key)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and lo <= value <= hi):
+                raise ConfigError(f"control.{key} = {value!r} is out of range [{lo:g}, {hi:g}]")
 
 
 @dataclass
@@ -50,7 +129,8 @@ class Collider:
     (no normal motion) or ``separate`` (may leave it; Coulomb ``friction`` while in contact).
     A moving collider has ``velocity`` set on its shape. ``temperature`` (K; None: adiabatic)
     holds the grid nodes inside it at that temperature (a cold floor, a hot crucible); frozen
-    polyalloy sticks to a collider colder than its brittle point."""
+    polyalloy sticks to a collider colder than its brittle point. ``texture`` (a ``Texture``)
+    is what mimicking polyalloy that touches it copies."""
 
     name: str
     shape: Shape
@@ -58,6 +138,7 @@ class Collider:
     friction: float = 0.0
     color: Sequence[float] = (0.55, 0.55, 0.58)
     temperature: float | None = None
+    texture: Texture | None = None
 
     def __post_init__(self):
         if self.temperature is not None and not (isinstance(self.temperature, (int, float))
@@ -255,6 +336,7 @@ class Scene:
     events: list = field(default_factory=list)
     emitters: list = field(default_factory=list)
     camera: Camera = field(default_factory=Camera)
+    control: Control = field(default_factory=Control)
     environment: Environment = field(default_factory=Environment)
     quality: str = "preview"
 
@@ -283,16 +365,22 @@ class Scene:
         return self
 
     def add_body(self, name: str, shape: Shape, material: str, velocity=(0.0, 0.0, 0.0), color=None,
-                 temperature: float = 293.15) -> "Scene":
+                 temperature: float = 293.15, template: Template | None = None, walk: Walk | None = None,
+                 earlier: Template | None = None) -> "Scene":
+        """Fill ``shape`` with ``material``; ``template`` (and ``walk``, ``earlier``) put it under
+        the mimetic controller, see ``Body``. ``shape`` may be the template itself."""
         if material not in self.materials:
             raise ConfigError(f"body {name!r}: unknown material {material!r}; add it with add_material first "
                               f"(known: {', '.join(self.materials) or 'none'})")
-        self.bodies.append(Body(name, shape, material, tuple(velocity), color, temperature))
+        if template is not None and self.materials[material].kind != POLYALLOY:
+            raise ConfigError(f"body {name!r}: only polyalloy can be controlled, not {material!r}")
+        self.bodies.append(Body(name, shape, material, tuple(velocity), color, temperature, template, walk, earlier))
         return self
 
     def add_collider(self, name: str, shape: Shape, surface: str = "separate", friction: float = 0.0,
-                     color=(0.55, 0.55, 0.58), temperature: float | None = None) -> "Scene":
-        self.colliders.append(Collider(name, shape, surface, friction, tuple(color), temperature))
+                     color=(0.55, 0.55, 0.58), temperature: float | None = None,
+                     texture: Texture | None = None) -> "Scene":
+        self.colliders.append(Collider(name, shape, surface, friction, tuple(color), temperature, texture))
         return self
 
     # --- timeline (polyalloy.events) -----------------------------------------------------
@@ -328,6 +416,7 @@ class Scene:
         keys = list(TUNABLE)
         for mname, mat in self.materials.items():
             keys += [f"materials.{mname}.{f.name}" for f in fields(mat)]
+        keys += [f"control.{k}" for k in Control.RANGES]
         return keys
 
     def set(self, key: str, value) -> None:
@@ -342,6 +431,9 @@ class Scene:
         if len(parts) == 3 and parts[0] == "materials" and parts[1] in self.materials:
             mat = self.materials[parts[1]]
             self.materials[parts[1]] = mat.replace(**{parts[2]: _as_number(key, value)})
+            return
+        if len(parts) == 2 and parts[0] == "control" and parts[1] in Control.RANGES:
+            self.control = dataclasses.replace(self.control, **{parts[1]: _as_number(key, value)})
             return
         raise ConfigError(f"unknown key {key!r} for scene {self.name!r}; known keys: "
                           f"{', '.join(self.settable_keys())}")

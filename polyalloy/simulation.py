@@ -18,12 +18,14 @@ from polyalloy.errors import ConfigError, SimulationError
 from polyalloy.kernels import fields as kf
 from polyalloy.events import Grenade, Gunshot, HeatSource
 from polyalloy.kernels import events as kev
+from polyalloy.kernels import control as kc
 from polyalloy.kernels import heat, mpm
 from polyalloy.materials import POLYALLOY
 from polyalloy.kernels.sdf import SURFACE_NAMES, ShapeTable, evaluate_sdf
 from polyalloy.scene import DEFAULT_COLORS, Scene
 
 MIN_DT = 1e-8  # s; a step below this means the run has exploded
+SCRATCH = ("grid",)  # containers every substep rewrites from the particles: no part of a checkpoint
 
 
 def available_memory() -> int:
@@ -96,13 +98,19 @@ class Simulation:
         # the heat step runs when something can change a temperature or a phase
         self.thermal = (any(m.conductivity > 0 or m.kind == POLYALLOY for m in mats)
                         or any(c.temperature is not None for c in scene.colliders))
+        for b in scene.bodies:
+            if b.template is not None and scene.materials[b.material].kind != POLYALLOY:
+                raise ConfigError(f"body {b.name!r}: only polyalloy can be controlled, not {b.material!r}")
+        self.controlled = any(b.template is not None for b in scene.bodies)
+        n_parts = sum(len(b.template.part_names()) for b in scene.bodies if b.template is not None)
+        self.textured = any(c.texture is not None for c in scene.colliders)
         self._check_memory(n, res)
 
         rows = []
         for ci, c in enumerate(scene.colliders):
             for r in c.shape.rows(d):
                 r.update(owner=ci, surface=SURFACE_NAMES[c.surface], friction=c.friction,
-                         temperature=c.temperature or 0.0)
+                         temperature=c.temperature or 0.0, **(c.texture.row() if c.texture else {}))
                 rows.append(r)
         self.impulses = sorted((e for e in scene.events if isinstance(e, (Gunshot, Grenade))), key=lambda e: e.time)
         self.heaters = [e for e in scene.events if isinstance(e, HeatSource)]
@@ -112,7 +120,8 @@ class Simulation:
         fb = ti.FieldsBuilder()
         self.particles_fields = kf.Particles(d, n, self.real, builder=fb)
         self.grid = kf.Grid(d, res, dx, lo - pad * dx, self.real, thermal=self.thermal,
-                            serial=runtime.info().arch in ("x64", "arm64"), builder=fb)
+                            serial=runtime.info().arch in ("x64", "arm64"), control=self.controlled, builder=fb)
+        self.control_table = kf.ControlTable(d, n_parts, len(self.sources), self.real, builder=fb)
         self.materials = kf.MaterialTable(len(self.material_names), self.real, builder=fb)
         self.colliders = ShapeTable(d, len(rows), self.real, fb)
         self.regions = ShapeTable(d, len(region_rows), self.real, fb)
@@ -127,7 +136,16 @@ class Simulation:
         self.knobs.heat_scale[None] = 1.0
         brittle = [m.brittle_point for m in mats if m.kind == POLYALLOY]
         self.knobs.stick_below[None] = max(brittle) if brittle else 0.0
+        self.set_control()
+        self.control_table.source_color.from_numpy(self.source_colors().astype(self.np_real))
         self._upload_particles(samples)
+        self.controller = None
+        if self.controlled:
+            from polyalloy.control import Controller
+
+            self.controller = Controller(self, samples)
+            self.controller.upload_particles()
+            self.controller.upload_pose(0.0)
         # the first dt sees the stiffest phase of every material present; G2P then reports the live one
         self.knobs.max_wave[None] = max(scene.materials[b.material].wave_speed() for b in scene.bodies)
         alpha = max(m.diffusivity() for m in mats)
@@ -190,7 +208,8 @@ class Simulation:
         real = 8 if self.np_real == np.float64 else 4
         per_particle = kf.particle_bytes(d, real)
         # the block-sparse grid stores its node fields for the whole box
-        grid_bytes = int(np.prod(np.asarray(res, np.int64))) * kf.grid_node_bytes(d, real, self.thermal)
+        grid_bytes = int(np.prod(np.asarray(res, np.int64))) * kf.grid_node_bytes(d, real, self.thermal,
+                                                                                  self.controlled)
         need = n * per_particle + grid_bytes
         have = available_memory()
         if need > 0.8 * have:
@@ -231,6 +250,8 @@ class Simulation:
         p.H.from_numpy(H.astype(self.np_real))
         p.phase.from_numpy(np.array([self._initial_phase(b) for b in self.sources], np.int32)[body])
         p.damage.from_numpy(np.zeros(n, self.np_real))
+        p.part.from_numpy(np.full(n, -1, np.int32))
+        p.color.from_numpy(self.source_colors()[body].astype(self.np_real))
         live = int(sum(len(s[0]) for s in samples[:n_bodies]))
         p.alive.from_numpy((np.arange(n) < live).astype(np.int32))
         p.n[None] = live
@@ -251,6 +272,28 @@ class Simulation:
         return heat.MOLTEN if m.melting_point is not None and body.temperature > m.melting_point else heat.MIMETIC
 
     # --- running --------------------------------------------------------------------------
+    def set_control(self, **values) -> None:
+        """Change the controller's live settings (``polyalloy.scene.Control`` names, validated);
+        they are 0-D fields, so nothing recompiles. Called with none, uploads the scene's."""
+        import dataclasses
+
+        if values:
+            try:
+                self.scene.control = dataclasses.replace(self.scene.control, **values)
+            except TypeError as exc:
+                raise ConfigError(f"unknown control setting: {exc}") from None
+        c, k = self.scene.control, self.knobs
+        k.ctrl_gain[None] = c.gain
+        k.ctrl_omega[None] = 2 * math.pi * c.frequency
+        k.ctrl_zeta[None] = c.damping
+        k.ctrl_hold[None] = c.hold
+        k.ctrl_max_accel[None] = c.max_accel
+        k.grip_fade[None] = c.grip_fade
+        k.glitch[None] = c.glitch
+        k.mimic_decay[None] = c.mimic_decay
+        k.volume_relax[None] = c.volume_relax
+        k.ctrl_fine[None] = c.fine
+
     @property
     def n_particles(self) -> int:
         return int(self.particles_fields.n[None])
@@ -273,13 +316,18 @@ class Simulation:
                 if m > 0:
                     kev.heat_region(pf, self.regions, i, self.t, e.power * dt / m)
                     self.events_energy += e.power * dt
+        if self.controller is not None and self.controller.moving:
+            self.controller.upload_pose(self.t)
         mpm.clear_grid(g)
-        mpm.p2g(pf, g, self.materials, dt)
+        mpm.p2g(pf, g, self.materials, self.control_table, self.knobs, dt, self.t)
         mpm.collect_blocks(g)
         mpm.update_grid(g, self.colliders, self.knobs, dt, self.t)
         if self.thermal:
             self.boundary_energy += heat.conduct(g, self.colliders, self.knobs, dt, self.t)
-        mpm.g2p(pf, g, self.materials, self.colliders, self.knobs, dt, self.t)
+        mpm.g2p(pf, g, self.materials, self.colliders, self.control_table, self.knobs, dt, self.t)
+        if self.textured:
+            kc.mimic(pf, self.materials, self.colliders, self.control_table, self.knobs, dt, self.t + dt,
+                     self.scene.dx)
         self.t += dt
         self.substeps += 1
         self.last_dt = dt
@@ -288,6 +336,8 @@ class Simulation:
         """Substep until ``t`` reaches ``t_end`` exactly, each step at the stable dt."""
         while t_end - self.t > 1e-12:
             self._apply_due_events()
+            if self.controller is not None:
+                self.controller.maybe_reassign(self.t)
             t_stop = min(t_end, self._next_event_time())
             dt = self.stable_dt()
             if dt < MIN_DT:
@@ -351,17 +401,52 @@ class Simulation:
             f"simulation blew up at frame {self.frame + 1} (t = {self.t:.4f} s): {bad} particles have NaN/Inf "
             f"state; lower the time step (--set cfl={self.scene.cfl / 2:g}) or soften the stiffest material")
 
+    # --- checkpoints ----------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything that the rest of the run depends on, as numpy arrays: every Taichi field of
+        every field container of this simulation (particles, knobs, tables; not the ``SCRATCH``
+        grid) under ``field/<container>/<name>``, and every number or numpy-array attribute
+        (time, frame, substeps, event and emitter cursors, energy accounts, ...) under
+        ``host/<name>``. New fields and counters are included without listing them anywhere."""
+        state = {f"host/{name}": np.asarray(value) for name, value in _host_numbers(self).items()}
+        for cname, container in _containers(self).items():
+            for fname, f in _taichi_fields(container).items():
+                state[f"field/{cname}/{fname}"] = f.to_numpy()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a ``state_dict()`` of a simulation of the same scene; a ConfigError names the
+        first entry whose presence, shape or type differs (another scene or version)."""
+        host = {f"host/{name}": value for name, value in _host_numbers(self).items()}
+        fields = {f"field/{c}/{n}": f for c, ct in _containers(self).items() for n, f in _taichi_fields(ct).items()}
+        extra = sorted(set(state) - set(host) - set(fields))
+        if extra:
+            raise ConfigError(f"the checkpoint holds {extra[0]!r}, which this simulation does not have")
+        for key in sorted(host.keys() | fields.keys()):
+            want = np.asarray(host[key]) if key in host else fields[key].to_numpy()
+            got = state.get(key)
+            if got is None or got.shape != want.shape or got.dtype != want.dtype:
+                raise ConfigError(f"the checkpoint's {key} does not fit this simulation: "
+                                  f"{'missing' if got is None else f'{got.dtype}{list(got.shape)}'}, "
+                                  f"expected {want.dtype}{list(want.shape)}")
+        for key, f in fields.items():
+            f.from_numpy(state[key])
+        for key, value in host.items():
+            a = state[key]
+            setattr(self, key[len("host/"):], a.copy() if isinstance(value, np.ndarray) else type(value)(a.item()))
+
     # --- reading --------------------------------------------------------------------------
     def particles(self, retired: bool = False) -> dict:
         """Particle state as numpy arrays: ``x``, ``v`` (n, dim), ``material``, ``body``, ``mass``
-        (kg), ``H`` (J/kg), ``T`` (K), ``phase``, ``damage`` (n,), ``color`` (n, 3) for the preview
-        renderer. Only live particles unless ``retired`` (then ``alive`` tells which)."""
+        (kg), ``H`` (J/kg), ``T`` (K), ``phase``, ``damage`` (n,), ``color`` (n, 3: the body's colour, or
+        what mimicry copied), ``part`` (template part, -1 when not controlled). Only live
+        particles unless ``retired`` (then ``alive`` tells which)."""
         n, pf = self.n_particles, self.particles_fields
         body = pf.body.to_numpy()[:n]
-        colors = self.source_colors()
         out = dict(x=pf.x.to_numpy()[:n], v=pf.v.to_numpy()[:n], material=pf.material.to_numpy()[:n],
                    body=body, mass=pf.mass.to_numpy()[:n], H=pf.H.to_numpy()[:n], T=pf.T.to_numpy()[:n],
-                   phase=pf.phase.to_numpy()[:n], damage=pf.damage.to_numpy()[:n], color=colors[body],
+                   phase=pf.phase.to_numpy()[:n], damage=pf.damage.to_numpy()[:n], color=pf.color.to_numpy()[:n].astype(np.float32),
+                   part=pf.part.to_numpy()[:n],
                    alive=pf.alive.to_numpy()[:n].astype(bool))
         if not retired:
             keep = out.pop("alive")
@@ -385,16 +470,35 @@ class Simulation:
     def grid_mass(self) -> float:
         """Mass on the grid after a fresh P2G of the current state (kg)."""
         mpm.clear_grid(self.grid)
-        mpm.p2g(self.particles_fields, self.grid, self.materials, 0.0)
+        mpm.p2g(self.particles_fields, self.grid, self.materials, self.control_table, self.knobs, 0.0, self.t)
         mpm.collect_blocks(self.grid)
         return float(mpm.grid_mass(self.grid))
 
     def grid_momentum(self) -> np.ndarray:
         """Momentum on the grid after a fresh P2G of the current state (kg m/s)."""
         mpm.clear_grid(self.grid)
-        mpm.p2g(self.particles_fields, self.grid, self.materials, 0.0)
+        mpm.p2g(self.particles_fields, self.grid, self.materials, self.control_table, self.knobs, 0.0, self.t)
         mpm.collect_blocks(self.grid)
         return np.asarray(mpm.grid_momentum(self.grid))[: self.dim]
 
     def active_blocks(self) -> int:
         return int(mpm.active_blocks(self.grid))
+
+
+def _taichi_fields(container) -> dict:
+    """The Taichi fields among ``container``'s attributes, by name."""
+    import taichi as ti
+
+    return {k: v for k, v in sorted(vars(container).items()) if isinstance(v, ti.Field)}
+
+
+def _containers(sim: Simulation) -> dict:
+    """``sim``'s attributes that hold Taichi fields (particles, knobs, tables), less ``SCRATCH``."""
+    return {k: v for k, v in sorted(vars(sim).items())
+            if k not in SCRATCH and hasattr(v, "__dict__") and _taichi_fields(v)}
+
+
+def _host_numbers(sim: Simulation) -> dict:
+    """``sim``'s attributes that are numbers or numpy arrays: its host-side state."""
+    return {k: v for k, v in sorted(vars(sim).items())
+            if isinstance(v, (bool, int, float, np.ndarray, np.number)) and not k.startswith("__")}

@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 
 import polyalloy
+from polyalloy import validate
 from polyalloy.kernels.sdf import evaluate_sdf
 from polyalloy.scene import Scene
 from polyalloy.simulation import Simulation
+from polyalloy.validate import centre_of_mass  # noqa: F401  (tests import it from here)
 
-DX = {2: 1 / 64, 3: 1 / 24}  # m; coarse enough that a 3D test compiles and runs in seconds
+DX = validate.SMALL_DX  # m; coarse enough that a 3D test compiles and runs in seconds
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -24,18 +26,31 @@ def runtime():
     return polyalloy.init(arch="cpu", seed=0, debug=bool(os.environ.get("POLYALLOY_DEBUG")))
 
 
+@pytest.fixture(scope="session")
+def validation_case():
+    """``validation_case(name)``: the ``CaseResult`` of a ``polyalloy validate`` case (quick size),
+    run once per session and shared by the tests that read it."""
+    done = {}
+
+    def get(name: str) -> validate.CaseResult:
+        if name not in done:
+            done[name] = validate.run_case(name, quick=True)
+        return done[name]
+
+    return get
+
+
+def assert_checks(result: validate.CaseResult) -> None:
+    """Every check of a validation case holds (the message names the one that does not)."""
+    assert result.error is None, result.error
+    for c in result.checks:
+        assert c.passed, f"{result.name}: {c.metric} = {c.value:.4g} {c.unit}, threshold {c.kind} {c.threshold:g}"
+
+
 def make_scene(dim: int, name: str = "test", size=(1.0, 1.0, 1.0), dx: float | None = None,
                gravity: float = -9.81, **fields) -> Scene:
     """An empty Scene in the box [0, size] with the suite's default grid spacing for ``dim``."""
-    return Scene(name=name, dim=dim, domain=((0.0, 0.0, 0.0), tuple(size)), dx=dx or DX[dim],
-                 gravity=gravity, **fields)
-
-
-def centre_of_mass(sim: Simulation) -> tuple[np.ndarray, np.ndarray]:
-    """Mass-weighted mean position (m) and velocity (m/s) of every particle."""
-    s = sim.particles()
-    m = s["mass"].astype(np.float64)[:, None]
-    return (m * s["x"]).sum(axis=0) / m.sum(), (m * s["v"]).sum(axis=0) / m.sum()
+    return validate.box_scene(dim, size=size, dx=dx or DX[dim], name=name, gravity=gravity, **fields)
 
 
 def collider_distance(sim: Simulation, owner: int = -1) -> np.ndarray:

@@ -1,23 +1,28 @@
-"""The benchmark at a tiny size (16^3 grid, a few substeps): every field of the report exists and
-is positive and finite, the workloads compare like with like, and the reference is Taichi's own
-example adapted as documented. No timing is asserted: this machine's speed is not a test."""
+"""The benchmark at a tiny size (16^3 grid, a few substeps, a two-size scaling series): every
+field of the report exists and is positive and finite, the workloads compare like with like, the
+reference is Taichi's own example adapted as documented, and the scaling plot is a PNG. No timing
+is asserted: this machine's speed is not a test."""
 import json
 import math
 
+import numpy as np
 import pytest
 
-from polyalloy import bench
+from polyalloy import bench, cli
 from polyalloy.errors import PolyalloyError
 
 N_GRID = 16
+SCALING_SIZES = (300, 1000, 1500)
 WORKLOAD_KEYS = ("particles", "grid", "substeps", "dt", "compile_s", "seconds", "cpu_seconds",
-                 "particle_steps_per_s", "ms_per_substep")
+                 "particle_steps_per_s", "ms_per_substep", "field_mb")
+WORKLOADS = {"fluid_block", "polyalloy_block", "reference_mpm3d", "fluid_block_2d", "reference_mpm2d", "sparse_grid"}
 
 
 @pytest.fixture(scope="module")
 def result():
     lines = []
-    out = bench.run_bench(quick=True, arch="cpu", n_grid=N_GRID, substeps=2, rounds=2, progress=lines.append)
+    out = bench.run_bench(quick=True, arch="cpu", n_grid=N_GRID, substeps=2, rounds=2, progress=lines.append,
+                          scaling=True, scaling_sizes=SCALING_SIZES, triad_elements=1 << 18)
     assert lines, "run_bench reports its progress"
     return out
 
@@ -28,15 +33,16 @@ def _positive_finite(value, where):
 
 
 def test_report_has_every_field_positive_and_finite(result):
-    for key in ("version", "taichi_version", "arch", "device"):
+    for key in ("version", "taichi_version", "python_version", "numpy_version", "platform", "arch", "device"):
         assert isinstance(result[key], str) and result[key], key
     _positive_finite(result["threads"], "threads")
     _positive_finite(result["peak_rss_mb"], "peak_rss_mb")
-    assert set(result["workloads"]) == {"fluid_block", "polyalloy_block", "reference_mpm3d", "sparse_grid"}
+    assert set(result["workloads"]) == WORKLOADS
     for name, w in result["workloads"].items():
         for key in WORKLOAD_KEYS:
             if key == "grid":
-                assert len(w["grid"]) == 3 and all(r > 0 for r in w["grid"]), f"{name}.grid"
+                assert len(w["grid"]) == (2 if name.endswith("2d") else 3), f"{name}.grid"
+                assert all(r > 0 for r in w["grid"]), f"{name}.grid"
             else:
                 _positive_finite(w[key], f"{name}.{key}")
         assert w["substeps"] == 2
@@ -44,7 +50,7 @@ def test_report_has_every_field_positive_and_finite(result):
         for key in WORKLOAD_KEYS + ("active_blocks", "total_blocks", "domain_m"):
             if key != "grid":
                 _positive_finite(result["workloads"]["sparse_grid"][case][key], f"sparse_grid.{case}.{key}")
-    for workload in ("fluid_block", "polyalloy_block"):
+    for workload in ("fluid_block", "polyalloy_block", "fluid_block_2d"):
         kernels = result["workloads"][workload]["kernel_ms"]
         assert {"p2g", "g2p"} <= set(kernels)
         for name, ms in kernels.items():
@@ -52,10 +58,27 @@ def test_report_has_every_field_positive_and_finite(result):
     assert "conduct" in result["workloads"]["polyalloy_block"]["kernel_ms"]
     assert 0 < result["workloads"]["polyalloy_block"]["thermal_fraction"] < 1
     assert set(result["ratios"]) == {"fluid_vs_reference", "fluid_vs_reference_cpu", "polyalloy_vs_reference",
-                                      "sparse_large_vs_tight_per_particle"}
+                                      "fluid_2d_vs_reference_2d", "sparse_large_vs_tight_per_particle"}
     for key, value in result["ratios"].items():
         _positive_finite(value, f"ratios.{key}")
-    json.dumps(result, allow_nan=False)  # the CLI's --json must not fail
+    roof = result["roofline"]
+    assert roof["bandwidth_used"] == "numpy_triad"
+    for key, value in roof["bandwidth_gb_per_s"].items():
+        _positive_finite(value, f"roofline.bandwidth_gb_per_s.{key}")
+    for name in ("fluid_block", "fluid_block_2d"):
+        assert set(roof[name]) == {"bytes_per_particle_step", "flops_per_particle_step", "flops_per_byte",
+                                   "active_nodes_per_particle", "achieved_gb_per_s", "achieved_gflop_per_s",
+                                   "fraction_of_bandwidth"}
+        for key, value in roof[name].items():
+            _positive_finite(value, f"roofline.{name}.{key}")
+    scaling = result["scaling"]
+    assert [p["particles"] for p in scaling["points"]] == list(SCALING_SIZES) and scaling["skipped"] == []
+    for p in scaling["points"]:
+        for key, value in p.items():
+            _positive_finite(value, f"scaling.{key}")
+    for key in ("n_grid", "substeps", "rounds", "compile_s", "field_mb", "cube_side_m", "exponent", "exponent_from"):
+        _positive_finite(scaling[key], f"scaling.{key}")
+    json.loads(json.dumps(result, allow_nan=False))  # the CLI's --json must not fail
 
 
 def test_workloads_compare_like_with_like(result):
@@ -64,6 +87,9 @@ def test_workloads_compare_like_with_like(result):
     assert fluid["particles"] == ref["particles"] == N_GRID ** 3 // 4
     assert ref["grid"] == [N_GRID] * 3
     assert fluid["dt"] == ref["dt"] and fluid["substeps"] == ref["substeps"]
+    fluid2, ref2 = w["fluid_block_2d"], w["reference_mpm2d"]
+    assert fluid2["particles"] == ref2["particles"] == (bench.GRID_2D * N_GRID) ** 2 // 2
+    assert ref2["grid"] == [bench.GRID_2D * N_GRID] * 2 and fluid2["dt"] == ref2["dt"]
     assert sparse["tight"]["particles"] == sparse["large"]["particles"] == sparse["particles"]
     assert sparse["large"]["domain_m"] == pytest.approx(bench.SPARSE_SCALE * sparse["tight"]["domain_m"])
     assert sparse["large"]["total_blocks"] > sparse["tight"]["total_blocks"]
@@ -75,14 +101,66 @@ def test_workloads_compare_like_with_like(result):
 
 def test_table_names_every_workload(result):
     table = bench.format_table(result)
-    for name in ("fluid_block", "reference_mpm3d", "sparse_grid", "tight box", "large box", "p2g"):
+    for name in ("fluid_block", "reference_mpm3d", "fluid_block_2d", "reference_mpm2d", "sparse_grid", "tight box",
+                 "large box", "p2g", "roofline fluid_block", "scaling: water cube", "peak host memory"):
         assert name in table
+
+
+def test_traffic_model_counts_the_fluid_kernels():
+    """The model's sums for a 3D f32 substep with no grid share: p2g reads 120 B, g2p reads 76 B
+    and writes 156 B per particle; doubling the float size doubles the float traffic."""
+    model = bench.traffic_model(3, 4, 0.0)
+    assert model["bytes"] == 120 + 76 + 156
+    assert bench.traffic_model(3, 8, 0.0)["bytes"] == 2 * (120 + 76 + 156) - 7 * 4
+    assert bench.traffic_model(3, 4, 1.0)["bytes"] > model["bytes"]
+    assert 2000 < model["flops"] < 3000 and bench.traffic_model(2, 4, 0.0)["flops"] < model["flops"]
+
+
+def test_scaling_plot_is_a_png(result, tmp_path):
+    path = bench.plot_scaling(result, str(tmp_path / "plots" / "scaling.png"))
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    from PIL import Image
+
+    with Image.open(path) as img:
+        assert min(img.size) >= 200
+        assert len(np.unique(np.asarray(img.convert("L")))) > 2  # something was drawn
+    assert [p.name for p in (tmp_path / "plots").iterdir()] == ["scaling.png"]  # no temporary file left
+
+
+def test_scaling_skips_sizes_that_do_not_fit_before_allocating(monkeypatch):
+    monkeypatch.setattr(bench, "_memory_budget", lambda arch: 1 << 10)
+    monkeypatch.setattr(bench, "_water_scene", lambda *a, **k: pytest.fail("allocated a size that does not fit"))
+    out = bench.run_scaling(sizes=(128, 16_000, 65_536), max_particles=20_000, arch="x64")
+    assert out["points"] == [] and out["exponent"] is None
+    assert [k["particles"] for k in out["skipped"]] == [128, 16_000]  # 65,536 is above max_particles
+    assert "GiB" in out["skipped"][0]["reason"]
+
+
+def test_cli_prints_json_and_writes_the_plot(result, monkeypatch, capsys, tmp_path):
+    """``polyalloy bench --quick --json --plot PATH``: valid JSON on stdout, the PNG on disk, and
+    the flags reach run_bench (the run itself is the module's, to keep the suite short)."""
+    seen = {}
+
+    def fake_run_bench(**kwargs):
+        seen.update(kwargs)
+        return result
+
+    monkeypatch.setattr(bench, "run_bench", fake_run_bench)
+    plot = tmp_path / "scaling.png"
+    assert cli.main(["bench", "--arch", "cpu", "--quick", "--json", "--plot", str(plot), "--max-particles",
+                     "70000"]) == 0
+    assert json.loads(capsys.readouterr().out)["workloads"].keys() == result["workloads"].keys()
+    assert plot.stat().st_size > 0
+    assert seen["quick"] and seen["scaling"] and seen["max_particles"] == 70_000
 
 
 def test_reference_is_taichis_example_adapted(result):
     ref = bench.load_reference(N_GRID, 1e-4)
     assert (ref.dim, ref.n_grid, ref.dt, ref.n_particles) == (3, N_GRID, 1e-4, N_GRID ** 3 // 4)
     assert callable(ref.init) and callable(ref.substep)
+    ref = bench.load_reference(64, 5e-5, dim=2)
+    assert (ref.dim, ref.n_grid, ref.dt, ref.n_particles) == (2, 64, 5e-5, 64 ** 2 // 2)
 
 
 def test_missing_reference_is_a_clear_error(result, monkeypatch):

@@ -66,8 +66,8 @@ def test_render_a_user_scene_file(tmp_path):
     proc = run_cli("render", str(script), "--frames", "2", "--out", str(out), "--arch", "cpu",
                    "--size", "64x64", "--format", "png", "--no-progress")
     assert proc.returncode == 0, proc.stderr
-    assert sorted(os.listdir(out)) == ["frame_00000.png", "frame_00001.png"]
-    assert str(out) in proc.stdout
+    assert sorted(os.listdir(out)) == ["checkpoint.npz", "frame_00000.png", "frame_00001.png", "frames.json"]
+    assert proc.stdout.strip().endswith(f"are in {out}")
 
 
 def test_unknown_scene_is_one_clear_line():

@@ -1,94 +1,40 @@
 """Heat transfer and phase change against analytic answers, at small 2D sizes on the CPU:
 conduction in a slab (erf profile), a melting front (Neumann's Stefan solution), energy
 conservation in an insulated box, and phase hysteresis.
+The set-ups of the first three live in ``polyalloy.validate`` (``polyalloy validate`` runs
+them too); the tests read the session's one run of each.
 """
-import math
-
 import numpy as np
 import pytest
 import taichi as ti
-from scipy.optimize import brentq
-from scipy.special import erf
 
-from conftest import make_scene
+from conftest import assert_checks, make_scene
 from polyalloy import metrics
 from polyalloy.kernels import heat
 from polyalloy.kernels.fields import MaterialTable
-from polyalloy.materials import Elastic, LiquidNitrogen, MoltenSteel, Polyalloy
+from polyalloy.materials import LiquidNitrogen, MoltenSteel, Polyalloy
 from polyalloy.shapes import Box, Plane
 from polyalloy.simulation import Simulation
 
-RHO, C = 1000.0, 1000.0  # kg/m^3, J/(kg K): test conductor
 
-
-def test_slab_conduction_matches_the_erf_solution():
+def test_slab_conduction_matches_the_erf_solution(validation_case):
     """Two touching slabs at 400 K and 200 K (2D, uniform along y, insulated): after t the
-    temperature is T_mid - dT/2 erf((x - x0) / (2 sqrt(alpha t))); relative L2 error <= 3%."""
-    alpha = 0.01  # m^2/s
-    scene = make_scene(2, gravity=0.0, size=(1.0, 0.5), dx=1 / 96, air_coefficient=0.0)
-    scene.add_material("conductor", Elastic(density=RHO, youngs_modulus=1e5, specific_heat=C,
-                                            conductivity=alpha * RHO * C))
-    scene.add_body("hot", Box(centre=(0.35, 0.2, 0.5), half_size=(0.15, 0.1, 0.1)), "conductor", temperature=400.0)
-    scene.add_body("cold", Box(centre=(0.65, 0.2, 0.5), half_size=(0.15, 0.1, 0.1)), "conductor", temperature=200.0)
-    sim = Simulation(scene)
-    t = 0.25
-    sim.advance_to(t)
-    s = sim.particles()
-    x = s["x"][:, 0].astype(float)
-    near = np.abs(x - 0.5) < 0.15
-    exact = 300.0 - 100.0 * erf((x - 0.5) / (2 * math.sqrt(alpha * t)))
-    err = np.linalg.norm(s["T"][near] - exact[near]) / np.linalg.norm(exact[near] - 300.0)
-    assert err <= 0.03, f"relative L2 error {err:.4f}"
-    # and the heat did move: the profile is far from the initial step
-    step = np.where(x < 0.5, 400.0, 200.0)
-    assert np.linalg.norm(step[near] - exact[near]) / np.linalg.norm(exact[near] - 300.0) > 0.2
+    temperature is T_mid - dT/2 erf((x - x0) / (2 sqrt(alpha t))); relative L2 error <= 3%, and
+    the profile is far from the initial step (the heat did move)."""
+    assert_checks(validation_case("heat_diffusion"))
 
 
-def _neumann_lambda(stefan: float) -> float:
-    return brentq(lambda lam: lam * math.exp(lam ** 2) * math.erf(lam) - stefan / math.sqrt(math.pi), 1e-6, 5.0)
-
-
-def test_melting_front_follows_the_neumann_solution():
+def test_melting_front_follows_the_neumann_solution(validation_case):
     """A slab at its melting point touches a hot wall at T_w: the melted thickness (total
-    liquid fraction over the slab height) follows s = 2 lambda sqrt(alpha t) within 10%."""
-    alpha, T_m, T_w, latent = 0.02, 500.0, 600.0, 2.0e5
-    stefan = C * (T_w - T_m) / latent
-    lam = _neumann_lambda(stefan)
-    height, x_wall = 0.2, 0.2
-    scene = make_scene(2, gravity=0.0, size=(1.0, 0.4), dx=1 / 96, air_coefficient=0.0)
-    scene.add_material("wax", Elastic(density=RHO, youngs_modulus=1e5, specific_heat=C, conductivity=alpha * RHO * C,
-                                      melting_point=T_m, latent_heat=latent))
-    scene.add_body("slab", Box(centre=(0.55, 0.2, 0.5), half_size=(0.35, height / 2, 0.1)), "wax", temperature=T_m)
-    scene.add_collider("hot wall", Box(centre=(0.1, 0.2, 0.5), half_size=(0.1, 0.3, 0.3)), temperature=T_w)
-    sim = Simulation(scene)
-    spacing = scene.dx / scene.particles_per_cell
-    for t in (0.3, 0.8):
-        sim.advance_to(t)
-        s = sim.particles()
-        f = np.clip((s["H"].astype(float) - C * T_m) / latent, 0.0, 1.0)
-        melted = f.sum() * spacing ** 2 / height
-        exact = 2 * lam * math.sqrt(alpha * t)
-        assert abs(melted - exact) <= 0.1 * exact, f"t = {t}: front {melted:.4f} m, Neumann {exact:.4f} m"
-    assert s["T"].max() <= T_w + 1e-3
+    liquid fraction over the slab height) follows s = 2 lambda sqrt(alpha t) within 10% at two
+    times, and no particle gets hotter than the wall."""
+    assert_checks(validation_case("stefan_front"))
 
 
-def test_insulated_box_conserves_thermal_and_latent_energy():
+def test_insulated_box_conserves_thermal_and_latent_energy(validation_case):
     """Molten and frozen polyalloy blocks meet on an adiabatic floor with the air off: heat
     flows (the cold block warms through its brittle point) and sum(m H) stays within 0.5%."""
-    scene = make_scene(2, size=(1.0, 0.6), dx=1 / 64, air_coefficient=0.0)
-    scene.add_material("t1000", Polyalloy())
-    scene.add_body("hot", Box(centre=(0.38, 0.2, 0.5), half_size=(0.08, 0.08, 0.1)), "t1000", temperature=1300.0)
-    scene.add_body("cold", Box(centre=(0.55, 0.2, 0.5), half_size=(0.08, 0.08, 0.1)), "t1000", temperature=100.0)
-    scene.add_collider("floor", Plane(point=(0, 0.1, 0), normal=(0, 1, 0)), friction=0.5)
-    sim = Simulation(scene)
-    start = metrics.energy_budget(sim)
-    cold0 = sim.particles()["T"][sim.particles()["body"] == 1].mean()
-    sim.advance_to(0.4)
-    end = metrics.energy_budget(sim)
-    s = sim.particles()
-    assert s["T"][s["body"] == 1].mean() > cold0 + 50.0
-    assert end["boundary_in"] == 0.0
-    assert abs(end["thermal"] - start["thermal"]) <= 0.005 * start["thermal"]
+    assert_checks(validation_case("thermal_energy"))
 
 
 @ti.kernel

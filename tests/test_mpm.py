@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from conftest import DX, centre_of_mass, make_scene, run_frames
-from polyalloy import SimulationError
+from polyalloy import SimulationError, validate
 from polyalloy.materials import Elastic, ElastoPlastic, Fluid
 from polyalloy.scenes import dam_break
-from polyalloy.shapes import Box, Plane, Sphere
+from polyalloy.shapes import Box
 from polyalloy.simulation import Simulation
 
 G = 9.81  # m/s^2
@@ -24,38 +24,12 @@ def set_velocities(sim: Simulation, v: np.ndarray) -> None:
     sim.particles_fields.v.from_numpy(np.ascontiguousarray(v, dtype=sim.np_real))
 
 
-def spin(x: np.ndarray, centre, omega: float) -> np.ndarray:
-    """Rigid rotation about the z axis through ``centre`` at ``omega`` rad/s (xy components)."""
-    r = x[:, :2] - np.asarray(centre)[:2]
-    return omega * np.stack([-r[:, 1], r[:, 0]], axis=1)
-
-
 # --- transfers and conservation ------------------------------------------------------------
 @pytest.fixture(scope="module", params=[2, 3], ids=["2d", "3d"])
 def transfer_sim(request):
-    """A liquid drop thrown at a spinning steel brick, gravity off, far from the walls; the drop
-    also carries a random affine matrix C, so that every APIC term is exercised."""
-    dim = request.param
-    scene = make_scene(dim, gravity=0.0)
-    scene.add_material("water", Fluid(density=1000.0))
-    scene.add_material("steel", Elastic(density=7800.0, youngs_modulus=1e6))
-    scene.add_body("drop", Sphere(centre=(0.3, 0.5, 0.5), radius=0.1), "water", velocity=(2.5, 0.5, 0.3))
-    scene.add_body("brick", Box(centre=(0.56, 0.5, 0.5), half_size=(0.08, 0.12, 0.12)), "steel")
-    sim = Simulation(scene)
-    s = sim.particles()
-    brick = (s["body"] == 1)[:, None]
-    v = s["v"].copy()
-    v[:, :2] += spin(s["x"], (0.56, 0.5), omega=2.0) * brick
-    set_velocities(sim, v)
-    C = np.random.default_rng(1).normal(0.0, 5.0, (sim.n_particles, dim, dim)) * ~brick[:, :, None]
-    sim.particles_fields.C.from_numpy(C.astype(sim.np_real))
-    return sim
-
-
-def momentum_scale(sim: Simulation) -> float:
-    """Sum of |m v| over the particles (kg m/s): the size that momentum errors are measured against."""
-    s = sim.particles()
-    return float((s["mass"][:, None] * np.abs(s["v"])).sum())
+    """``polyalloy.validate.collision_simulation``: a liquid drop (random APIC matrix) thrown at a
+    spinning steel brick, gravity off, far from the walls."""
+    return validate.collision_simulation(request.param)
 
 
 def test_grid_mass_after_p2g_equals_particle_mass(transfer_sim):
@@ -74,7 +48,7 @@ def test_sampled_mass_matches_body_volume(transfer_sim):
 
 def test_grid_momentum_after_p2g_equals_particle_momentum(transfer_sim):
     sim = transfer_sim
-    p, scale = sim.momentum(), momentum_scale(sim)
+    p, scale = sim.momentum(), validate.momentum_scale(sim)
     np.testing.assert_allclose(sim.grid_momentum(), p, rtol=0, atol=1e-5 * scale)
     assert np.abs(p).max() > 0.05 * scale  # a real, non-zero momentum was compared
 
@@ -82,7 +56,7 @@ def test_grid_momentum_after_p2g_equals_particle_momentum(transfer_sim):
 def test_momentum_conserved_in_a_collision_without_gravity(transfer_sim):
     """The drop splashes on the spinning brick far from the walls: total momentum stays put."""
     sim, dim = transfer_sim, transfer_sim.dim
-    p0, scale = sim.momentum(), momentum_scale(sim)
+    p0, scale = sim.momentum(), validate.momentum_scale(sim)
 
     def probe(sim):
         s = sim.particles()
@@ -100,42 +74,24 @@ def test_momentum_conserved_in_a_collision_without_gravity(transfer_sim):
 
 
 # --- free fall and bounce -------------------------------------------------------------------
-FLOOR_Y = 0.1
+FLOOR_Y = validate.BALL_FLOOR_Y
 
 
 @pytest.fixture(scope="module", params=[2, 3], ids=["2d", "3d"])
 def dropped_ball(request):
-    """An elastic ball released at rest 1 m above a separating floor; one record per frame."""
+    """``polyalloy.validate.dropped_ball_scene``: an elastic ball released at rest 1 m above a
+    separating floor; one record per frame."""
     dim = request.param
-    scene = make_scene(dim, size=(0.6, 1.5, 0.6))
-    scene.add_material("rubber", Elastic(youngs_modulus=1e5, poisson_ratio=0.3))
-    scene.add_collider("floor", Plane(point=(0, FLOOR_Y, 0), normal=(0, 1, 0)), surface="separate")
-    scene.add_body("ball", Sphere(centre=(0.3, 1.2, 0.3), radius=0.1), "rubber")
-    sim = Simulation(scene)
-
-    def probe(sim):
-        com, vcom = centre_of_mass(sim)
-        return dict(t=sim.t, y=com[1], vy=vcom[1], min_y=float(sim.particles()["x"][:, 1].min()))
-
+    sim = Simulation(validate.dropped_ball_scene(dim))
     y0 = centre_of_mass(sim)[0][1]
-    return dim, y0, run_frames(sim, 26, probe)
+    return dim, y0, run_frames(sim, 26, validate.ball_record)
 
 
 def test_free_fall_matches_analytic_parabola(dropped_ball):
     dim, y0, record = dropped_ball
-    # in free fall until a particle's stencil first reaches the floor nodes; from 0.2 s on,
-    # the first-order offset of symplectic Euler (g t dt / 2) is well below 1% of the drop
-    falling = []
-    for r in record:
-        if r["min_y"] <= FLOOR_Y + 2 * DX[dim]:
-            break
-        falling.append(r)
-    falling = [r for r in falling if r["t"] > 0.199]
-    assert len(falling) >= 6
-    for r in falling:
-        drop = 0.5 * G * r["t"] ** 2
-        assert y0 - r["y"] == pytest.approx(drop, rel=0.01), r
-        assert r["vy"] == pytest.approx(-G * r["t"], rel=0.01), r
+    err = validate.free_fall_errors(y0, record, DX[dim])
+    assert err["frames"] >= 6
+    assert err["drop"] <= 0.01 and err["speed"] <= 0.01, err
 
 
 def test_elastic_ball_bounces_and_never_enters_the_floor(dropped_ball):

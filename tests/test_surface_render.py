@@ -69,7 +69,7 @@ def _render(sim, renderer, environment=None, T=None, phase=None, base=None, **se
     """Render with a changed environment / particle temperature (K) / phase / base colour /
     render settings, then restore the originals."""
     parts, scene = sim.particles_fields, sim.scene
-    saved = (scene.environment, parts.T.to_numpy(), parts.phase.to_numpy(), renderer.looks.base.to_numpy(),
+    saved = (scene.environment, parts.T.to_numpy(), parts.phase.to_numpy(), parts.color.to_numpy(),
              renderer.settings)
     try:
         if environment is not None:
@@ -79,14 +79,14 @@ def _render(sim, renderer, environment=None, T=None, phase=None, base=None, **se
         if phase is not None:
             parts.phase.from_numpy(np.full_like(saved[2], phase))
         if base is not None:
-            renderer.looks.base.from_numpy(np.tile(np.asarray(base, saved[3].dtype), (len(saved[3]), 1)))
+            parts.color.from_numpy(np.tile(np.asarray(base, saved[3].dtype), (len(saved[3]), 1)))
         renderer.settings = dataclasses.replace(renderer.settings, **settings)
         return renderer.render()
     finally:
         scene.environment = saved[0]
         parts.T.from_numpy(saved[1])
         parts.phase.from_numpy(saved[2])
-        renderer.looks.base.from_numpy(saved[3])
+        parts.color.from_numpy(saved[3])
         renderer.settings = saved[4]
 
 

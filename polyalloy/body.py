@@ -1,0 +1,293 @@
+"""Body templates, poses and walks: the target shapes the mimetic controller holds a body to.
+
+A ``Template`` is a ``Shape`` made of named parts. Each part is a union of primitives
+(``polyalloy.shapes``) in the template's *rest* coordinates and hangs from a joint; a
+``Pose`` (root position, heading, joint angles) maps every part rigidly to the world. So the
+controller needs one affine map per part, and a particle's home point is stored once, in
+rest coordinates, with the index of its part (``kernels.control``).
+
+- ``Humanoid``: a man about ``height`` metres tall built from capsules, spheres and boxes,
+  feet on the ground at ``position``, facing +x; parts head, torso, upper/fore arms, hands,
+  thighs, shins, feet (left and right); joints neck, spine, shoulders, elbows, wrists, hips,
+  knees, ankles, all bending in the sagittal (x-y) plane. ``blades=True`` turns the hands
+  into long flat blades. In 2D it is the side view (x forward, y up).
+- ``ShapeTemplate``: any ``Shape`` (a sphere, a blob, a ``Union`` of primitives written by a
+  user) as a one-part template that can be moved and turned.
+- ``Walk``: the root follows a polyline ``path`` on the ground at ``speed`` (m/s) with a walk
+  cycle of ``stride`` metres (two steps): hips swing +-25 degrees, knees bend, arms swing.
+
+Angles are degrees; lengths metres.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from polyalloy.errors import ConfigError
+from polyalloy.shapes import Box, Capsule, Shape, Sphere, _vec, rotation_matrix
+
+
+@dataclass
+class Pose:
+    """Where a template stands: ``position`` of its rest origin (the point between the feet,
+    on the ground, for a humanoid), ``heading`` (degrees about +y; in 2D only its sign of
+    cos matters: facing +x or mirrored to face -x) and ``joints`` (degrees, by joint name;
+    missing joints stay at rest)."""
+
+    position: Sequence[float] = (0.0, 0.0, 0.0)
+    heading: float = 0.0
+    joints: dict = field(default_factory=dict)
+
+
+@dataclass
+class Walk:
+    """Walk the root along ``path`` (points on the ground, m; the template's own height is
+    kept) at ``speed`` (m/s) from ``start`` (s); ``stride`` (m) is one full gait cycle. At the
+    end of the path the figure stands still."""
+
+    path: Sequence[Sequence[float]]
+    speed: float = 1.0
+    start: float = 0.0
+    stride: float = 1.4
+
+    def __post_init__(self):
+        if len(self.path) < 2:
+            raise ConfigError("a walk path needs at least two points")
+        if not (math.isfinite(self.speed) and 0 < self.speed <= 20):
+            raise ConfigError(f"walk speed must be in (0, 20] m/s, got {self.speed}")
+        if not (math.isfinite(self.stride) and self.stride > 0):
+            raise ConfigError(f"walk stride must be > 0 m, got {self.stride}")
+
+    def at(self, t: float, dim: int):
+        """Distance walked (m), the ground point reached and the unit direction there."""
+        pts = np.array([_vec(p, dim, "walk path point") for p in self.path], float)
+        pts[:, 1] = 0.0
+        seg = np.diff(pts, axis=0)
+        lengths = np.linalg.norm(seg, axis=1)
+        if np.any(lengths == 0):
+            raise ConfigError("walk path points must be distinct")
+        s = min(max(t - self.start, 0.0) * self.speed, lengths.sum())
+        k = min(int(np.searchsorted(np.cumsum(lengths), s, side="right")), len(seg) - 1)
+        before = lengths[:k].sum()
+        u = seg[k] / lengths[k]
+        return s, pts[k] + u * (s - before), u, s < lengths.sum() and t >= self.start
+
+
+class Template(Shape):
+    """Base of controllable shapes: named parts on a joint tree, posed by a ``Pose``.
+
+    Subclasses define ``_parts(dim)`` -> list of (part name, joint name, [Shape, ...]) and
+    ``_joints()`` -> {joint: (parent joint or None, pivot (3,))} in rest coordinates (3D;
+    2D drops z), ``height`` and ``rest_pose``.
+    """
+
+    height = 1.0
+
+    def _parts(self, dim: int = 3):
+        raise NotImplementedError
+
+    def _joints(self):
+        return {}
+
+    @property
+    def rest_pose(self) -> Pose:
+        return Pose(position=tuple(self.position), heading=self.heading)
+
+    def part_names(self) -> list[str]:
+        return [name for name, _, _ in self._parts()]
+
+    def part_rows(self, dim: int) -> list[dict]:
+        """Rows of every part's primitives at rest (owner = part index), placed at ``position``."""
+        rows = []
+        root = self._root(self.rest_pose, dim)
+        for k, (_, _, shapes) in enumerate(self._parts(dim)):
+            for sh in shapes:
+                for r in sh.rows(dim):
+                    rows.append(_transform_row(r, *root, owner=k))
+        return rows
+
+    def rows(self, dim):
+        return self.part_rows(dim)
+
+    def bounds(self, dim):
+        los, his = [], []
+        for r in self.part_rows(dim):
+            ext = float(np.sum(np.abs(r["params"])))  # >= the reach of a sphere, capsule, box or cylinder
+            los.append(r["centre"] - ext)
+            his.append(r["centre"] + ext)
+        return np.min(los, axis=0), np.max(his, axis=0)
+
+    def _root(self, pose: Pose, dim: int):
+        """Rest-origin-relative -> world: rotation about y by the heading, then the position."""
+        pos = _vec(pose.position, dim, "pose position")
+        if dim == 3:
+            R = rotation_matrix((0.0, pose.heading, 0.0), 3)
+        else:
+            R = np.diag([1.0 if math.cos(math.radians(pose.heading)) >= 0 else -1.0, 1.0])
+        return R, pos
+
+    def transforms(self, pose: Pose, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per part, the affine map (A, b) from rest world coordinates (the template placed at
+        its own ``position`` and ``heading``) to the posed world."""
+        joints = self._joints()
+        for name in pose.joints:
+            if name not in joints:
+                raise ConfigError(f"unknown joint {name!r}; the template has {', '.join(joints) or 'none'}")
+        R0, p0 = self._root(self.rest_pose, dim)
+        R1, p1 = self._root(pose, dim)
+        cache = {}
+
+        def local(j):  # joint chain in rest-origin coordinates: x -> M x + c
+            if j is None:
+                return np.eye(dim), np.zeros(dim)
+            if j not in cache:
+                parent, pivot = joints[j]
+                Mp, cp = local(parent)
+                Rj = rotation_matrix(pose.joints.get(j, 0.0), dim) if dim == 2 else \
+                    rotation_matrix((0.0, 0.0, pose.joints.get(j, 0.0)), 3)
+                q = np.asarray(pivot, float)[:dim]
+                cache[j] = (Mp @ Rj, Mp @ (q - Rj @ q) + cp)
+            return cache[j]
+
+        A, b = [], []
+        for _, joint, _ in self._parts(dim):
+            M, c = local(joint)
+            # world_rest -> rest-origin coords -> joint chain -> posed world
+            Ak = R1 @ M @ R0.T
+            A.append(Ak)
+            b.append(R1 @ c + p1 - Ak @ p0)
+        return np.array(A), np.array(b)
+
+    def posed_rows(self, pose: Pose, dim: int) -> list[dict]:
+        """Rows of every primitive in ``pose`` (owner = part index): the posed shape."""
+        A, b = self.transforms(pose, dim)
+        return [_transform_row(r, A[r["owner"]], b[r["owner"]], owner=r["owner"]) for r in self.part_rows(dim)]
+
+    def pose_at(self, t: float, dim: int, walk: Walk | None = None) -> Pose:
+        """The pose at time ``t`` (s): the rest pose, or the walk's when there is one."""
+        if walk is None:
+            return self.rest_pose
+        s, ground, u, moving = walk.at(t, dim)
+        pos = ground.copy()
+        pos[1] = self.position[1]
+        heading = math.degrees(math.atan2(-u[2], u[0])) if dim == 3 else (0.0 if u[0] >= 0 else 180.0)
+        return Pose(position=tuple(pos), heading=heading, joints=self.gait(s, walk.stride, dim) if moving else {})
+
+    def gait(self, s: float, stride: float, dim: int = 3) -> dict:
+        """Joint angles (degrees) after walking ``s`` metres: none for a rigid template."""
+        return {}
+
+
+def _transform_row(r: dict, A: np.ndarray, b: np.ndarray, owner: int) -> dict:
+    """A primitive row moved by the rigid map x -> A x + b (A a rotation or a mirror)."""
+    return dict(r, centre=A @ np.asarray(r["centre"], float) + b, rot=A @ np.asarray(r["rot"], float), owner=owner)
+
+
+@dataclass
+class Humanoid(Template):
+    """A man ``height`` (m) tall, feet at ``position`` (the point on the ground between his
+    feet), facing ``heading`` (degrees about +y; 0 faces +x). ``blades``: hands are blades."""
+
+    position: Sequence[float] = (0.0, 0.0, 0.0)
+    height: float = 1.8
+    heading: float = 0.0
+    blades: bool = False
+
+    def __post_init__(self):
+        if not (math.isfinite(self.height) and 0.05 <= self.height <= 100):
+            raise ConfigError(f"humanoid height must be in [0.05, 100] m, got {self.height}")
+
+    def _s(self, *p):
+        return tuple(self.height / 1.8 * np.asarray(p, float))
+
+    def _joints(self):
+        s = self._s
+        j = {"spine": (None, s(0, 0.98, 0)), "neck": ("spine", s(0, 1.48, 0))}
+        for side, z in (("l", 0.21), ("r", -0.21)):
+            j[f"shoulder_{side}"] = ("spine", s(0, 1.42, z))
+            j[f"elbow_{side}"] = (f"shoulder_{side}", s(0, 1.14, z))
+            j[f"wrist_{side}"] = (f"elbow_{side}", s(0, 0.88, z))
+        for side, z in (("l", 0.1), ("r", -0.1)):
+            j[f"hip_{side}"] = (None, s(0, 0.94, z))
+            j[f"knee_{side}"] = (f"hip_{side}", s(0, 0.5, z))
+            j[f"ankle_{side}"] = (f"knee_{side}", s(0, 0.1, z))
+        return j
+
+    def _parts(self, dim=3):
+        s, h = self._s, self.height / 1.8
+        # a 2D side view sees both legs in one plane: each is drawn half as thick and a little
+        # apart, so that the figure's area stays the same when the legs swing apart
+        leg, gap = (1.0, 0.0) if dim == 3 else (0.55, 0.034)
+        parts = [("head", "neck", [Sphere(centre=s(0.01, 1.67, 0), radius=0.115 * h),
+                                   Capsule(a=s(0, 1.44, 0), b=s(0, 1.56, 0), radius=0.055 * h)]),
+                 ("torso", "spine", [Capsule(a=s(0, 1.02, 0.06), b=s(0, 1.36, 0.07), radius=0.12 * h),
+                                     Capsule(a=s(0, 1.02, -0.06), b=s(0, 1.36, -0.07), radius=0.12 * h),
+                                     Box(centre=s(0, 0.98, 0), half_size=s(0.1, 0.09, 0.17))])]
+        for side, z in (("l", 1), ("r", -1)):
+            parts.append((f"upper_arm_{side}", f"shoulder_{side}",
+                          [Capsule(a=s(0, 1.42, 0.21 * z), b=s(0, 1.14, 0.22 * z), radius=0.055 * h)]))
+            parts.append((f"forearm_{side}", f"elbow_{side}",
+                          [Capsule(a=s(0, 1.14, 0.22 * z), b=s(0, 0.88, 0.22 * z), radius=0.045 * h)]))
+            hand = (Box(centre=s(0, 0.6, 0.22 * z), half_size=s(0.045, 0.3, 0.012)) if self.blades
+                    else Sphere(centre=s(0, 0.82, 0.22 * z), radius=0.05 * h))
+            parts.append((f"hand_{side}", f"wrist_{side}", [hand]))
+        for side, z in (("l", 1), ("r", -1)):
+            dx = gap * z
+            parts.append((f"thigh_{side}", f"hip_{side}",
+                          [Capsule(a=s(dx, 0.92, 0.1 * z), b=s(dx, 0.5, 0.1 * z), radius=0.075 * h * leg)]))
+            parts.append((f"shin_{side}", f"knee_{side}",
+                          [Capsule(a=s(dx, 0.5, 0.1 * z), b=s(dx, 0.1, 0.1 * z), radius=0.058 * h * leg)]))
+            parts.append((f"foot_{side}", f"ankle_{side}",
+                          [Box(centre=s(0.05 + dx, 0.045, 0.1 * z), half_size=s(0.12, 0.045 * leg, 0.05))]))
+        return parts
+
+    def gait(self, s, stride, dim=3):
+        """3D: hips swing +-25 degrees in opposition, a knee bends while its leg swings forward,
+        the arms swing against the legs. 2D side view: see below; the arms stay still."""
+        phi = 2 * math.pi * s / stride
+        out = {}
+        for side, sign in (("l", 1.0), ("r", -1.0)):
+            if dim == 3:
+                swing = math.sin(phi) * sign
+                out[f"hip_{side}"] = 25.0 * swing
+                out[f"knee_{side}"] = -5.0 - 40.0 * max(0.0, math.cos(phi) * sign)
+                out[f"shoulder_{side}"] = -20.0 * swing
+                out[f"elbow_{side}"] = 15.0
+            else:
+                # in one plane a continuum's legs cannot pass through each other: the front leg
+                # stays in front, both swing together (a gallop)
+                out[f"hip_{side}"] = 12.0 * sign + 14.0 * math.sin(phi)
+                out[f"knee_{side}"] = -5.0 - 30.0 * max(0.0, math.cos(phi + (0.0 if sign > 0 else math.pi / 2)))
+        return out
+
+
+@dataclass
+class ShapeTemplate(Template):
+    """Any ``Shape`` (a sphere, a blob, a user's union of primitives) as a one-part template;
+    ``height`` (m) is its vertical extent, ``position`` the point the shape is moved with."""
+
+    shape: Shape = None
+    position: Sequence[float] = (0.0, 0.0, 0.0)
+    heading: float = 0.0
+
+    def __post_init__(self):
+        if not isinstance(self.shape, Shape):
+            raise ConfigError("ShapeTemplate needs a shape")
+
+    @property
+    def height(self):
+        lo, hi = self.shape.bounds(3)
+        return float(hi[1] - lo[1])
+
+    def _parts(self, dim=3):
+        return [("body", None, [self.shape])]
+
+    def part_rows(self, dim):
+        # the shape is already in world coordinates at rest
+        return [dict(r, owner=0) for r in self.shape.rows(dim)]
+
+
+TEMPLATES = {"humanoid": Humanoid, "shape": ShapeTemplate}

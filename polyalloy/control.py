@@ -1,0 +1,315 @@
+"""The mimetic controller on the host: home points, their assignment, poses and healing.
+
+``Controller`` is built by ``Simulation`` when a body has a ``template``. It
+
+1. samples every controlled body's template at the particle spacing into *slots* (home
+   points in the template's rest coordinates, each with the part it lies in; a point inside
+   several parts, e.g. the overlapping legs of a 2D side view, picks one of them at random),
+   resized to the body's particle count (a random subset, or repeats with a small jitter);
+2. matches particles to slots with ``transport_match``: recursive bisection, an
+   approximation of the optimal transport (least total squared distance) assignment. Both
+   point sets are split at the same rank along the longest axis of their common box, so the
+   two halves of the particles go to the two halves of the slots, and so on down to leaves
+   of ``LEAF`` points that are matched exactly (Hungarian method). The map is monotone at
+   every scale: neighbours get neighbouring homes and no flow crosses the body. O(n log n);
+3. uploads, per part, the affine map rest -> posed world at the current time (and its time
+   derivative) from the body's walk (``polyalloy.body``);
+4. every ``reassign_every`` seconds, heals: gripped particles farther than
+   ``reassign_distance`` template heights from home are "far". The slots of the near ones
+   are kept; the far ones are matched (``transport_match``) to a random choice of the
+   remaining free slots. So scattered fragments and the mass blown out of a hole go to
+   wherever the body is missing material, the body reforms from whatever mass is left, and
+   no particle is dragged across the body after a home it can no longer reach.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from polyalloy.kernels import control as kc
+from polyalloy.kernels.sdf import ShapeTable, evaluate_sdf
+
+LEAF = 48  # points per leaf of the recursive bisection, matched exactly
+
+
+def transport_match(a: np.ndarray, b: np.ndarray, leaf: int = LEAF) -> np.ndarray:
+    """A permutation ``perm`` pairing point ``a[i]`` with ``b[perm[i]]`` (equal counts) that
+    approximately minimises the total squared distance (see the module docstring)."""
+    from scipy.optimize import linear_sum_assignment
+
+    n = len(a)
+    if len(b) != n:
+        raise ValueError(f"transport_match needs equal counts, got {n} and {len(b)}")
+    out = np.empty(n, np.int64)
+    stack = [(np.arange(n), np.arange(n))]
+    while stack:
+        ia, ib = stack.pop()
+        if len(ia) <= leaf:
+            cost = ((a[ia][:, None, :] - b[ib][None, :, :]) ** 2).sum(-1)
+            r, c = linear_sum_assignment(cost)
+            out[ia[r]] = ib[c]
+            continue
+        both = np.concatenate([a[ia], b[ib]])
+        axis = int(np.argmax(both.max(0) - both.min(0)))
+        k = len(ia) // 2
+        sa = ia[np.argpartition(a[ia, axis], k)]
+        sb = ib[np.argpartition(b[ib, axis], k)]
+        stack.append((sa[:k], sb[:k]))
+        stack.append((sa[k:], sb[k:]))
+    return out
+
+
+def sample_template(template, dim: int, spacing: float, lo=None, hi=None) -> np.ndarray:
+    """The points of a regular lattice of ``spacing`` (m) that lie inside ``template`` at rest
+    (and inside the box ``lo``..``hi`` when given), evaluated on the device; so
+    ``len(points) * spacing**dim`` is the template's volume as the simulation sees it (the
+    volume a body must hold to fill it)."""
+    import taichi as ti
+
+    from polyalloy import runtime
+
+    rows = template.part_rows(dim)
+    blo, bhi = template.bounds(dim)
+    if lo is not None:
+        blo, bhi = np.maximum(blo, lo), np.minimum(bhi, hi)
+    counts = np.maximum(np.ceil((bhi - blo) / spacing).astype(np.int64), 1)
+    axes = [blo[k] + (np.arange(counts[k]) + 0.5) * spacing for k in range(dim)]
+    np_real = runtime.np_real()
+    pts = np.ascontiguousarray(np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, dim), np_real)
+    dist = np.empty(len(pts), dtype=np_real)
+    fb = ti.FieldsBuilder()
+    table = ShapeTable(dim, len(rows), runtime.real_dtype(), fb)
+    tree = fb.finalize()
+    try:
+        table.upload(rows)
+        evaluate_sdf(table, -1, pts, dist, 0.0)
+    finally:
+        tree.destroy()
+    return pts[dist < 0].astype(np.float64)
+
+
+def _resize(points: np.ndarray, parts: np.ndarray, n: int, spacing: float, rng) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` slots from the sampled ones: a random subset, or all of them plus random repeats
+    moved by a quarter spacing (the body then holds more mass than the template's volume)."""
+    m = len(points)
+    if n <= m:
+        keep = np.sort(rng.choice(m, n, replace=False))
+        return points[keep], parts[keep]
+    extra = rng.choice(m, n - m, replace=True)
+    jitter = rng.uniform(-0.25, 0.25, (n - m, points.shape[1])) * spacing
+    return np.concatenate([points, points[extra] + jitter]), np.concatenate([parts, parts[extra]])
+
+
+class Controller:
+    """Home points and poses of the controlled bodies of one Simulation (see the module docstring)."""
+
+    def __init__(self, sim, samples):
+        import taichi as ti
+
+        self.sim = sim
+        sc, d = sim.scene, sim.dim
+        self.bodies = [i for i, b in enumerate(sc.bodies) if b.template is not None]
+        self.part_offset, rows, body_rows = {}, [], []
+        offset = 0
+        for i in self.bodies:
+            tpl = sc.bodies[i].template
+            self.part_offset[i] = offset
+            for r in tpl.part_rows(d):
+                rows.append(dict(r, owner=offset + r["owner"]))
+                body_rows.append(dict(r, owner=i))
+            offset += len(tpl.part_names())
+        self.n_parts = offset
+        self.table = sim.control_table
+        fb = ti.FieldsBuilder()
+        self.part_shapes = ShapeTable(d, len(rows), sim.real, fb)  # owner: global part index
+        self.body_shapes = ShapeTable(d, len(body_rows), sim.real, fb)  # owner: body index, posed on demand
+        sim._trees.append(fb.finalize())
+        self.part_shapes.upload(rows)
+        self.body_shapes.upload(body_rows)
+        self._shapes_time = None
+
+        starts = np.cumsum([0] + [len(s[0]) for s in samples[: len(sc.bodies)]])
+        self.ranges = {i: (int(starts[i]), int(starts[i + 1])) for i in range(len(sc.bodies))}
+        self.spacing = sc.dx / sc.particles_per_cell
+        self.slots = {}  # body -> (home (N, d) rest coords, part (N,) global, alt (N, d))
+        self.slot_of = {}  # body -> slot index of each of its particles
+        for i in self.bodies:
+            self._assign_initial(i, samples[i][0])
+        self.next_check = sc.control.reassign_every
+        self.reassigned = 0  # particles given a new home so far
+        self.moving = any(sc.bodies[i].walk is not None for i in self.bodies)
+
+    # --- set-up ---------------------------------------------------------------------------
+    def _sample_parts(self, i: int, template, index_offset: int, table=None, fill: int = 0):
+        """Points of ``template`` (rest) at the particle spacing and the (global) part of each."""
+        sim, d = self.sim, self.sim.dim
+        lo, hi = template.bounds(d)
+        lo, hi = np.maximum(lo, sim.domain_lo), np.minimum(hi, sim.domain_hi)
+        counts = np.ceil((hi - lo) / self.spacing).astype(np.int64)
+        rng = np.random.default_rng([sim.scene.seed, 1000 + i, fill])
+        axes = [lo[k] + (np.arange(counts[k]) + 0.5) * self.spacing for k in range(d)]
+        pts = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, d)
+        pts += rng.uniform(-0.25, 0.25, pts.shape) * self.spacing
+        return self._parts_of(pts, template, index_offset, table, rng)
+
+    def _parts_of(self, pts, template, index_offset, table, rng):
+        """Keep the points inside ``template`` and pick a part for each (at random among the
+        parts that contain it)."""
+        sim = self.sim
+        table = table or self.part_shapes
+        n_parts = len(template.part_names())
+        pts = np.ascontiguousarray(pts, dtype=sim.np_real)
+        inside = np.zeros((n_parts, len(pts)), bool)
+        dist = np.empty(len(pts), dtype=sim.np_real)
+        for k in range(n_parts):
+            evaluate_sdf(table, index_offset + k, pts, dist, 0.0)
+            inside[k] = dist < 0
+        keep = inside.any(axis=0)
+        inside = inside[:, keep]
+        score = rng.random(inside.shape) * inside
+        return pts[keep].astype(np.float64), index_offset + np.argmax(score, axis=0)
+
+    def _assign_initial(self, i: int, x: np.ndarray) -> None:
+        sim, body = self.sim, self.sim.scene.bodies[i]
+        rng = np.random.default_rng([sim.scene.seed, 2000 + i])
+        off = self.part_offset[i]
+        if body.shape is body.template:
+            home, part = self._parts_of(x, body.template, off, None, rng)
+            if len(home) != len(x):  # a particle on the very surface may test as outside every part
+                home, part = self._nearest_part(x, off, body.template)
+        else:
+            pts, parts = self._sample_parts(i, body.template, off)
+            pts, parts = _resize(pts, parts, len(x), self.spacing, rng)
+            perm = transport_match(x, pts)
+            home, part = pts[perm], parts[perm]
+        alt = home.copy()
+        if body.earlier is not None:
+            alt_pts = self._earlier_points(i, body.earlier, len(x), rng)
+            alt = alt_pts[transport_match(home, alt_pts)]
+        self.slots[i] = (home, part, alt)
+        self.slot_of[i] = np.arange(len(x))
+
+    def _nearest_part(self, x, off, template):
+        """Every point with the part whose surface is nearest (for points on the boundary)."""
+        sim = self.sim
+        pts = np.ascontiguousarray(x, dtype=sim.np_real)
+        n_parts = len(template.part_names())
+        dist = np.empty((n_parts, len(pts)), dtype=sim.np_real)
+        for k in range(n_parts):
+            evaluate_sdf(self.part_shapes, off + k, pts, dist[k], 0.0)
+        return x.astype(np.float64), off + np.argmin(dist, axis=0)
+
+    def _earlier_points(self, i: int, earlier, n: int, rng) -> np.ndarray:
+        """``n`` points of the earlier shape, placed like the template at rest."""
+        sim = self.sim
+        pts = sample_template(earlier, sim.dim, self.spacing, sim.domain_lo, sim.domain_hi)
+        if len(pts) == 0:
+            from polyalloy.errors import ConfigError
+
+            raise ConfigError(f"body {sim.scene.bodies[i].name!r}: its earlier shape holds no points "
+                              f"inside the domain")
+        pts, _ = _resize(pts, np.zeros(len(pts), np.int64), n, self.spacing, rng)
+        return pts
+
+    # --- device state ---------------------------------------------------------------------
+    def upload_particles(self) -> None:
+        """Write ``part``, ``home`` and ``home_alt`` of every particle (-1 / 0 when uncontrolled)."""
+        sim = self.sim
+        pf, cap, d = sim.particles_fields, sim.particles_fields.capacity, sim.dim
+        part = np.full(cap, -1, np.int32)
+        home = np.zeros((cap, d))
+        alt = np.zeros((cap, d))
+        for i in self.bodies:
+            s, e = self.ranges[i]
+            h, k, a = self.slots[i]
+            idx = self.slot_of[i]
+            home[s:e], part[s:e], alt[s:e] = h[idx], k[idx], a[idx]
+        pf.part.from_numpy(part)
+        pf.home.from_numpy(home.astype(sim.np_real))
+        pf.home_alt.from_numpy(alt.astype(sim.np_real))
+
+    def pose_maps(self, t: float):
+        """Per part (A, b) at ``t``, and per part the body's root map (RA, Rb)."""
+        sc, d = self.sim.scene, self.sim.dim
+        A, b, RA, Rb = [], [], [], []
+        for i in self.bodies:
+            body = sc.bodies[i]
+            pose = body.template.pose_at(t, d, body.walk)
+            Ai, bi = body.template.transforms(pose, d)
+            root = type(pose)(position=pose.position, heading=pose.heading)
+            Ri, ri = body.template.transforms(root, d)
+            A.append(Ai), b.append(bi), RA.append(Ri), Rb.append(ri)
+        return np.concatenate(A), np.concatenate(b), np.concatenate(RA), np.concatenate(Rb)
+
+    def upload_pose(self, t: float, h: float = 1e-3) -> None:
+        """The part maps at ``t`` and their time derivatives (central differences over ``h`` s)."""
+        npr = self.sim.np_real
+        A, b, RA, Rb = self.pose_maps(t)
+        A1, b1, _, _ = self.pose_maps(t + h)
+        A0, b0, _, _ = self.pose_maps(max(t - h, 0.0))
+        span = t + h - max(t - h, 0.0)
+        tb = self.table
+        tb.A.from_numpy(A.astype(npr))
+        tb.b.from_numpy(b.astype(npr))
+        tb.Ad.from_numpy(((A1 - A0) / span).astype(npr))
+        tb.bd.from_numpy(((b1 - b0) / span).astype(npr))
+        tb.RA.from_numpy(RA.astype(npr))
+        tb.Rb.from_numpy(Rb.astype(npr))
+
+    # --- healing --------------------------------------------------------------------------
+    def maybe_reassign(self, t: float) -> int:
+        """Every ``reassign_every`` s: give far gripped particles free homes (module docstring)."""
+        if t + 1e-12 < self.next_check:
+            return 0
+        self.next_check = t + self.sim.scene.control.reassign_every
+        return self.reassign(t)
+
+    def reassign(self, t: float) -> int:
+        sim = self.sim
+        pf, n, d = sim.particles_fields, sim.n_particles, sim.dim
+        grip = np.zeros(n, sim.np_real)
+        kc.grips(pf, sim.materials, sim.knobs, grip)
+        home = np.zeros((n, d), sim.np_real)
+        kc.homes(pf, self.table, sim.knobs, t, home)
+        x = pf.x.to_numpy()[:n].astype(np.float64)
+        moved = 0
+        for i in self.bodies:
+            s, e = self.ranges[i]
+            reach = sim.scene.control.reassign_distance * sim.scene.bodies[i].template.height
+            gripped = grip[s:e] > 0.5
+            dist = np.linalg.norm(x[s:e] - home[s:e], axis=1)
+            far = np.flatnonzero(gripped & (dist > reach))
+            if len(far) == 0:
+                continue
+            near = gripped & (dist <= reach)
+            slots_home, _, _ = self.slots[i]
+            free = np.ones(len(slots_home), bool)
+            free[self.slot_of[i][near]] = False
+            free = np.flatnonzero(free)
+            rng = np.random.default_rng([sim.scene.seed, 3000 + i, int(t * 1e6)])
+            chosen = rng.choice(free, len(far), replace=False) if len(free) > len(far) else free[: len(far)]
+            A, b, _, _ = self.pose_maps(t)
+            hk, pk, _ = self.slots[i]
+            posed = np.einsum("nij,nj->ni", A[pk[chosen]], hk[chosen]) + b[pk[chosen]]
+            perm = transport_match(x[s:e][far], posed)
+            self.slot_of[i][far] = chosen[perm]
+            moved += len(far)
+        if moved:
+            self.upload_particles()
+            self.reassigned += moved
+        return moved
+
+    # --- measuring ------------------------------------------------------------------------
+    def template_distance(self, body: int, points: np.ndarray, t: float) -> np.ndarray:
+        """Signed distance (m) of ``points`` to body ``body``'s posed template at time ``t``."""
+        sim, d = self.sim, self.sim.dim
+        if self._shapes_time != t:
+            rows = []
+            for i in self.bodies:
+                b = sim.scene.bodies[i]
+                rows += [dict(r, owner=i) for r in b.template.posed_rows(b.template.pose_at(t, d, b.walk), d)]
+            self.body_shapes.upload(rows)
+            self._shapes_time = t
+        pts = np.ascontiguousarray(points, dtype=sim.np_real)
+        out = np.empty(len(pts), dtype=sim.np_real)
+        evaluate_sdf(self.body_shapes, body, pts, out, 0.0)
+        return out.astype(np.float64)
