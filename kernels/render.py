@@ -1,52 +1,78 @@
-"""Preview renderer: particles as shaded sphere impostors in a z-buffer, colliders by sphere
-tracing the shape table, the domain box drawn as a glass tank (3D) or an outline (2D).
+"""Surface renderer, first half: particles -> a smooth liquid surface in screen space.
 
-A frame is ``splat_particles`` (the nearest impostor depth per pixel, then the lowest particle
-index at that depth, so the picture never depends on thread order), in 3D ``cast_shadows``
-(the lowest particle over each floor column, for contact shadows), then one shading kernel
-(``shade_pinhole`` or ``shade_side``) that composites everything into 8-bit sRGB. Colours are
-linear RGB; the key light is fixed to the camera so what faces the viewer is always lit.
+Method: screen-space fluid rendering (van der Laan, Green & Sainz 2009, "Screen space fluid
+rendering with curvature flow"): every particle is splatted as a sphere into a depth buffer,
+the depth is smoothed, and normals are taken from the smoothed depth (``kernels/shade.py``).
+Chosen over ray marching a splatted density field because its cost follows the pixels and the
+particles' footprints (no 3D grid to fill, no march through empty space), so a 640x360 preview
+of ~70k particles takes a fraction of a second on two CPU cores and the same kernels scale to
+1080p on a GPU; a 2D scene is the same pipeline seen orthographically (its particles are
+extruded to spheres in the image plane). The smoothing is a separable bilateral filter
+(Gaussian in screen space, Gaussian in depth) sized in *world* units, a few sphere radii,
+instead of the paper's curvature flow: curvature flow needs more iterations the larger a
+particle is in pixels (film frames are 3x preview ones), whereas a world-sized kernel removes
+the per-particle bumps in the same one or two passes at any resolution or distance; its depth
+term keeps sheets that overlap on screen apart. The silhouette is smoothed too: a Gaussian of
+the covered-pixel mask (sigma ~ half a sphere radius) thresholded at 1/2 gives the liquid's
+alpha, so the edge follows the particles' mean boundary instead of their scalloped union.
+
+A frame is ``splat_spheres`` (the nearest sphere depth per pixel by atomic min, the lowest
+particle index at that depth as owner, the summed chord length as thickness in integer units:
+order-independent, so a frame never depends on thread timing), ``gather_surface`` (the owner's
+look into a per-pixel vector), ``smooth_surface`` along x then y (once per pass of the quality
+preset), in 3D ``cast_shadows`` (particles projected along the key light onto the floor), then
+``kernels.shade.compose``.
 """
-import math
-
 import taichi as ti
 
 from polyalloy.kernels.heat import FROZEN
 
-FROST = (0.78, 0.9, 1.0)  # linear RGB that frozen polyalloy tints toward
-
-from polyalloy.kernels.sdf import BOX, N_PARAMS, primitive_sdf, shape_normal, union_sdf
-
 FAR = 1e30  # depth (m) of an empty pixel
 NO_OWNER = 2147483647  # owner of a pixel no particle covers (above any particle index)
-NEAR = 1e-3  # m; impostors closer to the eye than this are not drawn
-MAX_SPLAT_PX = 48.0  # cap on an impostor's screen radius, so a particle at the lens cannot stall a frame
+NEAR = 1e-3  # m; spheres closer to the eye than this are not drawn
+MAX_SPLAT_PX = 64.0  # cap on a sphere's screen radius, so a particle at the lens cannot stall a frame
 DEPTH_TIE = 1e-6  # relative depth tolerance when the second splat pass finds the pixel's nearest particle
-MARCH_STEPS = 64  # sphere-tracing steps per pixel for the colliders
-HIT_PX = 0.5  # a ray hits a collider when it passes within this many pixel footprints of it
-NORMAL_STEP = 1e-4  # m; central-difference step of collider normals
-KEY_LIGHT = (-0.45, 0.75, 0.5)  # towards the key light, camera axes (right, up, towards the eye)
-SHININESS = 48.0
-SPECULAR = 0.35
-WALL_COLOR = (0.2, 0.21, 0.23)  # the tank's far walls and floor (linear RGB)
-EDGE_COLOR = (0.62, 0.66, 0.72)  # the tank's edges (3D) and the domain outline (2D)
-EDGE_PX = 1.0  # width of the tank's edges (px)
-TANK_TINT = 0.12  # how much the inside of the 2D domain box is lightened towards WALL_COLOR
-BEVEL_PX = 4.0  # width (px) of the shaded rim of a 2D collider
-SHADOW_FALLOFF = 0.25  # m; a contact shadow fades with the gap to the particles above by exp(-gap / this)
-SHADOW_STRENGTH = 0.6  # fraction of light a surface right under particles loses
+TAPS_PER_SIGMA = 6.0  # filter taps per sigma at least; wide (film) kernels sample every few pixels
+THICKNESS_UNIT = 1e-5  # m per integer unit of the thickness buffer
+SIDE_EYE = 1.0  # m; the 2D side view looks along -z from this plane, particles lie at z = 0
+
+# the per-pixel look vector: base colour, temperature, frost, look weights, thickness
+BASE, TEMP, FROST, MOLTEN_W, CRYO_W, THICK = 0, 3, 4, 5, 6, 7
+N_LOOK = 8
+METAL, MOLTEN, CRYO = 0, 1, 2  # looks of a particle source: chrome, glowing molten steel, pale cryogenic liquid
+
+
+@ti.data_oriented
+class SurfaceBuffer:
+    """One stage of the surface: ``depth`` (m), ``look`` (the N_LOOK vector per pixel), ``ok`` (1
+    where it holds a surface), ``cov`` (coverage 0..1 blurred a little: the liquid's alpha) and ``relief``
+    (coverage blurred more: the 2D view's height profile)."""
+
+    def __init__(self, width: int, height: int, dtype):
+        self.depth = ti.field(dtype, shape=(height, width))
+        self.look = ti.Vector.field(N_LOOK, dtype, shape=(height, width))
+        self.ok = ti.field(ti.i32, shape=(height, width))
+        self.cov = ti.field(dtype, shape=(height, width))
+        self.relief = ti.field(dtype, shape=(height, width))
 
 
 @ti.data_oriented
 class Frame:
-    """Image buffers, row 0 at the top: ``depth`` (nearest impostor along the view axis, m; in 2D
-    towards the viewer), ``owner`` (index of that particle, NO_OWNER if none), ``rgb`` (8-bit sRGB)."""
+    """Image buffers, row 0 at the top: ``depth`` (nearest sphere along the view axis, m),
+    ``owner`` (index of that particle, NO_OWNER if none), ``thickness`` (summed chord length of
+    the spheres, THICKNESS_UNIT), ``covered`` (1 within the cover radius of a particle), ``a`` / ``b`` (SurfaceBuffers: a pass smooths ``a`` along x into
+    ``b``, then ``b`` along y back into ``a``, which the shading reads), ``zmin`` (nearest depth of the frame, m) and ``rgb`` (8-bit sRGB)."""
 
     def __init__(self, width: int, height: int, dtype):
         self.width = width
         self.height = height
         self.depth = ti.field(dtype, shape=(height, width))
         self.owner = ti.field(ti.i32, shape=(height, width))
+        self.thickness = ti.field(ti.i32, shape=(height, width))
+        self.covered = ti.field(ti.i32, shape=(height, width))
+        self.a = SurfaceBuffer(width, height, dtype)
+        self.b = SurfaceBuffer(width, height, dtype)
+        self.zmin = ti.field(dtype, shape=())
         self.rgb = ti.Vector.field(3, ti.u8, shape=(height, width))
 
 
@@ -54,8 +80,6 @@ class Frame:
 class PinholeView:
     """A pinhole camera as 0-D fields the host sets each frame (no recompile): ``eye`` (m), unit
     axes ``right``, ``up``, ``forward``, ``focal`` length (px) of a ``width`` x ``height`` image."""
-
-    relief = 1.0  # impostor normals tilt fully: particles read as balls
 
     def __init__(self, width: int, height: int, dtype):
         self.width = width
@@ -82,24 +106,31 @@ class PinholeView:
 
     @ti.func
     def ray(self, i, j):
-        """Unit world direction through the centre of pixel column ``i``, row ``j``."""
+        """Origin and unit world direction of the ray through the centre of pixel column ``i``, row ``j``."""
         f = self.focal[None]
         sx = (i + 0.5 - 0.5 * self.width) / f
         sy = (0.5 * self.height - j - 0.5) / f
-        return (self.forward[None] + sx * self.right[None] + sy * self.up[None]).normalized()
+        return self.eye[None], (self.forward[None] + sx * self.right[None] + sy * self.up[None]).normalized()
 
     @ti.func
-    def to_camera(self, n):
-        """A world direction in camera axes (right, up, towards the eye)."""
-        return ti.Vector([n.dot(self.right[None]), n.dot(self.up[None]), -n.dot(self.forward[None])])
+    def distance(self, d, depth):
+        """Distance (m) along the unit ray ``d`` to the point at view depth ``depth``."""
+        return depth / d.dot(self.forward[None])
+
+    @ti.func
+    def pixels_per_metre(self, depth):
+        return self.focal[None] / ti.max(depth, NEAR)
+
+    @ti.func
+    def to_world(self, n):
+        """A direction in camera axes (right, up, towards the eye) in world axes."""
+        return n[0] * self.right[None] + n[1] * self.up[None] - n[2] * self.forward[None]
 
 
 @ti.data_oriented
 class SideView:
-    """An orthographic side view (x right, y up) as 0-D fields: ``corner`` (world point at the
-    image's bottom-left, m) and ``scale`` (px/m) of a ``width`` x ``height`` image."""
-
-    relief = 0.35  # impostor normals tilt a little: discs read as a filled body with slight shading
+    """An orthographic side view of a 2D scene (x right, y up, looking along -z from z = SIDE_EYE)
+    as 0-D fields: ``corner`` (world point at the image's bottom-left, m) and ``scale`` (px/m)."""
 
     def __init__(self, width: int, height: int, dtype):
         self.width = width
@@ -109,40 +140,52 @@ class SideView:
 
     @ti.func
     def project(self, x, radius):
-        """Screen centre (px, y down), depth (0) and screen radius (px) of a disc at ``x``."""
+        """Screen centre (px, y down), depth (m) and screen radius (px) of the sphere at ``x`` (z = 0)."""
         s = self.scale[None]
         c = ti.Vector([(x[0] - self.corner[None][0]) * s, self.height - (x[1] - self.corner[None][1]) * s])
-        return c, 0.0, ti.min(radius * s, MAX_SPLAT_PX)
+        return c, SIDE_EYE, ti.min(radius * s, MAX_SPLAT_PX)
 
     @ti.func
-    def world(self, i, j):
-        """World point (m) at the centre of pixel column ``i``, row ``j``."""
+    def ray(self, i, j):
         s = self.scale[None]
-        return self.corner[None] + ti.Vector([(i + 0.5) / s, (self.height - j - 0.5) / s])
+        w = self.corner[None] + ti.Vector([(i + 0.5) / s, (self.height - j - 0.5) / s])
+        return ti.Vector([w[0], w[1], SIDE_EYE]), ti.Vector([0.0, 0.0, -1.0])
+
+    @ti.func
+    def distance(self, d, depth):
+        return depth
+
+    @ti.func
+    def pixels_per_metre(self, depth):
+        return self.scale[None]
+
+    @ti.func
+    def to_world(self, n):
+        return n
 
 
 @ti.data_oriented
-class Stage:
-    """Everything drawn besides particle positions: the domain box ``lo``..``hi`` (m, compile-time;
-    also as ``centre`` and ``half`` sizes padded like a shape-table row), ``body_color`` per body
-    and ``collider_color`` per collider (linear RGB), the background gradient ``sky_top`` /
-    ``sky_bottom`` (0-D), and in 3D ``lowest``: the lowest particle height (m) over each
-    ``cell``-wide column of the box floor, for contact shadows."""
+class Looks:
+    """Per particle source (bodies, then emitters): ``kind`` (METAL, MOLTEN or CRYO)."""
 
-    def __init__(self, lo, hi, n_bodies: int, n_colliders: int, cell: float, dtype):
-        self.dim = len(lo)
+    def __init__(self, n_sources: int):
+        self.kind = ti.field(ti.i32, shape=max(1, n_sources))
+
+
+@ti.data_oriented
+class ShadowMap:
+    """Particles projected along the key light onto the floor plane ``floor_y`` (m): per
+    ``cell``-wide column from ``lo`` (x, z; m) ``count`` (particles) and ``lowest`` (the lowest
+    particle height, m). ``light`` (0-D) is the unit direction towards the key light."""
+
+    def __init__(self, lo, columns, cell: float, floor_y: float, dtype):
         self.lo = tuple(float(v) for v in lo)
-        self.hi = tuple(float(v) for v in hi)
+        self.columns = tuple(int(c) for c in columns)
         self.cell = float(cell)
-        self.centre = tuple(0.5 * (a + b) for a, b in zip(self.lo, self.hi))
-        self.half = tuple(0.5 * (b - a) for a, b in zip(self.lo, self.hi)) + (0.0,) * (N_PARAMS - self.dim)
-        self.body_color = ti.Vector.field(3, dtype, shape=max(1, n_bodies))
-        self.collider_color = ti.Vector.field(3, dtype, shape=max(1, n_colliders))
-        self.sky_top = ti.Vector.field(3, dtype, shape=())
-        self.sky_bottom = ti.Vector.field(3, dtype, shape=())
-        if self.dim == 3:
-            self.columns = tuple(max(1, math.ceil((self.hi[k] - self.lo[k]) / self.cell)) for k in (0, 2))
-            self.lowest = ti.field(dtype, shape=self.columns)
+        self.floor_y = float(floor_y)
+        self.count = ti.field(ti.i32, shape=self.columns)
+        self.lowest = ti.field(dtype, shape=self.columns)
+        self.light = ti.Vector.field(3, dtype, shape=())
 
 
 @ti.func
@@ -158,19 +201,35 @@ def footprint(frame: ti.template(), c, r):
     return i0, i1, j0, j1
 
 
-@ti.func
-def impostor_depth(z, radius, d2, r2):
-    """Depth (m) of a ball's front surface (radius m, centre depth z) at squared screen offset d2 (px^2)."""
-    return z - radius * ti.sqrt(ti.max(1.0 - d2 / r2, 0.0))
-
-
 @ti.kernel
-def splat_particles(frame: ti.template(), view: ti.template(), parts: ti.template(), radius: float):
-    """Z-buffer the particles as balls of ``radius`` (m): the nearest depth per pixel, then the
-    lowest index among the particles at that depth as the pixel's owner."""
+def splat_spheres(frame: ti.template(), view: ti.template(), parts: ti.template(), radius: float,
+                  cover_radius: float):
+    """Depth-buffer the live particles as spheres of ``radius`` (m): the nearest front-surface
+    depth per pixel (and of the frame), the summed chord length, the pixels within ``cover_radius``
+    (m, the silhouette) of a particle, then the lowest index among the particles at the nearest
+    depth as the pixel's owner."""
     for j, i in frame.depth:
         frame.depth[j, i] = FAR
         frame.owner[j, i] = NO_OWNER
+        frame.thickness[j, i] = 0
+        frame.covered[j, i] = 0
+    frame.zmin[None] = FAR
+    for p in range(parts.n[None]):
+        if not parts.alive[p]:
+            continue
+        c, z, r = view.project(parts.x[p], radius)
+        rc2 = (r * cover_radius / radius) ** 2
+        i0, i1, j0, j1 = footprint(frame, c, r)
+        for j in range(j0, j1):
+            for i in range(i0, i1):
+                d2 = (i + 0.5 - c[0]) ** 2 + (j + 0.5 - c[1]) ** 2
+                if d2 < rc2:
+                    frame.covered[j, i] = 1
+                if d2 < r * r:
+                    h = radius * ti.sqrt(1.0 - d2 / (r * r))
+                    ti.atomic_min(frame.depth[j, i], z - h)
+                    ti.atomic_min(frame.zmin[None], z - h)
+                    ti.atomic_add(frame.thickness[j, i], ti.cast(2.0 * h / THICKNESS_UNIT, ti.i32))
     for p in range(parts.n[None]):
         if not parts.alive[p]:
             continue
@@ -180,229 +239,157 @@ def splat_particles(frame: ti.template(), view: ti.template(), parts: ti.templat
             for i in range(i0, i1):
                 d2 = (i + 0.5 - c[0]) ** 2 + (j + 0.5 - c[1]) ** 2
                 if d2 < r * r:
-                    ti.atomic_min(frame.depth[j, i], impostor_depth(z, radius, d2, r * r))
-    for p in range(parts.n[None]):
-        if not parts.alive[p]:
-            continue
-        c, z, r = view.project(parts.x[p], radius)
-        i0, i1, j0, j1 = footprint(frame, c, r)
-        for j in range(j0, j1):
-            for i in range(i0, i1):
-                d2 = (i + 0.5 - c[0]) ** 2 + (j + 0.5 - c[1]) ** 2
-                if d2 < r * r:
-                    depth = impostor_depth(z, radius, d2, r * r)
+                    depth = z - radius * ti.sqrt(1.0 - d2 / (r * r))
                     if depth <= frame.depth[j, i] + DEPTH_TIE * (1.0 + ti.abs(depth)):
                         ti.atomic_min(frame.owner[j, i], p)
 
 
 @ti.func
-def floor_column(stage: ti.template(), x):
-    """Index of the shadow-map column above world point ``x`` (clamped to the map)."""
-    a = ti.cast(ti.floor((x[0] - stage.lo[0]) / stage.cell), ti.i32)
-    b = ti.cast(ti.floor((x[2] - stage.lo[2]) / stage.cell), ti.i32)
-    return ti.Vector([ti.min(ti.max(a, 0), stage.columns[0] - 1), ti.min(ti.max(b, 0), stage.columns[1] - 1)])
+def base_color(parts: ti.template(), p):
+    """The base colour (linear RGB: a metal's reflectance at normal incidence, a liquid's tint)
+    of particle ``p``, the one place the renderer reads it: its colour field (its source's colour,
+    changed by mimicry)."""
+    return parts.color[p]
 
 
 @ti.kernel
-def cast_shadows(stage: ti.template(), parts: ti.template()):
-    """Lowest particle height (m) over each floor column of the box (FAR where there is none)."""
-    for I in ti.grouped(stage.lowest):
-        stage.lowest[I] = FAR
+def gather_surface(frame: ti.template(), looks: ti.template(), parts: ti.template()):
+    """Per pixel, the depth and the look of its owner particle into ``frame.a`` (``ok`` = 1 where
+    a sphere lies) and the covered mask as the coverage to be blurred."""
+    for j, i in frame.depth:
+        s = ti.Vector.zero(float, N_LOOK)
+        ok = 0
+        p = frame.owner[j, i]
+        if p != NO_OWNER:
+            kind = looks.kind[parts.body[p]]
+            c = base_color(parts, p)
+            for k in ti.static(range(3)):
+                s[BASE + k] = c[k]
+            s[TEMP] = parts.T[p]
+            s[FROST] = 1.0 if parts.phase[p] == FROZEN else 0.0
+            s[MOLTEN_W] = 1.0 if kind == MOLTEN else 0.0
+            s[CRYO_W] = 1.0 if kind == CRYO else 0.0
+            s[THICK] = frame.thickness[j, i] * THICKNESS_UNIT
+            ok = 1
+        frame.a.depth[j, i] = frame.depth[j, i]
+        frame.a.look[j, i] = s
+        frame.a.ok[j, i] = ok
+        frame.a.cov[j, i] = ti.cast(frame.covered[j, i], float)
+        frame.a.relief[j, i] = ti.cast(frame.covered[j, i], float)
+
+
+@ti.func
+def gauss(x2):
+    """exp(-x2 / 2) for the filters' weights, as 1 / (its reciprocal's 3-term Taylor series): within
+    3% over the kernels' +-2.5 sigma and a division instead of an exponential."""
+    h = 0.5 * x2
+    return 1.0 / (1.0 + h * (1.0 + h * (0.5 + h / 6.0)))
+
+
+@ti.func
+def gaussian_along(frame: ti.template(), f: ti.template(), j, i, axis: ti.template(), sigma_px):
+    """Gaussian blur (sigma in px, edges clamped) of scalar field ``f`` at pixel (``j``, ``i``) along ``axis``."""
+    stride = ti.max(ti.cast(sigma_px / TAPS_PER_SIGMA, ti.i32), 1)
+    half = ti.cast(ti.ceil(2.5 * sigma_px / stride), ti.i32)
+    acc, wsum = 0.0, 0.0
+    for m in range(-half, half + 1):
+        k = m * stride
+        jj, ii = j, i
+        if ti.static(axis == 0):
+            ii = ti.min(ti.max(i + k, 0), frame.width - 1)
+        else:
+            jj = ti.min(ti.max(j + k, 0), frame.height - 1)
+        w = gauss(k * k / (sigma_px * sigma_px))
+        acc += w * f[jj, ii]
+        wsum += w
+    return acc / wsum
+
+
+@ti.kernel
+def smooth_surface(frame: ti.template(), view: ti.template(), src: ti.template(), dst: ti.template(),
+                   axis: ti.template(), first: ti.template(), sigma: float, depth_sigma: float,
+                   cover_sigma: float, relief_sigma: float, max_px: float):
+    """One separable pass along ``axis`` (0: x, 1: y) from ``src`` to ``dst``: a bilateral filter of
+    the depth with a screen Gaussian of ``sigma`` m (in px at the pixel's depth, at most
+    ``max_px``) and a depth Gaussian of ``depth_sigma`` m; an empty pixel takes the plain Gaussian
+    mean of its covered neighbours (filling gaps; the coverage decides whether it shows). The
+    ``first`` pass also filters the look with the same weights and blurs the covered mask by
+    Gaussians of ``cover_sigma`` and ``relief_sigma`` m (in px at the frame's nearest depth)
+    into ``cov`` and ``relief``; later passes smooth the depth alone."""
+    cover_px = ti.max(cover_sigma * view.pixels_per_metre(frame.zmin[None]), 0.3)
+    relief_px = ti.max(relief_sigma * view.pixels_per_metre(frame.zmin[None]), 0.3)
+    for j, i in dst.ok:
+        ok_c = src.ok[j, i]
+        z_c = src.depth[j, i] if ok_c else frame.zmin[None]
+        s_px = ti.min(ti.max(sigma * view.pixels_per_metre(z_c), 0.3), max_px)
+        stride = ti.max(ti.cast(s_px / TAPS_PER_SIGMA, ti.i32), 1)
+        half = ti.cast(ti.ceil(2.0 * s_px / stride), ti.i32)
+        depth, look = 0.0, ti.Vector.zero(float, N_LOOK)
+        wsum = 0.0
+        for m in range(-half, half + 1):
+            k = m * stride
+            jj, ii = j, i
+            if ti.static(axis == 0):
+                ii = ti.min(ti.max(i + k, 0), frame.width - 1)
+            else:
+                jj = ti.min(ti.max(j + k, 0), frame.height - 1)
+            if src.ok[jj, ii]:
+                z = src.depth[jj, ii]
+                w = gauss(k * k / (s_px * s_px))
+                if ok_c:
+                    w *= gauss(((z - z_c) / depth_sigma) ** 2)
+                depth += w * z
+                if ti.static(first):
+                    look += w * src.look[jj, ii]
+                wsum += w
+        dst.ok[j, i] = 0
+        dst.depth[j, i] = src.depth[j, i]
+        if wsum > 1e-12:
+            dst.ok[j, i] = 1
+            dst.depth[j, i] = depth / wsum
+        if ti.static(first):
+            dst.look[j, i] = src.look[j, i]
+            if wsum > 1e-12:
+                dst.look[j, i] = look / wsum
+            dst.cov[j, i] = gaussian_along(frame, src.cov, j, i, axis, cover_px)
+            dst.relief[j, i] = gaussian_along(frame, src.relief, j, i, axis, relief_px)
+
+
+@ti.func
+def shadow_column(shadow: ti.template(), x):
+    """Shadow-map column (may lie outside the map) hit by the key-light ray through world point ``x``."""
+    L = shadow.light[None]
+    f = x - L * ((x[1] - shadow.floor_y) / ti.max(L[1], 1e-3))
+    return ti.Vector([ti.cast(ti.floor((f[0] - shadow.lo[0]) / shadow.cell), ti.i32),
+                      ti.cast(ti.floor((f[2] - shadow.lo[1]) / shadow.cell), ti.i32)])
+
+
+@ti.kernel
+def cast_shadows(shadow: ti.template(), parts: ti.template()):
+    """Count the particles along the key light over each floor column and keep the lowest height."""
+    for I in ti.grouped(shadow.count):
+        shadow.count[I] = 0
+        shadow.lowest[I] = FAR
     for p in range(parts.n[None]):
         if parts.alive[p]:
-            x = parts.x[p]
-            ti.atomic_min(stage.lowest[floor_column(stage, x)], x[1])
+            c = shadow_column(shadow, parts.x[p])
+            if 0 <= c[0] < shadow.columns[0] and 0 <= c[1] < shadow.columns[1]:
+                ti.atomic_add(shadow.count[c], 1)
+                ti.atomic_min(shadow.lowest[c], parts.x[p][1])
 
 
 @ti.func
-def contact_shadow(stage: ti.template(), x):
-    """Light left (1 - SHADOW_STRENGTH .. 1) at an upward surface point under particles, averaged
-    over 3x3 columns and fading with the gap (m) to the lowest particle above."""
-    I = floor_column(stage, x)
-    dark = 0.0
-    for o in ti.static(ti.grouped(ti.ndrange((-1, 2), (-1, 2)))):
-        J = ti.min(ti.max(I + o, 0), ti.Vector(stage.columns) - 1)
-        gap = stage.lowest[J] - x[1]
-        if gap > -stage.cell:
-            dark += ti.exp(-ti.max(gap, 0.0) / SHADOW_FALLOFF)
-    return 1.0 - SHADOW_STRENGTH * dark / 9.0
-
-
-@ti.func
-def lit(color, n):
-    """Lambert + Blinn-Phong under the camera-fixed key light plus a sky/ground ambient;
-    ``n`` is the unit normal in camera axes (right, up, towards the eye)."""
-    light = ti.Vector(KEY_LIGHT, dt=float).normalized()
-    half = (light + ti.Vector([0.0, 0.0, 1.0])).normalized()
-    diffuse = ti.max(n.dot(light), 0.0)
-    spec = ti.max(n.dot(half), 0.0) ** SHININESS
-    return color * (0.22 + 0.1 * n[1] + 0.75 * diffuse) + SPECULAR * spec
-
-
-@ti.func
-def to_srgb8(c):
-    """Linear RGB -> 8-bit sRGB (gamma 2.2), clamped."""
-    g = ti.pow(ti.math.clamp(c, 0.0, 1.0), 1.0 / 2.2)
-    return ti.cast(g * 255.0 + 0.5, ti.u8)
-
-
-@ti.func
-def sky(stage: ti.template(), j, height):
-    """Background: a vertical gradient from ``sky_top`` (row 0) to ``sky_bottom``."""
-    return ti.math.mix(stage.sky_top[None], stage.sky_bottom[None], (j + 0.5) / height)
-
-
-@ti.func
-def impostor_color(view: ti.template(), stage: ti.template(), parts: ti.template(), radius, p, i, j):
-    """Shaded colour of particle ``p``'s impostor at the centre of pixel (``i``, ``j``)."""
-    c, z, r = view.project(parts.x[p], radius)
-    u = (i + 0.5 - c[0]) / r
-    v = (c[1] - j - 0.5) / r
-    w = ti.sqrt(ti.max(1.0 - u * u - v * v, 0.0))
-    base = thermal_tint(stage.body_color[parts.body[p]], parts.T[p], parts.phase[p])
-    return lit(base, ti.Vector([view.relief * u, view.relief * v, w]).normalized())
-
-
-@ti.func
-def thermal_tint(color, T, phase):
-    """The preview's hint of the thermal state: frozen particles frost toward pale blue,
-    anything above 800 K glows from dull red to yellow-white by 2000 K."""
-    if phase == FROZEN:
-        color = 0.35 * color + 0.65 * ti.Vector(FROST)
-    g = ti.min(ti.max((T - 800.0) / 1200.0, 0.0), 1.0)
-    if g > 0.0:
-        glow = ti.Vector([1.0, 0.25 + 0.7 * g, 0.05 + 0.6 * g * g])
-        color = (1.0 - ti.sqrt(g)) * color + ti.sqrt(g) * glow
-    return color
-
-
-@ti.func
-def box_span(lo, hi, o, d):
-    """Entry and exit of the ray ``o + s d`` through the box ``lo``..``hi``: (s0, axis0, s1, axis1);
-    it misses when s1 <= s0."""
-    s0, s1 = -FAR, FAR
-    a0, a1 = 0, 0
-    for k in ti.static(range(3)):
-        dk = d[k]
-        if ti.abs(dk) < 1e-12:
-            dk = 1e-12
-        sa = (lo[k] - o[k]) / dk
-        sb = (hi[k] - o[k]) / dk
-        if ti.min(sa, sb) > s0:
-            s0, a0 = ti.min(sa, sb), k
-        if ti.max(sa, sb) < s1:
-            s1, a1 = ti.max(sa, sb), k
-    return s0, a0, s1, a1
-
-
-@ti.func
-def face_normal(axis, d):
-    """Normal of the box face crossed along ``axis`` by direction ``d``, facing back along the ray."""
-    n = ti.Vector.zero(float, 3)
-    for k in ti.static(range(3)):
-        if k == axis:
-            n[k] = -1.0 if d[k] > 0.0 else 1.0
-    return n
-
-
-@ti.func
-def on_edge(lo, hi, x, width):
-    """Whether the box-surface point ``x`` lies within ``width`` (m) of one of the box's edges."""
-    near = 0
-    for k in ti.static(range(3)):
-        if ti.min(ti.abs(x[k] - lo[k]), ti.abs(x[k] - hi[k])) < width:
-            near += 1
-    return near >= 2
-
-
-@ti.func
-def surface_color(view: ti.template(), stage: ti.template(), color, n, x):
-    """A wall or collider point ``x`` with world normal ``n``: lit, and shadowed when it faces up."""
-    c = lit(color, view.to_camera(n))
-    if n[1] > 0.5:
-        c *= contact_shadow(stage, x)
-    return c
-
-
-@ti.func
-def trace_colliders(cols: ti.template(), o, d, s_start, s_end, pixel, t):
-    """Sphere-trace the colliders' union along ``o + s d`` from ``s_start`` to ``s_end`` at time ``t``:
-    (s of the hit or FAR, row hit, whether the ray started inside). ``pixel`` is the footprint
-    of one pixel per metre of distance."""
-    s = s_start
-    hit, row, inside = FAR, -1, False
-    for step in range(MARCH_STEPS):
-        dist, nearest = union_sdf(cols, o + s * d, t)
-        if dist < HIT_PX * pixel * s:
-            hit, row, inside = s, nearest, step == 0 and dist < 0.0
-            break
-        s += dist
-        if s > s_end:
-            break
-    return hit, row, inside
-
-
-@ti.kernel
-def shade_pinhole(frame: ti.template(), view: ti.template(), stage: ti.template(), parts: ti.template(),
-                  cols: ti.template(), radius: float, t: float):
-    """Compose a 3D frame at time ``t`` (s): background, the tank's far walls, the colliders clipped
-    to the tank, the particle impostors (nearest first), then the tank's near edges."""
-    lo = ti.Vector(stage.lo, dt=float)
-    hi = ti.Vector(stage.hi, dt=float)
-    for j, i in frame.rgb:
-        eye = view.eye[None]
-        d = view.ray(i, j)
-        pixel = 1.0 / view.focal[None]
-        color = sky(stage, j, frame.height)
-        s0, a0, s1, a1 = box_span(lo, hi, eye, d)
-        outside = s0 > 0.0
-        s0 = ti.max(s0, 0.0)
-        owner = frame.owner[j, i]
-        s_particle = FAR
-        if owner < parts.n[None]:
-            s_particle = frame.depth[j, i] / d.dot(view.forward[None])
-        s_hit, row, inside = FAR, -1, False
-        in_box = s1 > s0
-        if in_box:
-            far = eye + s1 * d
-            color = surface_color(view, stage, ti.Vector(WALL_COLOR, dt=float), face_normal(a1, d), far)
-            if on_edge(lo, hi, far, EDGE_PX * pixel * s1):
-                color = ti.Vector(EDGE_COLOR, dt=float)
-            s_hit, row, inside = trace_colliders(cols, eye, d, s0, ti.min(s1, s_particle), pixel, t)
-        if s_hit < s_particle:
-            x = eye + s_hit * d
-            n = face_normal(a0, d) if inside and outside else shape_normal(cols, row, x, t, NORMAL_STEP)
-            color = surface_color(view, stage, stage.collider_color[cols.owner[row]], n, x)
-        elif owner < parts.n[None]:
-            color = impostor_color(view, stage, parts, radius, owner, i, j)
-        if in_box and outside and on_edge(lo, hi, eye + s0 * d, EDGE_PX * pixel * s0):
-            color = ti.math.mix(color, ti.Vector(EDGE_COLOR, dt=float), 0.6)
-        frame.rgb[j, i] = to_srgb8(color)
-
-
-@ti.kernel
-def shade_side(frame: ti.template(), view: ti.template(), stage: ti.template(), parts: ti.template(),
-               cols: ti.template(), radius: float, t: float):
-    """Compose a 2D side view at time ``t`` (s): background, the domain box lightly tinted, the
-    colliders filled inside it with a bevelled rim, the particle discs, the box outline."""
-    half = ti.Vector(stage.half, dt=float)
-    centre = ti.Vector(stage.centre, dt=float)
-    for j, i in frame.rgb:
-        x = view.world(i, j)
-        scale = view.scale[None]
-        color = sky(stage, j, frame.height)
-        box = primitive_sdf(BOX, half, x - centre)
-        if box < 0.0:
-            color = ti.math.mix(color, ti.Vector(WALL_COLOR, dt=float), TANK_TINT)
-            dist, row = union_sdf(cols, x, t)
-            if dist < 0.0:
-                n = shape_normal(cols, row, x, t, NORMAL_STEP)
-                bevel = ti.math.clamp(1.0 + dist * scale / BEVEL_PX, 0.0, 1.0)
-                color = lit(stage.collider_color[cols.owner[row]],
-                            ti.Vector([n[0] * bevel, n[1] * bevel, ti.sqrt(1.0 - bevel * bevel)]))
-        owner = frame.owner[j, i]
-        if owner < parts.n[None]:
-            color = impostor_color(view, stage, parts, radius, owner, i, j)
-        if ti.abs(box) * scale < 0.5 * EDGE_PX + 0.25:
-            color = ti.Vector(EDGE_COLOR, dt=float)
-        frame.rgb[j, i] = to_srgb8(color)
+def key_visibility(shadow: ti.template(), x, blur: ti.i32, opacity):
+    """Fraction of the key light reaching world point ``x`` (0..1): particles between it and the
+    light, counted over (2 blur + 1)^2 columns, each absorbing ``opacity`` of what passes."""
+    c = shadow_column(shadow, x)
+    n = 0.0
+    taps = 0.0
+    for a in range(-blur, blur + 1):
+        for b in range(-blur, blur + 1):
+            k = c + ti.Vector([a, b])
+            taps += 1.0
+            if 0 <= k[0] < shadow.columns[0] and 0 <= k[1] < shadow.columns[1]:
+                if shadow.lowest[k] > x[1] - shadow.cell:
+                    n += shadow.count[k]
+    return ti.exp(-opacity * n / taps)

@@ -276,9 +276,9 @@ class RenderJob:
                 entries = {e["index"]: e for e in manifest["frames"] if e["index"] < result.resumed_from}
         renderer = None
         if "png" in self.formats:
-            from polyalloy.render import PreviewRenderer
+            from polyalloy.render import SurfaceRenderer
 
-            renderer = PreviewRenderer(sim, *self.size)
+            renderer = SurfaceRenderer(sim, *self.size, self.quality)
         doc = self._manifest(sim, mine)
         state = dict(last_checkpoint=result.resumed_from, done=result.resumed_from or 0)
 

@@ -21,6 +21,7 @@ from polyalloy.events import Emitter, Grenade, Gunshot, HeatSource
 from polyalloy.materials import POLYALLOY, Material
 from polyalloy.shapes import Shape
 from polyalloy.kernels.sdf import SURFACE_NAMES
+from polyalloy.kernels.shade import MAX_LIGHTS
 
 QUALITIES = ("preview", "film")
 
@@ -30,7 +31,8 @@ DEFAULT_COLORS = {0: (0.35, 0.6, 0.95), 1: (0.9, 0.45, 0.3), 2: (0.85, 0.85, 0.8
 @dataclass
 class Body:
     """A shape filled with particles of one material: ``velocity`` (m/s) at t = 0,
-    ``temperature`` (K) at t = 0, ``color`` (linear RGB in [0, 1]) for the renderer.
+    ``temperature`` (K) at t = 0, ``color`` (linear RGB in [0, 1]: the renderer's base colour, a
+    metal's reflectance at normal incidence; None: by material kind).
 
     Mimetic control (polyalloy only): ``template`` (a ``polyalloy.body.Template``, e.g. a
     ``Humanoid``) is the shape the controller holds the body to; the body's particles get home
@@ -150,14 +152,137 @@ class Collider:
             raise ConfigError(f"collider {self.name!r}: friction must be in [0, 10], got {self.friction}")
 
 
+def _finite_vec(value, n: int, name: str) -> np.ndarray:
+    """``value`` as a float array of ``n`` finite numbers, or a one-line ConfigError."""
+    try:
+        a = np.asarray(value, float).reshape(-1)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} needs {n} numbers, got {value!r}") from None
+    if a.size != n or not np.all(np.isfinite(a)):
+        raise ConfigError(f"{name} needs {n} finite numbers, got {value!r}")
+    return a
+
+
 @dataclass
 class Camera:
-    """A pinhole camera (metres, degrees). 2D scenes are drawn as a side view of the domain."""
+    """A pinhole camera (metres, degrees). 2D scenes are drawn as a side view of the domain.
+
+    ``keys`` makes a tracking shot: ``[(t, position, look_at), ...]`` with times (s) strictly
+    increasing; position and look-at follow a cubic Hermite spline through the keys with
+    Catmull-Rom tangents (C1, no overshoot at the ends: the camera eases in and out of the first
+    and last key) and hold before the first and after the last. Without keys the camera stays at
+    ``position`` looking at ``look_at``.
+    """
 
     position: Sequence[float] = (0.5, 0.6, 2.2)
     look_at: Sequence[float] = (0.5, 0.3, 0.5)
     fov: float = 40.0
     up: Sequence[float] = (0.0, 1.0, 0.0)
+    keys: Sequence = ()
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise a one-line ConfigError for a bad fov, up vector or key list."""
+        if not (isinstance(self.fov, (int, float)) and math.isfinite(self.fov) and 1.0 <= self.fov <= 170.0):
+            raise ConfigError(f"camera fov must be in [1, 170] degrees, got {self.fov!r}")
+        _finite_vec(self.up, 3, "camera up")
+        self._check_pair(self.position, self.look_at, "camera")
+        last = -math.inf
+        for k, key in enumerate(self.keys):
+            if not (isinstance(key, (tuple, list)) and len(key) == 3):
+                raise ConfigError(f"camera key {k} must be (t, position, look_at), got {key!r}")
+            t = key[0]
+            if not (isinstance(t, (int, float)) and math.isfinite(t) and t > last):
+                raise ConfigError(f"camera key {k}: times must be finite and strictly increasing, got t = {t!r}")
+            last = t
+            self._check_pair(key[1], key[2], f"camera key {k}")
+
+    @staticmethod
+    def _check_pair(position, look_at, name: str) -> None:
+        eye, target = _finite_vec(position, 3, f"{name} position"), _finite_vec(look_at, 3, f"{name} look_at")
+        if np.linalg.norm(target - eye) < 1e-9:
+            raise ConfigError(f"{name} position and look_at must differ, both are {tuple(eye)}")
+
+    def at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Position and look-at point (m) at time ``t`` (s)."""
+        if not self.keys:
+            return np.asarray(self.position, float), np.asarray(self.look_at, float)
+        times = np.array([k[0] for k in self.keys], float)
+        pts = np.array([np.concatenate([np.asarray(k[1], float), np.asarray(k[2], float)]) for k in self.keys])
+        if t <= times[0] or len(times) == 1:
+            return pts[0, :3], pts[0, 3:]
+        if t >= times[-1]:
+            return pts[-1, :3], pts[-1, 3:]
+        i = int(np.searchsorted(times, t, side="right")) - 1
+
+        def tangent(k):  # Catmull-Rom slope (per second) at key k; zero at the ends
+            if k == 0 or k == len(times) - 1:
+                return np.zeros(6)
+            return (pts[k + 1] - pts[k - 1]) / (times[k + 1] - times[k - 1])
+
+        h = times[i + 1] - times[i]
+        s = (t - times[i]) / h
+        h00, h10, h01, h11 = 2 * s**3 - 3 * s**2 + 1, s**3 - 2 * s**2 + s, -2 * s**3 + 3 * s**2, s**3 - s**2
+        p = h00 * pts[i] + h10 * h * tangent(i) + h01 * pts[i + 1] + h11 * h * tangent(i + 1)
+        return p[:3], p[3:]
+
+
+@dataclass
+class Light:
+    """A bright area light of the environment, seen in reflections: ``direction`` (towards the
+    light, world axes), ``color`` (linear RGB radiance, may exceed 1), ``size`` (angular radius,
+    degrees). The first light of a scene is the key light: it casts the shadows."""
+
+    direction: Sequence[float] = (-0.4, 1.0, 0.5)
+    color: Sequence[float] = (6.0, 6.0, 6.0)
+    size: float = 8.0
+
+    def __post_init__(self):
+        d = _finite_vec(self.direction, 3, "light direction")
+        if np.linalg.norm(d) < 1e-9:
+            raise ConfigError("light direction must be non-zero")
+        c = _finite_vec(self.color, 3, "light color")
+        if np.any(c < 0) or np.any(c > 1e4):
+            raise ConfigError(f"light color must be in [0, 1e4], got {tuple(c)}")
+        if not (isinstance(self.size, (int, float)) and 0.5 <= self.size <= 60.0):
+            raise ConfigError(f"light size must be in [0.5, 60] degrees, got {self.size!r}")
+
+
+def _studio_lights() -> list:
+    return [Light((-0.45, 1.0, 0.55), (9.0, 8.8, 8.4), 9.0),  # key softbox, above front left: casts shadows
+            Light((0.9, 0.35, 0.6), (2.6, 2.8, 3.2), 14.0),  # cool fill from the right
+            Light((0.1, 0.45, -1.0), (5.0, 4.6, 4.2), 6.0)]  # rim light behind the subject
+
+
+@dataclass
+class Environment:
+    """What the metal reflects and stands on (linear RGB): a sky from ``horizon`` to ``zenith``,
+    ``ground`` far below the horizon, a floor at the bottom of the domain chequered in ``floor``
+    and ``floor_alt`` tiles of ``tile`` m, up to MAX_LIGHTS ``lights`` (the first casts the
+    shadows), and ``exposure`` (a multiplier before tone mapping)."""
+
+    zenith: Sequence[float] = (0.015, 0.02, 0.03)
+    horizon: Sequence[float] = (0.4, 0.42, 0.46)
+    ground: Sequence[float] = (0.03, 0.03, 0.032)
+    floor: Sequence[float] = (0.075, 0.075, 0.08)
+    floor_alt: Sequence[float] = (0.055, 0.055, 0.06)
+    tile: float = 0.25
+    lights: list = field(default_factory=_studio_lights)
+    exposure: float = 1.0
+
+    def __post_init__(self):
+        for name in ("zenith", "horizon", "ground", "floor", "floor_alt"):
+            c = _finite_vec(getattr(self, name), 3, f"environment {name}")
+            if np.any(c < 0) or np.any(c > 100):
+                raise ConfigError(f"environment {name} must be in [0, 100], got {tuple(c)}")
+        if not (isinstance(self.tile, (int, float)) and 1e-3 <= self.tile <= 100):
+            raise ConfigError(f"environment tile must be in [0.001, 100] m, got {self.tile!r}")
+        if not (isinstance(self.exposure, (int, float)) and 0.01 <= self.exposure <= 100):
+            raise ConfigError(f"environment exposure must be in [0.01, 100], got {self.exposure!r}")
+        if len(self.lights) > MAX_LIGHTS or not all(isinstance(li, Light) for li in self.lights):
+            raise ConfigError(f"environment lights must be at most {MAX_LIGHTS} Light objects, got {self.lights!r}")
 
 
 # Scene fields that --set may change, with their allowed ranges (inclusive).
@@ -184,6 +309,8 @@ class Scene:
     cfl: fraction of a cell a particle or an elastic wave may cross per substep.
     dt_max: the largest substep (s). gravity: acceleration along y (m/s^2).
     fps, duration: frame rate of the output and the default length (s).
+    camera, environment: what the renderer sees (``Camera``, ``Environment``); quality: the
+    preset the scene was built at (``load_scene`` sets it), which the renderer follows.
     max_particles: refuse to build a scene with more particles than this.
     air_temperature (K) and air_coefficient h (W/(m^2 K)): Newton cooling of free surfaces,
     flux h (T_air - T) per m^2 of surface (~10 for still air; 0 insulates the scene).
@@ -210,7 +337,8 @@ class Scene:
     emitters: list = field(default_factory=list)
     camera: Camera = field(default_factory=Camera)
     control: Control = field(default_factory=Control)
-    background: Sequence[float] = (0.08, 0.1, 0.13)
+    environment: Environment = field(default_factory=Environment)
+    quality: str = "preview"
 
     def __post_init__(self):
         if self.dim not in (2, 3):
@@ -219,6 +347,10 @@ class Scene:
         if lo.size != self.dim or hi.size != self.dim or not np.all(hi > lo):
             raise ConfigError(f"scene domain must be two {self.dim}-D corners with hi > lo, got {self.domain}")
         self.domain = (tuple(lo), tuple(hi))
+        if not isinstance(self.camera, Camera) or not isinstance(self.environment, Environment):
+            raise ConfigError("scene camera must be a Camera and environment an Environment")
+        if self.quality not in QUALITIES:
+            raise ConfigError(f"unknown quality {self.quality!r}; choose {' or '.join(QUALITIES)}")
         for key in TUNABLE:
             self._check(key, getattr(self, key))
 
@@ -391,6 +523,7 @@ def load_scene(name_or_path: str, quality: str = "preview", overrides: dict | No
         raise ConfigError(f"scene script {name_or_path} failed in build(): {type(exc).__name__}: {exc}") from exc
     if not isinstance(scene, Scene):
         raise ConfigError(f"scene script {name_or_path}: build() returned {type(scene).__name__}, not a Scene")
+    scene.quality = quality
     try:
         for key, value in overrides.items():
             scene.set(key, value)

@@ -9,6 +9,8 @@ from polyalloy.materials import Fluid
 from polyalloy.scene import Camera, Scene
 from polyalloy.shapes import Box
 
+CHROME = (0.78, 0.8, 0.83)  # reflectance at normal incidence (polished chrome ~0.55-0.8)
+
 
 def build(quality: str = "preview", dim: int = 3) -> Scene:
     dx = {"preview": 1 / 48 if dim == 3 else 1 / 128, "film": 1 / 128 if dim == 3 else 1 / 512}[quality]
@@ -16,5 +18,6 @@ def build(quality: str = "preview", dim: int = 3) -> Scene:
                   duration=2.0, fps=30,
                   camera=Camera(position=(1.1, 1.0, 1.8), look_at=(0.5, 0.28, 0.25), fov=40))
     scene.add_material("water", Fluid(density=1000.0, bulk_modulus=1.0e5, viscosity=1.0e-3))
-    scene.add_body("column", Box(centre=(0.15, 0.25, 0.25), half_size=(0.15, 0.25, 0.25)), "water")
+    scene.add_body("column", Box(centre=(0.15, 0.25, 0.25), half_size=(0.15, 0.25, 0.25)), "water",
+                   color=CHROME)  # drawn as liquid metal, the look of the project
     return scene

@@ -1,4 +1,4 @@
-"""Preview renderer and exporter: image format, what lands where on screen, atomic files, MP4."""
+"""Surface renderer and exporter: image format, what lands where on screen, atomic files, MP4."""
 import math
 import os
 import subprocess
@@ -12,7 +12,7 @@ from PIL import Image
 from polyalloy.errors import PolyalloyError
 from polyalloy.export import MACRO_BLOCK, ensure_writable_dir, frame_path, write_mp4, write_png_atomic
 from polyalloy.materials import Elastic
-from polyalloy.render import PRESETS, PreviewRenderer
+from polyalloy.render import PRESETS, SurfaceRenderer
 from polyalloy.scene import Camera, Scene
 from polyalloy.shapes import Plane, Sphere
 
@@ -40,7 +40,7 @@ def rendered(request, runtime):
     from polyalloy.simulation import Simulation
 
     sim = Simulation(_scene(request.param))
-    return sim, PreviewRenderer(sim, W, H)
+    return sim, SurfaceRenderer(sim, W, H)
 
 
 def _mask(image, channel):
@@ -71,12 +71,15 @@ def test_render_returns_rgb8_of_the_requested_size_and_is_deterministic(rendered
 
 
 def test_ball_silhouette_matches_the_projected_disc(rendered):
+    """The liquid's alpha covers the projected disc; the red metal shows red where it faces the
+    sky (its lower half mirrors the green floor, which red metal reflects dark)."""
     sim, renderer = rendered
     red = _mask(renderer.render(), 0)
+    ball = renderer.alpha() > 0.5
     (row, col), radius = _projected_disc(sim)
-    assert red[int(row), int(col)] and red[int(row - radius / 2), int(col + radius / 2)]
-    assert abs(red.sum() / (math.pi * radius ** 2) - 1.0) < 0.25
-    rows, cols = np.nonzero(red)
+    assert ball[int(row), int(col)] and red[int(row - radius / 2), int(col + radius / 2)]
+    assert abs(ball.sum() / (math.pi * radius ** 2) - 1.0) < 0.25
+    rows, cols = np.nonzero(ball)
     assert abs(rows.mean() + 0.5 - row) < 1.0 and abs(cols.mean() + 0.5 - col) < 1.0
     assert not red[:, : int(col - 1.5 * radius)].any() and not red[:, int(col + 1.5 * radius):].any()
 
@@ -104,8 +107,8 @@ def test_f64_runtime_draws_the_same_picture(rendered, tmp_path):
     out = tmp_path / "f64.npy"
     code = (f"import sys, numpy as np; sys.path.insert(0, {os.path.dirname(__file__)!r}); import polyalloy; "
             f"polyalloy.init(arch='cpu', precision='f64'); from polyalloy.simulation import Simulation; "
-            f"from polyalloy.render import PreviewRenderer; from test_render_export import _scene; "
-            f"np.save({str(out)!r}, PreviewRenderer(Simulation(_scene({sim.dim})), {W}, {H}).render())")
+            f"from polyalloy.render import SurfaceRenderer; from test_render_export import _scene; "
+            f"np.save({str(out)!r}, SurfaceRenderer(Simulation(_scene({sim.dim})), {W}, {H}).render())")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
     diff = np.abs(np.load(out).astype(int) - renderer.render().astype(int)).max(axis=-1)
     assert (diff > 2).mean() < 0.01
