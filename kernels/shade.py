@@ -25,6 +25,7 @@ import math
 import taichi as ti
 
 from polyalloy.kernels.render import BASE, CRYO_W, FAR, FROST, MOLTEN_W, TEMP, THICK, key_visibility
+from polyalloy.kernels.control import NO_TEXTURE, texture_color
 from polyalloy.kernels.sdf import BOX, N_PARAMS, primitive_sdf, shape_normal, union_sdf
 
 MAX_LIGHTS = 4  # lights of an environment (polyalloy.scene.Environment checks it)
@@ -212,6 +213,16 @@ def floor_color(env: ti.template(), shadow: ti.template(), x, v, s, shadows: ti.
 
 
 @ti.func
+def collider_albedo(stage: ti.template(), cols: ti.template(), row: ti.i32, x, t):
+    """Colour of collider row ``row`` at its surface point ``x``: its texture there (the stripes
+    or checker that mimicking metal copies, ``kernels.control.texture_color``), else its colour."""
+    c = stage.collider_color[cols.owner[row]]
+    if cols.texture[row] != NO_TEXTURE:
+        c = texture_color(cols, row, x, t)
+    return c
+
+
+@ti.func
 def trace_colliders(cols: ti.template(), o, d, s_end, tolerance, steps: ti.i32, t):
     """Sphere-trace the colliders' union along ``o + s d`` up to ``s_end`` at time ``t`` (s): (s of
     the hit or FAR, the row hit). A ray hits within ``tolerance * s`` of a surface."""
@@ -243,7 +254,7 @@ def scenery(env: ti.template(), stage: ti.template(), shadow: ti.template(), col
         if s_col < s_floor:
             x = o + s_col * d
             n = shape_normal(cols, row, x, t, NORMAL_STEP)
-            color = lit_surface(env, shadow, stage.collider_color[cols.owner[row]], x, n, -d, True, blur)
+            color = lit_surface(env, shadow, collider_albedo(stage, cols, row, x, t), x, n, -d, True, blur)
             s_hit = s_col
     if s_hit == FAR and s_floor < FAR:
         color = floor_color(env, shadow, o + s_floor * d, -d, s_floor, True, blur)
@@ -445,7 +456,7 @@ def side_scenery(env: ti.template(), stage: ti.template(), shadow: ti.template()
             n2 = shape_normal(cols, row, x, t, NORMAL_STEP)
             bevel = ti.math.clamp(1.0 + dist * scale / BEVEL_PX, 0.0, 1.0)
             n = ti.Vector([n2[0] * bevel, n2[1] * bevel, ti.sqrt(1.0 - bevel * bevel)])
-            color = lit_surface(env, shadow, stage.collider_color[cols.owner[row]], o, n, -d, False, blur)
+            color = lit_surface(env, shadow, collider_albedo(stage, cols, row, x, t), o, n, -d, False, blur)
     if ti.abs(box) * scale < 0.5 * EDGE_PX + 0.25:
         color = ti.Vector(EDGE_COLOR)
     return color

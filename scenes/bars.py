@@ -29,7 +29,7 @@ def build(quality: str = "preview", gap: float = 0.1, speed: float = 0.6) -> Sce
         raise ConfigError(f"bars: speed must be in [0.1, 3] m/s, got {speed}")
     dx = {"preview": 0.04, "film": 0.02}[quality]
     scene = Scene(name="bars", dim=3, domain=((0, 0, 0), (3.0, 2.2, 1.0)), dx=dx, duration=4.5, fps=30,
-                  camera=Camera(position=(2.6, 1.4, 3.2), look_at=(1.5, 0.8, 0.5), fov=40))
+                  camera=Camera(position=(2.7, 1.35, 4.3), look_at=(1.5, 0.95, 0.5), fov=40))
     scene.add_material("polyalloy", Polyalloy())
     scene.add_collider("floor", Plane(point=(0, FLOOR, 0), normal=(0, 1, 0)), friction=0.5)
     pitch = gap + 2 * BAR_RADIUS
