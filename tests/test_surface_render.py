@@ -284,3 +284,26 @@ def test_bad_environment_is_a_one_line_config_error(bad, needle):
     with pytest.raises(ConfigError) as err:
         Environment(**bad)
     assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_textured_collider_shows_its_stripes(runtime):
+    """The bars of the bars scene carry the stripes that mimicking metal copies: a box with red
+    and blue stripes 5 cm apart, seen face on, shows both colours in bands along its height."""
+    from polyalloy.scene import Texture
+    from polyalloy.shapes import Box
+    from polyalloy.simulation import Simulation
+
+    scene = _scene()
+    stripes = Texture("stripes", colors=((0.9, 0.05, 0.05), (0.05, 0.05, 0.9)), period=0.05)
+    scene.add_collider("bar", Box(centre=(0.2, 0.5, 0.6), half_size=(0.05, 0.3, 0.05)), color=(0.5, 0.5, 0.5),
+                       texture=stripes)
+    with Simulation(scene) as sim:
+        image = _linear(SurfaceRenderer(sim, W, H, "preview").render())
+    column = image[:, int(W * 0.5 - 0.3 / (2 * EYE_DISTANCE * math.tan(math.radians(FOV / 2))) * H), :]
+    red = (column[:, 0] > 2 * column[:, 2]).sum()
+    blue = (column[:, 2] > 2 * column[:, 0]).sum()
+    assert red > 10 and blue > 10, (red, blue)
+    # bands: the colour flips several times along the bar
+    contrast = column[:, 0] - column[:, 2]
+    flips = np.count_nonzero(np.diff(np.sign(contrast[np.abs(contrast) > 0.05])))
+    assert flips >= 4, flips
