@@ -1,7 +1,9 @@
 """Simulation: owns the Taichi fields of one Scene, chooses the time step and runs the substeps.
 
 The substep order is written once, in ``Simulation.substep``, and reads like the data flow
-of DESIGN.md: clear grid -> P2G -> grid update (gravity, colliders, walls) -> G2P. The time
+of DESIGN.md: heat sources and the controller's pose -> clear grid -> P2G -> grid update
+(gravity, control forces, colliders, walls) -> heat conduction -> G2P -> mimicry; between
+substeps, due events fire and the controller heals (``polyalloy.control``). The time
 step adapts every substep to the CFL limit of the fastest particle and the fastest elastic
 wave of the materials present; a watchdog stops the run with a message when the state
 turns non-finite.
