@@ -287,6 +287,17 @@ def gauss(x2):
 
 
 @ti.func
+def tap(frame: ti.template(), j, i, axis: ti.template(), k):
+    """The pixel ``k`` steps from (``j``, ``i``) along ``axis`` (0: x, 1: y), clamped to the frame."""
+    jj, ii = j, i
+    if ti.static(axis == 0):
+        ii = ti.min(ti.max(i + k, 0), frame.width - 1)
+    else:
+        jj = ti.min(ti.max(j + k, 0), frame.height - 1)
+    return jj, ii
+
+
+@ti.func
 def gaussian_along(frame: ti.template(), f: ti.template(), j, i, axis: ti.template(), sigma_px):
     """Gaussian blur (sigma in px, edges clamped) of scalar field ``f`` at pixel (``j``, ``i``) along ``axis``."""
     stride = ti.max(ti.cast(sigma_px / TAPS_PER_SIGMA, ti.i32), 1)
@@ -294,11 +305,7 @@ def gaussian_along(frame: ti.template(), f: ti.template(), j, i, axis: ti.templa
     acc, wsum = 0.0, 0.0
     for m in range(-half, half + 1):
         k = m * stride
-        jj, ii = j, i
-        if ti.static(axis == 0):
-            ii = ti.min(ti.max(i + k, 0), frame.width - 1)
-        else:
-            jj = ti.min(ti.max(j + k, 0), frame.height - 1)
+        jj, ii = tap(frame, j, i, axis, k)
         w = gauss(k * k / (sigma_px * sigma_px))
         acc += w * f[jj, ii]
         wsum += w
@@ -328,11 +335,7 @@ def smooth_surface(frame: ti.template(), view: ti.template(), src: ti.template()
         wsum = 0.0
         for m in range(-half, half + 1):
             k = m * stride
-            jj, ii = j, i
-            if ti.static(axis == 0):
-                ii = ti.min(ti.max(i + k, 0), frame.width - 1)
-            else:
-                jj = ti.min(ti.max(j + k, 0), frame.height - 1)
+            jj, ii = tap(frame, j, i, axis, k)
             if src.ok[jj, ii]:
                 z = src.depth[jj, ii]
                 w = gauss(k * k / (s_px * s_px))
