@@ -101,12 +101,46 @@ def kirchhoff_stress(mats: ti.template(), mat: ti.i32, F, C, Jp, T, f, damage):
 
 
 @ti.func
-def polyalloy_deformation(mats: ti.template(), mat: ti.i32, F, T, f, damage, toughness):
+def rubble_return(mats: ti.template(), mat: ti.i32, sig, Jp):
+    """Return mapping of fully damaged frozen polyalloy, a cohesionless granular solid: the
+    Drucker-Prager sand model of Klar et al. (2016) in Hencky strain eps = log(sig), with the
+    volume correction of Tampubolon et al. (2017). ``Jp`` (>= 1) is the dilation the rubble
+    opened and was let off: it is added back to the trial strain, so loose rubble must close
+    that volume before it pushes back (without it every particle would keep its rest volume
+    however far apart the pieces lie, and the rubble would spring apart like a gas). In
+    expansion (tr eps >= 0) the stress is zero and the volume goes into Jp; in compression the
+    deviatoric strain is returned to the cone |dev| <= -alpha tr(eps) (d lam + 2 mu) / (2 mu),
+    alpha from the friction angle. Returns the new singular values and Jp."""
+    dim = ti.static(sig.n)
+    eps = ti.Vector.zero(float, dim)
+    for d in ti.static(range(dim)):
+        eps[d] = ti.log(ti.max(sig[d, d], 1e-4)) + ti.log(Jp) / dim
+    trace = eps.sum()
+    Jp_new = 1.0
+    if trace >= 0.0:
+        Jp_new = ti.min(ti.exp(trace), 1e3)  # bounded: a lone grain stays a grain, not a ghost
+        eps = ti.Vector.zero(float, dim)
+    else:
+        dev = eps - trace / dim
+        norm = dev.norm()
+        mu, lam = mats.mu_f[mat], mats.lam_f[mat]
+        slide = norm + (dim * lam + 2.0 * mu) / (2.0 * mu) * trace * mats.rubble_alpha[mat]
+        if slide > 0.0:
+            eps -= (slide / norm) * dev
+    sig_new = ti.Matrix.identity(float, dim)
+    for d in ti.static(range(dim)):
+        sig_new[d, d] = ti.exp(eps[d])
+    return sig_new, Jp_new
+
+
+@ti.func
+def polyalloy_deformation(mats: ti.template(), mat: ti.i32, F, Jp, T, f, damage, toughness):
     """Polyalloy's return mapping and damage after F = (I + dt C) F. Molten (f > 1/2): only the
     volume change is kept. Mimetic: von Mises plasticity in Hencky strain, the deviatoric part
     of log(singular values) capped at ``yield_strain`` (volume preserving). Frozen (s > 1/2):
     elastic and brittle, a principal stretch past ``fracture_strain`` x ``toughness`` sets the
-    damage to 1. Returns the new F, the damage and U, sig of an SVD of the new F (for the stress)."""
+    damage to 1, and fully damaged material is rubble (``rubble_return``, whose dilation is
+    ``Jp``). Returns the new F, Jp, the damage and U, sig of an SVD of the new F (for the stress)."""
     dim = ti.static(F.n)
     s = frozen_weight(mats, mat, T)
     F_new = F
@@ -124,9 +158,7 @@ def polyalloy_deformation(mats: ti.template(), mat: ti.i32, F, T, f, damage, tou
             if stretch > mats.fracture_strain[mat] * toughness:
                 damage = 1.0
             if damage >= 1.0:
-                # a broken particle keeps no memory of tension (it would only grow without bound)
-                for d in ti.static(range(dim)):
-                    sig[d, d] = ti.min(sig[d, d], 1.0)
+                sig, Jp = rubble_return(mats, mat, sig, Jp)
                 F_new = U @ sig @ V.transpose()
         else:
             eps = ti.Vector.zero(float, dim)
@@ -142,7 +174,7 @@ def polyalloy_deformation(mats: ti.template(), mat: ti.i32, F, T, f, damage, tou
                 F_new = U @ sig @ V.transpose()
         U_out = U
         sig_out = sig
-    return F_new, damage, U_out, sig_out
+    return F_new, Jp, damage, U_out, sig_out
 
 
 @ti.func

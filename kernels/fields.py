@@ -10,7 +10,7 @@ import taichi as ti
 from polyalloy.kernels.sdf import new_field
 
 MATERIAL_KEYS = ("density", "mu", "lam", "bulk", "viscosity", "theta_c", "theta_s", "hardening",
-                 "mu_f", "lam_f", "yield_strain", "fracture_strain", "T_b", "band", "hysteresis",
+                 "mu_f", "lam_f", "yield_strain", "fracture_strain", "rubble_alpha", "T_b", "band", "hysteresis",
                  "c_s", "c_l", "conductivity", "T_m", "latent", "boils")
 
 

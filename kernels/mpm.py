@@ -294,7 +294,7 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
             U = ti.Matrix.identity(float, grid.dim)  # with sig: an SVD of the new F (polyalloy)
             sig = ti.Matrix.identity(float, grid.dim)
             if mats.kind[mat] == POLYALLOY:
-                F, damage, U, sig = polyalloy_deformation(mats, mat, F, T, f, damage, toughness(p))
+                F, Jp, damage, U, sig = polyalloy_deformation(mats, mat, F, Jp, T, f, damage, toughness(p))
                 if ti.static(grid.control):
                     if g > 0.0:
                         F, sig = settle_volume(knobs, g, F, sig, dt)
@@ -314,6 +314,7 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
                                                                           1.0 / grid.dim)
                         U = ti.Matrix.identity(float, grid.dim)
                         sig = F
+                        Jp = 1.0
                     damage = 0.0
                 phase = new_phase
                 if mats.boils[mat] > 0.0 and f >= 1.0:

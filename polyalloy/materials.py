@@ -85,7 +85,7 @@ class Material:
     def row(self) -> dict:
         r = dict(kind=self.kind, density=self.density, mu=0.0, lam=0.0, bulk=0.0, viscosity=0.0,
                  theta_c=0.0, theta_s=0.0, hardening=0.0, mu_f=0.0, lam_f=0.0, yield_strain=0.0,
-                 fracture_strain=0.0, T_b=0.0, band=0.0, hysteresis=0.0, boils=0.0)
+                 fracture_strain=0.0, rubble_alpha=0.0, T_b=0.0, band=0.0, hysteresis=0.0, boils=0.0)
         r.update(self.moduli())
         r.update(self.thermal())
         return r
@@ -115,6 +115,14 @@ class Fluid(Material):
 
     def moduli(self):
         return dict(bulk=self.bulk_modulus, viscosity=self.viscosity)
+
+
+def drucker_prager_alpha(friction_angle: float) -> float:
+    """The Drucker-Prager cone's slope alpha = sqrt(2/3) 2 sin(phi) / (3 - sin(phi)) for a friction
+    angle phi in degrees (Klar et al. 2016): the deviatoric Hencky strain may reach alpha times
+    the pressure's share before the material slides."""
+    sin_phi = math.sin(math.radians(friction_angle))
+    return math.sqrt(2.0 / 3.0) * 2.0 * sin_phi / (3.0 - sin_phi)
 
 
 def _lame(E: float, nu: float) -> tuple[float, float]:
@@ -172,6 +180,9 @@ class Polyalloy(Material):
     - *frozen* below ``brittle_point`` T_b (K): stiff fixed-corotated solid
       (``frozen_youngs_modulus``), brittle: a particle stretched past ``fracture_strain``
       (principal strain, varied +-30% per particle) is fully damaged and carries no tension.
+      Fully damaged frozen material is rubble: a cohesionless Drucker-Prager granular solid
+      with ``rubble_friction_angle`` (degrees) that keeps the dilation it opened, so loose
+      rubble falls and piles up (with a slope) instead of springing apart.
     - *mimetic* between T_b and ``melting_point``: a soft "gelatine", fixed-corotated
       (``youngs_modulus``) with volume-preserving von Mises plasticity: the deviatoric Hencky
       strain is capped at ``yield_strain``, so it flows through gaps and keeps its volume.
@@ -194,6 +205,7 @@ class Polyalloy(Material):
     yield_strain: float = 0.02
     frozen_youngs_modulus: float = 5.0e6
     fracture_strain: float = 0.05
+    rubble_friction_angle: float = 45.0
     bulk_modulus: float = 2.0e5
     viscosity: float = 0.5
     brittle_point: float = 150.0
@@ -209,6 +221,7 @@ class Polyalloy(Material):
         _check_range(self, "poisson_ratio", -0.99, 0.49)
         _check_range(self, "yield_strain", 0.0, 10.0, lo_open=True)
         _check_range(self, "fracture_strain", 0.0, 10.0, lo_open=True)
+        _check_range(self, "rubble_friction_angle", 0.0, 80.0)
         _check_range(self, "viscosity", 0.0, 1e9)
         _check_range(self, "brittle_point", 0.0, 1e5, lo_open=True)
         _check_range(self, "band", 0.0, 1e3, lo_open=True)
@@ -222,6 +235,7 @@ class Polyalloy(Material):
         mu_f, lam_f = _lame(self.frozen_youngs_modulus, self.poisson_ratio)
         return dict(mu=mu, lam=lam, mu_f=mu_f, lam_f=lam_f, bulk=self.bulk_modulus, viscosity=self.viscosity,
                     yield_strain=self.yield_strain, fracture_strain=self.fracture_strain,
+                    rubble_alpha=drucker_prager_alpha(self.rubble_friction_angle),
                     T_b=self.brittle_point, band=self.band, hysteresis=self.hysteresis)
 
     def wave_speed(self) -> float:

@@ -72,8 +72,11 @@ def energy_budget(sim) -> dict:
 def fragments(sim, body: str | None = None, material: str | None = None, distance: float | None = None,
               min_particles: int = 1) -> list[int]:
     """Connected components of the selected live particles: two particles are linked when they
-    are closer than ``distance`` (default 1.5 x the particle spacing dx / particles_per_cell).
-    Returns the particle count of each component with at least ``min_particles``, largest first."""
+    are closer than ``distance`` (default 1.5 x the particle spacing dx / particles_per_cell)
+    and neither is fully damaged: rubble carries no tension, so a fully damaged particle is a
+    loose grain (a fragment of one) and a crack of rubble between two chunks parts them even
+    where they touch. Returns the particle count of each component with at least
+    ``min_particles``, largest first."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
     from scipy.spatial import cKDTree
@@ -84,6 +87,8 @@ def fragments(sim, body: str | None = None, material: str | None = None, distanc
         return []
     spacing = sim.scene.dx / sim.scene.particles_per_cell
     pairs = cKDTree(x).query_pairs(distance or 1.5 * spacing, output_type="ndarray")
+    intact = s["damage"] < 1.0
+    pairs = pairs[intact[pairs[:, 0]] & intact[pairs[:, 1]]]
     graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(x), len(x)))
     _, labels = connected_components(graph, directed=False)
     sizes = np.bincount(labels)
