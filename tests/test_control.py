@@ -4,6 +4,7 @@ Thresholds are the issue's: shape error <= 0.02 (mean distance outside the posed
 over the body height) and coverage >= 0.9 (template voxels at particle spacing that hold a
 particle). 2D runs use a 1.8 m man at dx = 2.5 cm (about 2,200 particles).
 """
+import dataclasses
 import math
 
 import numpy as np
@@ -240,6 +241,32 @@ def test_walk_follows_the_path_at_the_commanded_speed(runtime, dim):
         measured = (x2 - x1) / 1.5
         assert abs(measured - speed) <= 0.1 * speed, measured
         assert abs(centre_of_mass(sim)[0][1] - 1.0) < 0.1  # still upright
+
+
+def test_walking_on_frozen_feet_snaps_the_legs(runtime):
+    """The freeze beat's stumble, in 2D: a man stands on a 77 K floor while his legs below 0.35 m
+    are chilled frozen (97 MW for 0.3 s takes their ~350 kg from 293 K to ~110 K), then he walks
+    at 1 m/s. The frozen legs hold to the floor and snap off: they stay behind as a piece of
+    their own, still frozen, with rubble where they cracked, while the rest walks on."""
+    sc = man_scene(2, width=3.0)
+    sc.colliders[0] = dataclasses.replace(sc.colliders[0], temperature=77.0)
+    man = Humanoid(position=(0.8, FLOOR, 0.5))
+    sc.add_body("man", man, "pa", template=man, walk=Walk(path=[(0.8, 0, 0.5), (2.8, 0, 0.5)], speed=1.0, start=0.4))
+    ankle = 0.35
+    sc.chill(Box(centre=(0.8, FLOOR + ankle / 2, 0.5), half_size=(0.5, ankle / 2, 0.5)), power=9.7e7, end=0.3)
+    with Simulation(sc) as sim:
+        legs = sim.particles()["x"][:, 1] < FLOOR + ankle
+        step_until(sim, 0.4)
+        assert metrics.phase_fractions(sim, body="man")["frozen"] >= 0.9 * legs.mean()
+        step_until(sim, 1.2)
+        s = sim.particles()
+        x, frozen = s["x"], s["phase"] == 0
+        body, left = x[~legs, 0].mean() - 0.8, x[legs, 0].mean() - 0.8
+        assert body > 0.5 and left < 0.5 * body, (body, left)  # the body walked on, the legs stayed behind
+        assert frozen[legs].mean() > 0.8
+        assert np.count_nonzero(s["damage"][legs] >= 1.0) >= 10  # they cracked
+        pieces = metrics.fragments(sim, body="man", min_particles=20)
+        assert len(pieces) >= 2 and pieces[1] >= 0.3 * legs.sum(), pieces  # and came off as a piece
 
 
 # --- mimicry ---------------------------------------------------------------------------------
