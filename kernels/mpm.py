@@ -5,7 +5,8 @@ and 3D: ``clear_grid`` -> ``p2g`` -> ``collect_blocks`` -> ``update_grid`` -> ``
 import taichi as ti
 
 from polyalloy.kernels.constitutive import (POLYALLOY, kirchhoff_stress, polyalloy_deformation,
-                                            polyalloy_stress_svd, project_deformation, wave_speed)
+                                            polyalloy_stress_stretch, polyalloy_stress_svd, project_deformation,
+                                            wave_speed)
 from polyalloy.kernels.control import close_gaps, control_accel, grip, posed_home, settle_volume
 from polyalloy.kernels.fields import LANES, active_node
 from polyalloy.kernels.heat import (FROZEN, frozen_weight, heat_capacity, liquid_fraction, next_phase,
@@ -293,8 +294,9 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
             F = (ti.Matrix.identity(float, grid.dim) + dt * new_C) @ parts.F[p]
             U = ti.Matrix.identity(float, grid.dim)  # with sig: an SVD of the new F (polyalloy)
             sig = ti.Matrix.identity(float, grid.dim)
+            rotated = 1  # 0: U unknown, the stress comes from F and sig (polyalloy_stress_stretch)
             if mats.kind[mat] == POLYALLOY:
-                F, Jp, damage, U, sig = polyalloy_deformation(mats, mat, F, Jp, T, f, damage, toughness(p))
+                F, Jp, damage, U, sig, rotated = polyalloy_deformation(mats, mat, F, Jp, T, f, damage, toughness(p))
                 if ti.static(grid.control):
                     if g > 0.0:
                         F, sig = settle_volume(knobs, g, F, sig, dt)
@@ -315,6 +317,7 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
                         U = ti.Matrix.identity(float, grid.dim)
                         sig = F
                         Jp = 1.0
+                        rotated = 1
                     damage = 0.0
                 phase = new_phase
                 if mats.boils[mat] > 0.0 and f >= 1.0:
@@ -334,7 +337,10 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
                 parts.damage[p] = damage
                 parts.alive[p] = alive
                 if mats.kind[mat] == POLYALLOY:
-                    parts.tau[p] = polyalloy_stress_svd(mats, mat, U, sig, new_C, T, f, damage)
+                    if rotated:
+                        parts.tau[p] = polyalloy_stress_svd(mats, mat, U, sig, new_C, T, f, damage)
+                    else:
+                        parts.tau[p] = polyalloy_stress_stretch(mats, mat, F, sig, new_C, T, f)
                 else:
                     parts.tau[p] = kirchhoff_stress(mats, mat, F, new_C, Jp, T, f, damage)
                 ti.atomic_max(knobs.lane_speed[p % LANES], new_v.norm())
