@@ -40,16 +40,24 @@ def polyalloy_stress(mats: ti.template(), mat: ti.i32, F, C, T, f, damage):
 
 
 @ti.func
-def polyalloy_stress_svd(mats: ti.template(), mat: ti.i32, U, sig, C, T, f, damage):
-    """``polyalloy_stress`` from a known SVD F = U sig V^T (the stress does not need V)."""
-    dim = ti.static(U.n)
+def polyalloy_moduli(mats: ti.template(), mat: ti.i32, sig, T, f):
+    """The frozen weight s(T), the Lame moduli mu, lam (Pa) blended from mimetic to frozen and
+    faded by the liquid fraction f, and J = det F from the singular values ``sig``."""
     s = frozen_weight(mats, mat, T)
     solid = 1.0 - f
     mu = ((1.0 - s) * mats.mu[mat] + s * mats.mu_f[mat]) * solid
     lam = ((1.0 - s) * mats.lam[mat] + s * mats.lam_f[mat]) * solid
     J = 1.0
-    for d in ti.static(range(dim)):
+    for d in ti.static(range(sig.n)):
         J *= sig[d, d]
+    return s, mu, lam, J
+
+
+@ti.func
+def polyalloy_stress_svd(mats: ti.template(), mat: ti.i32, U, sig, C, T, f, damage):
+    """``polyalloy_stress`` from a known SVD F = U sig V^T (the stress does not need V)."""
+    dim = ti.static(U.n)
+    s, mu, lam, J = polyalloy_moduli(mats, mat, sig, T, f)
     principal = ti.Matrix.zero(float, dim, dim)
     for d in ti.static(range(dim)):
         tau_d = 2.0 * mu * (sig[d, d] - 1.0) * sig[d, d] + lam * (J - 1.0) * J
@@ -116,13 +124,7 @@ def polyalloy_stress_stretch(mats: ti.template(), mat: ti.i32, F, sig, C, T, f):
     U diag(2 mu (s - 1) s) U^T = 2 mu (b - V) with b = F F^T and V = sqrt(b) (``left_stretch``),
     so no rotation (and no SVD) is needed while no tension has to be cut."""
     dim = ti.static(F.n)
-    s = frozen_weight(mats, mat, T)
-    solid = 1.0 - f
-    mu = ((1.0 - s) * mats.mu[mat] + s * mats.mu_f[mat]) * solid
-    lam = ((1.0 - s) * mats.lam[mat] + s * mats.lam_f[mat]) * solid
-    J = 1.0
-    for d in ti.static(range(dim)):
-        J *= sig[d, d]
+    s, mu, lam, J = polyalloy_moduli(mats, mat, sig, T, f)
     b = F @ F.transpose()
     tau = 2.0 * mu * (b - left_stretch(b, sig)) + lam * (J - 1.0) * J * ti.Matrix.identity(float, dim)
     if f > 0.0:
