@@ -1,4 +1,5 @@
-"""The ``polyalloy`` command: list scenes, render one, run the benchmark or the physics validation.
+"""The ``polyalloy`` command: list scenes, render one, check a scene's claims, run the benchmark or the
+physics validation.
 
 Every error a user can cause ends as one line on stderr and a non-zero exit status
 (2 for bad input, 1 for a simulation that failed, 130 on SIGINT, 143 on SIGTERM); ``--traceback``
@@ -102,6 +103,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     _add_runtime_flags(p)
 
+    p = sub.add_parser("check", help="run a scene without rendering and judge the claims its script declares",
+                       description="Simulate SCENE for its duration (no rendering) and evaluate the claims its "
+                                   "script declares beside build() (claims(scene) -> list of polyalloy.claims.Claim): "
+                                   "print a table of claim, moment, measured value, threshold and status. Exit "
+                                   "status 0 when every claim holds, 1 when one fails or is not reached, 2 for bad "
+                                   "input; a scene that declares no claims is reported with status 0.")
+    p.add_argument("scene", help="a shipped scene name (see `polyalloy list`) or a path to a scene .py file")
+    p.add_argument("--quality", default="preview", choices=("preview", "film"),
+                   help="the scene's size: preview (CPU) or film (GPU) (default: preview)")
+    p.add_argument("--seconds", type=float, help="simulated seconds (default: the scene's duration; a shorter run "
+                                                 "leaves later claims not reached)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                   help="change a scene option or parameter, as for render (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the record as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    _add_runtime_flags(p)
+
     p = sub.add_parser("bench", help="measure particle-steps per second against a reference MLS-MPM",
                        description="Run the standard workloads and Taichi's own mpm3d algorithm in the same "
                                    "process, and report particle-steps/s, ratios and compile times.")
@@ -193,6 +211,31 @@ def cmd_render(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    from polyalloy import checks
+    from polyalloy.claims import format_table
+    from polyalloy.scene import load_scene
+
+    scene = load_scene(args.scene, args.quality, _parse_set(args.set))
+    scene.seed = args.seed
+    if args.seconds is not None and not (0 < args.seconds <= 3600):
+        raise ConfigError(f"--seconds must be in (0, 3600], got {args.seconds}")
+    if scene.claims is not None:
+        checks.scene_claims(scene)  # a broken claims() fails before minutes of simulation
+        _init_runtime(args)
+    record = checks.run_check(scene, seconds=args.seconds, progress=not args.no_progress)
+    if args.json:
+        print(json.dumps(record, indent=2))
+    elif record["claims"] is None:
+        print(f"scene {scene.name} declares no claims (a scene script adds them with claims(scene) beside build)")
+    else:
+        verdict = "all claims hold" if record["passed"] else "claims FAILED"
+        print(format_table(record["claims"]))
+        print(f"{scene.name} ({scene.quality}, {scene.dim}D, {record['particles']:,} particles, {record['frames']} "
+              f"frames, {record['substeps']} substeps, {record['wall_seconds']:.0f} s): {verdict}")
+    return 0 if record["passed"] in (True, None) else 1
+
+
 def cmd_bench(args) -> int:
     from polyalloy import bench
 
@@ -226,7 +269,8 @@ def cmd_validate(args) -> int:
     return 0 if report["passed"] else 1
 
 
-COMMANDS = {"list": cmd_list, "render": cmd_render, "bench": cmd_bench, "validate": cmd_validate}
+COMMANDS = {"list": cmd_list, "render": cmd_render, "check": cmd_check, "bench": cmd_bench,
+            "validate": cmd_validate}
 
 
 def main(argv=None) -> int:

@@ -113,27 +113,27 @@ class _SignalGuard:
                 self._raise(signum)
 
 
-class _Progress:
+class Progress:
     """One plain-text line per frame on stderr: count, percentage, sim time, the frame's sim and
     render seconds, elapsed and ETA. On a terminal the line is redrawn in place."""
 
-    def __init__(self, total: int, name: str, enabled: bool, stream=None):
-        self.total, self.name, self.enabled = total, name, enabled
+    def __init__(self, total: int, name: str, enabled: bool, stream=None, verb: str = "render"):
+        self.total, self.name, self.enabled, self.verb = total, name, enabled, verb
         self.stream = stream or sys.stderr
         self.tty = enabled and self.stream.isatty()
         self.start = time.perf_counter()
         self.done = 0
 
-    def update(self, index: int, t: float, sim_s: float, render_s: float, reused: bool) -> None:
+    def update(self, index: int, t: float, sim_s: float, render_s: float | None, reused: bool = False) -> None:
         self.done += 1
         if not self.enabled:
             return
         elapsed = time.perf_counter() - self.start
         left = self.total - index - 1
         eta = elapsed / self.done * left
-        what = "on disk" if reused else f"render {render_s:.2f}s"
-        line = (f"render {self.name}: frame {index + 1}/{self.total} {100 * (index + 1) // self.total:3d}% "
-                f"t={t:.3f}s sim {sim_s:.2f}s {what} | elapsed {_clock(elapsed)} ETA {_clock(eta)}")
+        what = "" if render_s is None else (" on disk" if reused else f" render {render_s:.2f}s")
+        line = (f"{self.verb} {self.name}: frame {index + 1}/{self.total} {100 * (index + 1) // self.total:3d}% "
+                f"t={t:.3f}s sim {sim_s:.2f}s{what} | elapsed {_clock(elapsed)} ETA {_clock(eta)}")
         self.stream.write(f"\r{line}\x1b[K" if self.tty else line + "\n")
         self.stream.flush()
 
@@ -287,7 +287,7 @@ class RenderJob:
             return (f"{state['done']} of {self.frames} frames in {self.out_dir} are complete; "
                     + (f"--resume goes on from frame {ck}" if ck is not None else "nothing to resume yet"))
 
-        bar = _Progress(self.frames, self.scene.name, self.progress)
+        bar = Progress(self.frames, self.scene.name, self.progress)
         with _SignalGuard(where) as guard:
             try:
                 for k in range(result.resumed_from or 0, self.frames):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field, fields
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -311,6 +311,8 @@ class Scene:
     fps, duration: frame rate of the output and the default length (s).
     camera, environment: what the renderer sees (``Camera``, ``Environment``); quality: the
     preset the scene was built at (``load_scene`` sets it), which the renderer follows.
+    claims: the scene script's ``claims(scene) -> list[polyalloy.claims.Claim]`` (``load_scene``
+    sets it from the script; None: the scene makes no claims), what ``polyalloy check`` measures.
     max_particles: refuse to build a scene with more particles than this.
     air_temperature (K) and air_coefficient h (W/(m^2 K)): Newton cooling of free surfaces,
     flux h (T_air - T) per m^2 of surface (~10 for still air; 0 insulates the scene).
@@ -339,6 +341,7 @@ class Scene:
     control: Control = field(default_factory=Control)
     environment: Environment = field(default_factory=Environment)
     quality: str = "preview"
+    claims: Callable | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         if self.dim not in (2, 3):
@@ -524,6 +527,8 @@ def load_scene(name_or_path: str, quality: str = "preview", overrides: dict | No
     if not isinstance(scene, Scene):
         raise ConfigError(f"scene script {name_or_path}: build() returned {type(scene).__name__}, not a Scene")
     scene.quality = quality
+    if scene.claims is None and callable(getattr(module, "claims", None)):
+        scene.claims = module.claims
     try:
         for key, value in overrides.items():
             scene.set(key, value)
