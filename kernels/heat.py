@@ -80,9 +80,10 @@ def frozen_weight(mats: ti.template(), mat: ti.i32, T):
 @ti.func
 def next_phase(mats: ti.template(), mat: ti.i32, phase: ti.i32, T, f):
     """The stored phase after this substep, with hysteresis: frozen -> mimetic only above
-    T_b + hysteresis, mimetic -> frozen only below T_b - hysteresis; mimetic -> molten past 3/4
-    of the latent heat and back only below 1/4 (or hysteresis K below T_m). A material that is
-    not polyalloy is never frozen. Applied twice so that a jump across both bands resolves."""
+    T_b + hysteresis, mimetic -> frozen only below T_b - hysteresis; mimetic -> molten once the
+    liquid fraction f passes 3/4, and molten -> mimetic only once f is below 1/4 and T is below
+    T_m + hysteresis. A material that is not polyalloy is never frozen. Applied twice so that a
+    jump across both bands resolves in one substep."""
     h = mats.hysteresis[mat]
     cold = mats.kind[mat] == POLYALLOY
     for _ in ti.static(range(2)):
