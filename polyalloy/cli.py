@@ -54,6 +54,9 @@ def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deterministic", action="store_true",
                    help="CPU, one thread: bit-identical results across runs (slower)")
     p.add_argument("--precision", default="f32", choices=("f32", "f64"), help="float precision (default: f32)")
+    p.add_argument("--fast-compile", action="store_true", default=None,
+                   help="compile kernels 3-4x faster, run them 1.3-1.5x slower (Taichi's advanced optimisation "
+                        "off; also POLYALLOY_FAST_COMPILE=1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,7 +155,7 @@ def _init_runtime(args) -> None:
     import polyalloy
 
     info = polyalloy.init(arch=args.arch, seed=args.seed, deterministic=args.deterministic,
-                          precision=args.precision)
+                          precision=args.precision, fast_compile=args.fast_compile)
     log.info("arch %s (asked %s), %s, %d threads", info.arch, info.requested, info.precision, info.threads)
 
 
