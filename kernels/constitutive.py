@@ -206,73 +206,96 @@ def rubble_return(mats: ti.template(), mat: ti.i32, sig, Jp):
 
 
 @ti.func
-def polyalloy_deformation(mats: ti.template(), mat: ti.i32, F, Jp, T, f, damage, toughness):
-    """Polyalloy's return mapping and damage after F = (I + dt C) F. Molten (f > 1/2): only the
-    volume change is kept. Mimetic: von Mises plasticity in Hencky strain, the deviatoric part
-    of log(singular values) capped at ``yield_strain`` (volume preserving). Frozen (s > 1/2):
-    elastic and brittle, a principal stretch past ``fracture_strain`` x ``toughness`` sets the
-    damage to 1, and fully damaged material is rubble (``rubble_return``, whose dilation is
-    ``Jp``). Returns the new F, Jp, the damage, U and sig of an SVD of the new F, and
-    ``rotated``: 0 when the particle stayed inside its yield (or fracture) limit undamaged and
-    not inverted (det F > 0), so F is unchanged and only sig was found, in closed form
-    (``stretch_squares``) without the SVD; its stress then comes from
-    ``polyalloy_stress_stretch``, which needs no U."""
+def polyalloy_inside(mats: ti.template(), mat: ti.i32, F, T, f, damage, toughness):
+    """Whether a polyalloy particle with the trial F = (I + dt C) F stays inside its limits, so
+    that it needs no SVD: undamaged, not inverted (det F > 0: F F^T is also its mirror image's),
+    not molten (f <= 1/2), and a principal stretch within ``fracture_strain`` x ``toughness``
+    (frozen, s > 1/2) or a deviatoric Hencky strain within ``yield_strain`` (mimetic). Returns
+    the flag and, when inside, the singular values of F on a diagonal, in closed form
+    (``stretch_squares``)."""
     dim = ti.static(F.n)
-    s = frozen_weight(mats, mat, T)
-    F_new = F
-    U_out = ti.Matrix.identity(float, dim)
-    sig_out = ti.Matrix.identity(float, dim)
-    rotated = 1
-    if f > 0.5:
-        F_new = ti.Matrix.identity(float, dim) * ti.pow(ti.max(F.determinant(), 1e-6), 1.0 / dim)
-        sig_out = F_new
-    else:
-        inside = 0
-        # an inverted particle (det F <= 0) takes the SVD: b = F F^T is its mirror image's
-        if damage <= 0.0 and F.determinant() > 0.0:
-            sq = stretch_squares(F)
-            if s > 0.5:
-                inside = ti.sqrt(sq.max()) - 1.0 <= mats.fracture_strain[mat] * toughness
-            else:
-                eps = 0.5 * ti.log(ti.max(sq, 1e-8))
-                inside = (eps - eps.sum() / dim).norm() <= mats.yield_strain[mat]
-            if inside:
-                rotated = 0
-                for d in ti.static(range(dim)):
-                    sig_out[d, d] = ti.sqrt(sq[d])
-        if not inside:
-            U, sig, V = ti.svd(F)
-            if s > 0.5:
-                stretch = 0.0
-                for d in ti.static(range(dim)):
-                    stretch = ti.max(stretch, sig[d, d] - 1.0)
-                if stretch > mats.fracture_strain[mat] * toughness:
-                    damage = 1.0
-                if damage >= 1.0:
-                    sig, Jp = rubble_return(mats, mat, sig, Jp)
-                    F_new = U @ sig @ V.transpose()
-            else:
-                eps = ti.Vector.zero(float, dim)
-                for d in ti.static(range(dim)):
-                    eps[d] = ti.log(ti.max(sig[d, d], 1e-4))
-                mean = eps.sum() / dim
-                dev = eps - mean
-                norm = dev.norm()
-                if norm > mats.yield_strain[mat]:
-                    dev *= mats.yield_strain[mat] / norm
-                    for d in ti.static(range(dim)):
-                        sig[d, d] = ti.exp(mean + dev[d])
-                    F_new = U @ sig @ V.transpose()
-            U_out = U
-            sig_out = sig
-    return F_new, Jp, damage, U_out, sig_out, rotated
+    inside = 0
+    sig = ti.Matrix.identity(float, dim)
+    if f <= 0.5 and damage <= 0.0 and F.determinant() > 0.0:
+        sq = stretch_squares(F)
+        if frozen_weight(mats, mat, T) > 0.5:
+            inside = ti.sqrt(sq.max()) - 1.0 <= mats.fracture_strain[mat] * toughness
+        else:
+            eps = 0.5 * ti.log(ti.max(sq, 1e-8))
+            inside = (eps - eps.sum() / dim).norm() <= mats.yield_strain[mat]
+        if inside:
+            for d in ti.static(range(dim)):
+                sig[d, d] = ti.sqrt(sq[d])
+    return inside, sig
 
 
 @ti.func
-def project_deformation(mats: ti.template(), mat: ti.i32, F, Jp):
-    """After F = (I + dt C) F: a liquid keeps only its volume change (F = J^(1/d) I, so no
-    shear memory); an elasto-plastic solid clamps the singular values of F to
-    [1 - theta_c, 1 + theta_s] (Stomakhin et al. 2013) and moves the excess volume into Jp."""
+def polyalloy_return(mats: ti.template(), mat: ti.i32, F, U, sig, V, Jp, T, f, damage, toughness):
+    """Polyalloy's return mapping and damage for a particle outside its limits (see
+    ``polyalloy_inside``), given an SVD F = U sig V^T of its trial deformation gradient (not
+    needed, and not read, when molten). Molten (f > 1/2): only the volume change is kept. Frozen (s > 1/2): elastic and brittle, a
+    principal stretch past ``fracture_strain`` x ``toughness`` sets the damage to 1, and fully
+    damaged material is rubble (``rubble_return``, whose dilation is ``Jp``). Mimetic: von
+    Mises plasticity in Hencky strain, the deviatoric part of log(singular values) capped at
+    ``yield_strain`` (volume preserving). Returns the new F, Jp, damage, and U and sig of an
+    SVD of the new F."""
+    dim = ti.static(U.n)
+    F_new = F
+    if f > 0.5:
+        F_new = ti.Matrix.identity(float, dim) * ti.pow(ti.max(F.determinant(), 1e-6), 1.0 / dim)
+        U = ti.Matrix.identity(float, dim)
+        sig = F_new
+    elif frozen_weight(mats, mat, T) > 0.5:
+        stretch = 0.0
+        for d in ti.static(range(dim)):
+            stretch = ti.max(stretch, sig[d, d] - 1.0)
+        if stretch > mats.fracture_strain[mat] * toughness:
+            damage = 1.0
+        if damage >= 1.0:
+            sig, Jp = rubble_return(mats, mat, sig, Jp)
+            F_new = U @ sig @ V.transpose()
+    else:
+        eps = ti.Vector.zero(float, dim)
+        for d in ti.static(range(dim)):
+            eps[d] = ti.log(ti.max(sig[d, d], 1e-4))
+        mean = eps.sum() / dim
+        dev = eps - mean
+        norm = dev.norm()
+        if norm > mats.yield_strain[mat]:
+            dev *= mats.yield_strain[mat] / norm
+            for d in ti.static(range(dim)):
+                sig[d, d] = ti.exp(mean + dev[d])
+            F_new = U @ sig @ V.transpose()
+    return F_new, Jp, damage, U, sig
+
+
+@ti.func
+def polyalloy_deformation(mats: ti.template(), mat: ti.i32, F, Jp, T, f, damage, toughness):
+    """Polyalloy's return mapping and damage after F = (I + dt C) F (``polyalloy_inside``, then
+    an SVD and ``polyalloy_return`` when outside). Returns the new F, Jp, the damage, U and sig
+    of an SVD of the new F, and ``rotated``: 0 when the particle stayed inside its limits, so F
+    is unchanged and only sig was found, without the SVD; its stress then comes from
+    ``polyalloy_stress_stretch``, which needs no U. (G2P does the same steps with its one SVD
+    shared by every material kind; this entry point serves tests and host tools.)"""
+    dim = ti.static(F.n)
+    inside, sig = polyalloy_inside(mats, mat, F, T, f, damage, toughness)
+    U = ti.Matrix.identity(float, dim)
+    rotated = 0
+    if not inside:
+        U0, sig0, V0 = U, sig, U
+        if f <= 0.5:
+            U0, sig0, V0 = ti.svd(F)
+        F, Jp, damage, U, sig = polyalloy_return(mats, mat, F, U0, sig0, V0, Jp, T, f, damage, toughness)
+        rotated = 1
+    return F, Jp, damage, U, sig, rotated
+
+
+@ti.func
+def project_deformation(mats: ti.template(), mat: ti.i32, F, U, sig, V, Jp):
+    """After F = (I + dt C) F, given an SVD F = U sig V^T (of a solid; unused for a liquid): a
+    liquid keeps only its volume change (F = J^(1/d) I, so no shear memory); an elasto-plastic
+    solid clamps the singular values to [1 - theta_c, 1 + theta_s] (Stomakhin et al. 2013) and
+    moves the excess volume into Jp. Returns the new F, Jp and singular values (on a diagonal)."""
     dim = ti.static(F.n)
     kind = mats.kind[mat]
     F_new = F
@@ -281,10 +304,32 @@ def project_deformation(mats: ti.template(), mat: ti.i32, F, Jp):
         J = F.determinant()
         F_new = ti.Matrix.identity(float, dim) * ti.pow(ti.max(J, 1e-6), 1.0 / dim)
     elif kind == PLASTIC:
-        U, sig, V = ti.svd(F)
         for d in ti.static(range(dim)):
             s = ti.min(ti.max(sig[d, d], 1.0 - mats.theta_c[mat]), 1.0 + mats.theta_s[mat])
             Jp_new *= sig[d, d] / s
             sig[d, d] = s
         F_new = U @ sig @ V.transpose()
-    return F_new, Jp_new
+    return F_new, Jp_new, sig
+
+
+@ti.func
+def solid_stress(mats: ti.template(), mat: ti.i32, F, U, sig, V, C, Jp):
+    """Kirchhoff stress (Pa) of a liquid, elastic or elasto-plastic particle whose F has the SVD
+    U sig V^T (ignored for a liquid): ``fluid_stress``, or fixed-corotated with R = U V^T and the
+    moduli hardened by exp(hardening (1 - Jp)) for a plastic solid."""
+    dim = ti.static(F.n)
+    kind = mats.kind[mat]
+    tau = ti.Matrix.zero(float, dim, dim)
+    if kind == FLUID:
+        tau = fluid_stress(F.determinant(), C, mats.bulk[mat], mats.viscosity[mat])
+    else:
+        hardening = 1.0
+        if kind == PLASTIC:
+            hardening = ti.exp(mats.hardening[mat] * (1.0 - Jp))
+        J = 1.0
+        for d in ti.static(range(dim)):
+            J *= sig[d, d]
+        R = U @ V.transpose()
+        tau = (2.0 * mats.mu[mat] * hardening * (F - R) @ F.transpose()
+               + mats.lam[mat] * hardening * (J - 1.0) * J * ti.Matrix.identity(float, dim))
+    return tau

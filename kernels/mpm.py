@@ -4,9 +4,9 @@ and 3D: ``clear_grid`` -> ``p2g`` -> ``collect_blocks`` -> ``update_grid`` -> ``
 """
 import taichi as ti
 
-from polyalloy.kernels.constitutive import (POLYALLOY, kirchhoff_stress, polyalloy_deformation,
-                                            polyalloy_stress_stretch, polyalloy_stress_svd, project_deformation,
-                                            wave_speed)
+from polyalloy.kernels.constitutive import (FLUID, POLYALLOY, kirchhoff_stress, polyalloy_inside,
+                                            polyalloy_return, polyalloy_stress_stretch, polyalloy_stress_svd,
+                                            project_deformation, solid_stress, wave_speed)
 from polyalloy.kernels.control import close_gaps, control_accel, grip, posed_home, settle_volume
 from polyalloy.kernels.fields import LANES, active_node
 from polyalloy.kernels.heat import (FROZEN, frozen_weight, heat_capacity, liquid_fraction, next_phase,
@@ -292,16 +292,29 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
             damage = parts.damage[p]
             Jp = parts.Jp[p]
             F = (ti.Matrix.identity(float, grid.dim) + dt * new_C) @ parts.F[p]
-            U = ti.Matrix.identity(float, grid.dim)  # with sig: an SVD of the new F (polyalloy)
-            sig = ti.Matrix.identity(float, grid.dim)
-            rotated = 1  # 0: U unknown, the stress comes from F and sig (polyalloy_stress_stretch)
-            if mats.kind[mat] == POLYALLOY:
-                F, Jp, damage, U, sig, rotated = polyalloy_deformation(mats, mat, F, Jp, T, f, damage, toughness(p))
+            kind = mats.kind[mat]
+            # one SVD per particle, in one place (each inlined ti.svd costs seconds of compile):
+            # solids always, polyalloy only outside its limits (polyalloy_inside: closed form)
+            # and not molten (a liquid keeps only its volume)
+            inside = 0
+            molten = kind == POLYALLOY and f > 0.5
+            sig = ti.Matrix.identity(float, grid.dim)  # with U, V: an SVD of F
+            if kind == POLYALLOY:
+                inside, sig = polyalloy_inside(mats, mat, F, T, f, damage, toughness(p))
+            U = ti.Matrix.identity(float, grid.dim)
+            V = ti.Matrix.identity(float, grid.dim)
+            if kind != FLUID and not inside and not molten:
+                U, sig, V = ti.svd(F)
+            rotated = 1 - inside  # 0: U unknown, the stress comes from F and sig (polyalloy_stress_stretch)
+            if kind == POLYALLOY:
+                if not inside:
+                    F, Jp, damage, U, sig = polyalloy_return(mats, mat, F, U, sig, V, Jp, T, f, damage,
+                                                             toughness(p))
                 if ti.static(grid.control):
                     if g > 0.0:
                         F, sig = settle_volume(knobs, g, F, sig, dt)
             else:
-                F, Jp = project_deformation(mats, mat, F, Jp)
+                F, Jp, sig = project_deformation(mats, mat, F, U, sig, V, Jp)
             phase = parts.phase[p]
             alive = 1
             if ti.static(grid.thermal):
@@ -342,7 +355,7 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
                     else:
                         parts.tau[p] = polyalloy_stress_stretch(mats, mat, F, sig, new_C, T, f)
                 else:
-                    parts.tau[p] = kirchhoff_stress(mats, mat, F, new_C, Jp, T, f, damage)
+                    parts.tau[p] = solid_stress(mats, mat, F, U, sig, V, new_C, Jp)
                 ti.atomic_max(knobs.lane_speed[p % LANES], new_v.norm())
                 ti.atomic_max(knobs.lane_wave[p % LANES], wave_speed(mats, mat, T, f))
             else:
