@@ -14,6 +14,8 @@ PNG frames at the end.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -35,6 +37,8 @@ VIDEOS = ("mp4", "gif")  # encoded from the PNG frames, so they imply png
 PER_FRAME = ("png", "ply", "npz")
 MANIFEST = "frames.json"
 CHECKPOINT = "checkpoint.npz"
+CHECKPOINT_FORMAT = 2  # layout of checkpoint.npz (state arrays + meta with identity and checksum); others are refused
+LOCK = ".polyalloy.lock"  # flock'ed by the render writing into the folder; the OS drops it when that process dies
 # checkpoint period in frames: a preview state is a few MB (cheap every frame); a film state
 # can be hundreds of MB, so it is written every 10th frame and a resume redoes at most 9
 CHECKPOINT_EVERY = {"preview": 1, "film": 10}
@@ -186,6 +190,7 @@ class RenderJob:
         if not (isinstance(self.checkpoint_every, int) and self.checkpoint_every >= 1):
             raise ConfigError(f"--checkpoint-every must be a whole number of frames >= 1, got {self.checkpoint_every}")
         self.size = tuple(int(v) for v in self.size)
+        self._lock_fd = None
 
     # --- what the folder holds ---------------------------------------------------------------
     def identity(self) -> dict:
@@ -205,14 +210,13 @@ class RenderJob:
         if not os.path.exists(path):
             return None
         try:
-            with open(path) as f:
-                manifest = json.load(f)
-            if not isinstance(manifest.get("frames"), list) or "scene" not in manifest:
-                raise ValueError("no scene or frames")
-        except (OSError, ValueError, AttributeError) as exc:
+            with open(path, "rb") as f:
+                manifest = json.loads(f.read().decode("utf-8"))
+            _check_manifest(manifest)
+        except Exception as exc:  # whatever is wrong with the file's bytes, it is not a manifest we wrote
             if self.force and not self.resume:
                 return None
-            raise ConfigError(f"{path} is not a polyalloy render manifest ({exc}); "
+            raise ConfigError(f"{path} is not a polyalloy render manifest ({_reason(exc)}); "
                               f"use --force to start over or another --out") from None
         return manifest
 
@@ -234,32 +238,41 @@ class RenderJob:
         path = self._path(CHECKPOINT)
         if not os.path.exists(path):
             return None
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                state = {k: data[k] for k in data.files}
-            meta = json.loads(str(state.pop("meta")))
-        except (OSError, ValueError, KeyError) as exc:
-            raise ConfigError(f"{path} is unreadable ({exc}); use --force to start over") from None
+        again = "run without --resume and with --force to start over, or use another --out"
+        state, meta = _read_checkpoint(path, again)
         if meta.get("identity") != mine:
-            raise ConfigError(f"{path} belongs to another render than {MANIFEST}; use --force to start over")
+            raise ConfigError(f"{path} belongs to another render than {MANIFEST}; {again}")
         try:
             sim.load_state_dict(state)
-        except ConfigError as exc:
-            raise ConfigError(f"{path} does not fit this scene ({exc}); use --force to start over") from None
+        except Exception as exc:  # a checksummed state that still does not load was written by another scene
+            raise ConfigError(f"{path} does not fit this scene ({_reason(exc)}); {again}") from None
         return sim.frame
 
     # --- the job --------------------------------------------------------------------------
     def check(self) -> dict | None:
         """Refuse what cannot work before anything is computed: an unwritable folder, a folder that
-        holds a render with other settings, a resume with nothing to resume. Returns the manifest."""
+        holds a render with other settings, a resume with nothing to resume, a folder that another
+        render is writing into (this job then holds the folder's lock until ``run`` ends). Returns
+        the manifest."""
         from polyalloy.export import ensure_writable_dir
 
         ensure_writable_dir(self.out_dir)
-        manifest = self._read_manifest()
-        self._check_identity(manifest, self.identity())
+        self._lock()
+        try:
+            manifest = self._read_manifest()
+            self._check_identity(manifest, self.identity())
+        except BaseException:
+            self._unlock()
+            raise
         return manifest
 
     def run(self) -> RenderResult:
+        try:
+            return self._run()
+        finally:
+            self._unlock()
+
+    def _run(self) -> RenderResult:
         from polyalloy import export
         from polyalloy.simulation import Simulation
 
@@ -292,8 +305,7 @@ class RenderJob:
             try:
                 for k in range(result.resumed_from or 0, self.frames):
                     t0 = time.perf_counter()
-                    if k > sim.frame:
-                        sim.step_frame()
+                    retries = self._step(sim, doc, guard) if k > sim.frame else []
                     t1 = time.perf_counter()
                     files, todo, made = self._make_frame(k, sim, renderer)
                     with guard.hold():
@@ -303,7 +315,7 @@ class RenderJob:
                         entries[k] = dict(index=k, time=sim.t, substeps=sim.substeps,
                                           files={fmt: p.name for fmt, p in files.items()},
                                           sim_seconds=round(t1 - t0, 4), render_seconds=round(t2 - t1, 4),
-                                          written=todo)
+                                          written=todo, **({"retries": retries} if retries else {}))
                         doc["frames"] = [entries[i] for i in sorted(entries)]
                         export.write_json_atomic(self._path(MANIFEST), doc)
                         if k % self.checkpoint_every == 0 or k == self.frames - 1:
@@ -360,11 +372,61 @@ class RenderJob:
             made["npz"] = lambda path: export.write_particles_npz(path, record, t)
         return files, todo, made
 
+    def _step(self, sim, doc: dict, guard) -> list[float]:
+        """Simulate the next frame with ``Simulation.step_frame_retrying``; the cfl of each retry, or
+        [] when the first try held. When every retry blew up too, the manifest records the failure
+        (frame, cfl tried, message) before the SimulationError goes on."""
+        from polyalloy import export
+        from polyalloy.errors import SimulationError
+
+        try:
+            return sim.step_frame_retrying()
+        except SimulationError as exc:
+            doc["failed"] = dict(frame=sim.frame + 1, time=sim.t, error=str(exc))
+            with guard.hold():
+                export.write_json_atomic(self._path(MANIFEST), doc)
+            raise
+
     def _save_checkpoint(self, sim, mine: dict) -> None:
         from polyalloy import export
 
-        meta = json.dumps(dict(identity=mine, frame=sim.frame, t=sim.t))
-        export.write_npz_atomic(self._path(CHECKPOINT), dict(sim.state_dict(), meta=np.array(meta)))
+        state = sim.state_dict()
+        meta = json.dumps(dict(format=CHECKPOINT_FORMAT, checksum=_checksum(state), identity=mine, frame=sim.frame,
+                               t=sim.t))
+        export.write_npz_atomic(self._path(CHECKPOINT), dict(state, meta=np.array(meta)))
+
+    def _lock(self) -> None:
+        """Hold ``LOCK`` in the output folder (an flock, so a killed run leaves nothing stuck), or
+        refuse when another render holds it. A lock file unlinked by a finishing run is taken anew."""
+        if self._lock_fd is not None:
+            return
+        path = self._path(LOCK)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode("ascii", "replace").strip()
+                os.close(fd)
+                raise PolyalloyError(f"another polyalloy render{f' (pid {holder})' if holder.isdigit() else ''} is "
+                                     f"writing into {self.out_dir}; wait for it to end or use another --out") from None
+            try:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # the holder removed this file as we took it: take the new one
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.remove(self._path(LOCK))
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _video(self, fmt: str, result: RenderResult) -> str:
         """Encode the MP4 or GIF from every PNG frame, unless it is on disk and no frame changed."""
@@ -381,6 +443,54 @@ class RenderJob:
         writer(result.frames, path, self.scene.fps)
         result.written += 1
         return path
+
+
+def _reason(exc: Exception) -> str:
+    """An exception as a short phrase for a one-line message."""
+    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _check_manifest(manifest) -> None:
+    """ValueError unless ``manifest`` has the shape ``RenderJob`` writes: an object with a scene name and a
+    list of frame entries, each an object with a whole ``index`` >= 0."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("scene"), str):
+        raise ValueError("no scene name")
+    frames = manifest.get("frames")
+    if not isinstance(frames, list):
+        raise ValueError("no list of frames")
+    for e in frames:
+        if not (isinstance(e, dict) and type(e.get("index")) is int and e["index"] >= 0):
+            raise ValueError(f"a frame entry without a whole index: {str(e)[:60]}")
+
+
+def _checksum(state: dict) -> str:
+    """SHA-256 of a state dict: every array's name, dtype, shape and bytes, by name."""
+    h = hashlib.sha256()
+    for key in sorted(state):
+        a = np.ascontiguousarray(state[key])
+        h.update(f"{key}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _read_checkpoint(path: str, again: str) -> tuple[dict, dict]:
+    """The state arrays and the meta of ``checkpoint.npz``; a ConfigError (ending with ``again``)
+    when it cannot be read, was written in another format or fails its checksum."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            state = {k: data[k] for k in data.files}
+        meta = json.loads(str(state.pop("meta")))
+        if not isinstance(meta, dict):
+            raise ValueError("its meta is not a JSON object")
+    except Exception as exc:  # a truncated or foreign file fails in many ways (zip, zlib, npy, JSON)
+        raise ConfigError(f"{path} is unreadable ({_reason(exc)}); {again}") from None
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise ConfigError(f"{path} is in checkpoint format {meta.get('format')!r}, this polyalloy reads format "
+                          f"{CHECKPOINT_FORMAT}; {again}")
+    if meta.get("checksum") != _checksum(state):
+        raise ConfigError(f"{path} is damaged: its checksum does not match its contents; {again}")
+    return state, meta
 
 
 def render_scene(scene: Scene, out_dir: str, frames: int, size: tuple[int, int],

@@ -313,7 +313,8 @@ class Scene:
     preset the scene was built at (``load_scene`` sets it), which the renderer follows.
     claims: the scene script's ``claims(scene) -> list[polyalloy.claims.Claim]`` (``load_scene``
     sets it from the script; None: the scene makes no claims), what ``polyalloy check`` measures.
-    max_particles: refuse to build a scene with more particles than this.
+    max_particles: refuse to build a scene with more particles than this. max_memory: bytes the
+    simulation may take (None: the memory available when it starts; ``polyalloy.preflight``).
     air_temperature (K) and air_coefficient h (W/(m^2 K)): Newton cooling of free surfaces,
     flux h (T_air - T) per m^2 of surface (~10 for still air; 0 insulates the scene).
     """
@@ -332,6 +333,7 @@ class Scene:
     air_temperature: float = 293.15
     air_coefficient: float = 10.0
     seed: int = 0
+    max_memory: int | None = None
     materials: dict = field(default_factory=dict)
     bodies: list = field(default_factory=list)
     colliders: list = field(default_factory=list)
@@ -356,6 +358,8 @@ class Scene:
             raise ConfigError(f"unknown quality {self.quality!r}; choose {' or '.join(QUALITIES)}")
         for key in TUNABLE:
             self._check(key, getattr(self, key))
+        if self.max_memory is not None and not (isinstance(self.max_memory, int) and self.max_memory > 0):
+            raise ConfigError(f"scene max_memory must be a positive number of bytes or None, got {self.max_memory!r}")
 
     def _check(self, key, value):
         lo, hi = TUNABLE[key]
@@ -481,20 +485,47 @@ def _load_module(name_or_path: str):
     import os
 
     if name_or_path.endswith(".py") or os.sep in name_or_path:
-        if not os.path.isfile(name_or_path):
-            raise ConfigError(f"scene file {name_or_path!r} does not exist")
+        _check_script_path(name_or_path)
         mod_name = "polyalloy_user_scene_" + os.path.splitext(os.path.basename(name_or_path))[0]
         spec = importlib.util.spec_from_file_location(mod_name, name_or_path)
         module = importlib.util.module_from_spec(spec)
         try:
             spec.loader.exec_module(module)
-        except Exception as exc:
-            raise ConfigError(f"scene script {name_or_path} failed on import: {type(exc).__name__}: {exc}") from exc
+        except (Exception, SystemExit) as exc:  # a script's own bug, even sys.exit(), is one line, not a crash
+            raise ConfigError(f"scene script {name_or_path} failed on import: {_script_error(exc)}") from exc
         return module
     known = list_scenes()
     if name_or_path not in known:
         raise ConfigError(f"unknown scene {name_or_path!r}; available: {', '.join(known)} (or a path to a .py file)")
     return importlib.import_module(f"polyalloy.scenes.{name_or_path}")
+
+
+def _check_script_path(path: str) -> None:
+    """ConfigError unless ``path`` is a readable file named ``*.py`` (what Python can import)."""
+    import os
+
+    if os.path.isdir(path):
+        raise ConfigError(f"scene path {path!r} is a folder; give a scene script (.py) or a shipped scene name")
+    if not os.path.exists(path):
+        raise ConfigError(f"scene file {path!r} does not exist")
+    if not os.path.isfile(path):
+        raise ConfigError(f"scene path {path!r} is not a regular file; give a scene script (.py)")
+    if not path.endswith(".py"):
+        raise ConfigError(f"scene file {path!r} is not a Python script: a scene script is a .py file with a "
+                          f"build(quality) function")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"scene file {path!r} cannot be read: {exc.strerror or exc}") from None
+
+
+def _script_error(exc: BaseException) -> str:
+    """What went wrong in a user's script, in one line: the exception, and its line for a syntax error."""
+    if isinstance(exc, SyntaxError):
+        return f"{type(exc).__name__}{f' at line {exc.lineno}' if exc.lineno else ''}: {exc.msg}"
+    text = " ".join(str(exc).split())[:300]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def load_scene(name_or_path: str, quality: str = "preview", overrides: dict | None = None) -> Scene:
@@ -509,7 +540,10 @@ def load_scene(name_or_path: str, quality: str = "preview", overrides: dict | No
     if not callable(build):
         raise ConfigError(f"scene script {name_or_path} has no build(quality) function")
     overrides = dict(overrides or {})
-    params = inspect.signature(build).parameters
+    try:
+        params = inspect.signature(build).parameters
+    except (TypeError, ValueError):
+        raise ConfigError(f"scene script {name_or_path}: build is not a Python function") from None
     options = {}
     for key in list(overrides):
         if key in params and key != "quality":
@@ -522,8 +556,8 @@ def load_scene(name_or_path: str, quality: str = "preview", overrides: dict | No
         scene = build(quality=quality, **options)
     except ConfigError:
         raise
-    except Exception as exc:
-        raise ConfigError(f"scene script {name_or_path} failed in build(): {type(exc).__name__}: {exc}") from exc
+    except (Exception, SystemExit) as exc:
+        raise ConfigError(f"scene script {name_or_path} failed in build(): {_script_error(exc)}") from exc
     if not isinstance(scene, Scene):
         raise ConfigError(f"scene script {name_or_path}: build() returned {type(scene).__name__}, not a Scene")
     scene.quality = quality
