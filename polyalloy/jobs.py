@@ -5,11 +5,15 @@ at t = k / fps (frame 0: the initial state). For each frame, in this order: the 
 particle files, then the manifest ``frames.json`` (which lists it), then, every
 ``checkpoint_every`` frames and at the last one, ``checkpoint.npz``: the whole simulation state
 (``Simulation.state_dict``). Every file is written atomically and SIGINT/SIGTERM are held back
-while one is written, so a killed render leaves only whole files. ``resume`` loads the
-checkpoint and goes on from its frame; a frame whose files are already on disk is simulated
+while one is written, so a killed render leaves only whole files. ``checkpoint.npz`` records its
+format version and a SHA-256 of its arrays; ``resume`` checks both before the runtime starts, loads
+the checkpoint and goes on from its frame; a frame whose files are already on disk is simulated
 but not written again (unless ``force``). In deterministic mode a resumed render ends with the
-same files, bit for bit, as one that was never interrupted. MP4 and GIF are encoded from the
-PNG frames at the end.
+same files, bit for bit, as one that was never interrupted. A frame that blows up is redone
+from its start at half the cfl (``Simulation.step_frame_retrying``); the manifest records each
+frame's ``retries`` and, when every retry failed, ``failed``. A render holds an flock on
+``.polyalloy.lock`` in its folder, so a second one into the same folder is refused. MP4 and GIF
+are encoded from the PNG frames at the end.
 """
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ PER_FRAME = ("png", "ply", "npz")
 MANIFEST = "frames.json"
 CHECKPOINT = "checkpoint.npz"
 CHECKPOINT_FORMAT = 2  # layout of checkpoint.npz (state arrays + meta with identity and checksum); others are refused
+RESTART = "run without --resume and with --force to start over, or use another --out"
 LOCK = ".polyalloy.lock"  # flock'ed by the render writing into the folder; the OS drops it when that process dies
 # checkpoint period in frames: a preview state is a few MB (cheap every frame); a film state
 # can be hundreds of MB, so it is written every 10th frame and a resume redoes at most 9
@@ -191,6 +196,7 @@ class RenderJob:
             raise ConfigError(f"--checkpoint-every must be a whole number of frames >= 1, got {self.checkpoint_every}")
         self.size = tuple(int(v) for v in self.size)
         self._lock_fd = None
+        self._resume_state = None  # the checkpoint's arrays between check() and their load
 
     # --- what the folder holds ---------------------------------------------------------------
     def identity(self) -> dict:
@@ -233,27 +239,35 @@ class RenderJob:
         fix = "repeat the original options" + ("" if self.resume else ", add --force to overwrite,")
         raise ConfigError(f"{verb}: {self.out_dir} was rendered with {'; '.join(diff)}; {fix} or use another --out")
 
+    def _checkpoint(self, mine: dict) -> dict | None:
+        """The state in ``checkpoint.npz``, read and verified (format, checksum, identity) once and
+        kept until it is loaded; None without one."""
+        path = self._path(CHECKPOINT)
+        if self._resume_state is None and os.path.exists(path):
+            state, meta = _read_checkpoint(path)
+            if meta.get("identity") != mine:
+                raise ConfigError(f"{path} belongs to another render than {MANIFEST}; {RESTART}")
+            self._resume_state = state
+        return self._resume_state
+
     def _load_checkpoint(self, sim, mine: dict) -> int | None:
         """Load ``checkpoint.npz`` into ``sim``; the frame it holds, or None without one."""
-        path = self._path(CHECKPOINT)
-        if not os.path.exists(path):
+        state = self._checkpoint(mine)
+        if state is None:
             return None
-        again = "run without --resume and with --force to start over, or use another --out"
-        state, meta = _read_checkpoint(path, again)
-        if meta.get("identity") != mine:
-            raise ConfigError(f"{path} belongs to another render than {MANIFEST}; {again}")
+        self._resume_state = None
         try:
             sim.load_state_dict(state)
         except Exception as exc:  # a checksummed state that still does not load was written by another scene
-            raise ConfigError(f"{path} does not fit this scene ({_reason(exc)}); {again}") from None
+            raise ConfigError(f"{self._path(CHECKPOINT)} does not fit this scene ({_reason(exc)}); {RESTART}") from None
         return sim.frame
 
     # --- the job --------------------------------------------------------------------------
     def check(self) -> dict | None:
         """Refuse what cannot work before anything is computed: an unwritable folder, a folder that
-        holds a render with other settings, a resume with nothing to resume, a folder that another
-        render is writing into (this job then holds the folder's lock until ``run`` ends). Returns
-        the manifest."""
+        holds a render with other settings, a resume with nothing to resume or a damaged checkpoint,
+        a folder that another render is writing into (this job then holds the folder's lock until
+        ``run`` ends). Returns the manifest."""
         from polyalloy.export import ensure_writable_dir
 
         ensure_writable_dir(self.out_dir)
@@ -261,6 +275,8 @@ class RenderJob:
         try:
             manifest = self._read_manifest()
             self._check_identity(manifest, self.identity())
+            if self.resume:
+                self._checkpoint(self.identity())
         except BaseException:
             self._unlock()
             raise
@@ -474,8 +490,8 @@ def _checksum(state: dict) -> str:
     return h.hexdigest()
 
 
-def _read_checkpoint(path: str, again: str) -> tuple[dict, dict]:
-    """The state arrays and the meta of ``checkpoint.npz``; a ConfigError (ending with ``again``)
+def _read_checkpoint(path: str) -> tuple[dict, dict]:
+    """The state arrays and the meta of ``checkpoint.npz``; a ConfigError that says how to start over
     when it cannot be read, was written in another format or fails its checksum."""
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -484,12 +500,12 @@ def _read_checkpoint(path: str, again: str) -> tuple[dict, dict]:
         if not isinstance(meta, dict):
             raise ValueError("its meta is not a JSON object")
     except Exception as exc:  # a truncated or foreign file fails in many ways (zip, zlib, npy, JSON)
-        raise ConfigError(f"{path} is unreadable ({_reason(exc)}); {again}") from None
+        raise ConfigError(f"{path} is unreadable ({_reason(exc)}); {RESTART}") from None
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(f"{path} is in checkpoint format {meta.get('format')!r}, this polyalloy reads format "
-                          f"{CHECKPOINT_FORMAT}; {again}")
+                          f"{CHECKPOINT_FORMAT}; {RESTART}")
     if meta.get("checksum") != _checksum(state):
-        raise ConfigError(f"{path} is damaged: its checksum does not match its contents; {again}")
+        raise ConfigError(f"{path} is damaged: its checksum does not match its contents; {RESTART}")
     return state, meta
 
 

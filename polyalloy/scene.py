@@ -19,7 +19,7 @@ from polyalloy.body import Template, Walk
 from polyalloy.errors import ConfigError
 from polyalloy.events import Emitter, Grenade, Gunshot, HeatSource
 from polyalloy.materials import POLYALLOY, Material
-from polyalloy.shapes import Shape
+from polyalloy.shapes import Shape, _vec
 from polyalloy.kernels.sdf import SURFACE_NAMES
 from polyalloy.kernels.shade import MAX_LIGHTS
 
@@ -51,6 +51,8 @@ class Body:
     earlier: Template | None = None
 
     def __post_init__(self):
+        _vec(self.velocity, 2, f"body {self.name!r} velocity")
+        self.velocity = tuple(np.asarray(self.velocity, float).reshape(-1).tolist())
         if not (isinstance(self.temperature, (int, float)) and 0 < self.temperature < 1e5):
             raise ConfigError(f"body {self.name!r}: temperature must be in (0, 1e5) K, got {self.temperature!r}")
         if self.template is not None and not isinstance(self.template, Template):
@@ -346,10 +348,13 @@ class Scene:
     claims: Callable | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
-        if self.dim not in (2, 3):
+        if type(self.dim) is not int or self.dim not in (2, 3):
             raise ConfigError(f"scene dim must be 2 or 3, got {self.dim!r}")
-        lo, hi = (np.asarray(c, float)[: self.dim] for c in self.domain)
-        if lo.size != self.dim or hi.size != self.dim or not np.all(hi > lo):
+        try:
+            lo, hi = (np.asarray(c, float).reshape(-1)[: self.dim] for c in self.domain)
+        except (TypeError, ValueError):
+            raise ConfigError(f"scene domain must be two {self.dim}-D corners (lo, hi), got {self.domain!r}") from None
+        if lo.size != self.dim or hi.size != self.dim or not np.all(np.isfinite(lo) & np.isfinite(hi) & (hi > lo)):
             raise ConfigError(f"scene domain must be two {self.dim}-D corners with hi > lo, got {self.domain}")
         self.domain = (tuple(lo), tuple(hi))
         if not isinstance(self.camera, Camera) or not isinstance(self.environment, Environment):
@@ -381,7 +386,7 @@ class Scene:
                               f"(known: {', '.join(self.materials) or 'none'})")
         if template is not None and self.materials[material].kind != POLYALLOY:
             raise ConfigError(f"body {name!r}: only polyalloy can be controlled, not {material!r}")
-        self.bodies.append(Body(name, shape, material, tuple(velocity), color, temperature, template, walk, earlier))
+        self.bodies.append(Body(name, shape, material, velocity, color, temperature, template, walk, earlier))
         return self
 
     def add_collider(self, name: str, shape: Shape, surface: str = "separate", friction: float = 0.0,
@@ -393,12 +398,12 @@ class Scene:
     # --- timeline (polyalloy.events) -----------------------------------------------------
     def gunshot(self, time: float, point, direction, impulse: float, radius: float, damage: float = 1.0) -> "Scene":
         """At ``time`` (s): ``impulse`` (N s) along ``direction`` and ``damage`` within ``radius`` (m) of ``point``."""
-        self.events.append(Gunshot(time, tuple(point), tuple(direction), impulse, radius, damage))
+        self.events.append(Gunshot(time, point, direction, impulse, radius, damage))
         return self
 
     def grenade(self, time: float, point, impulse: float, heat: float, radius: float) -> "Scene":
         """At ``time`` (s): a radial ``impulse`` (N s) and ``heat`` (J) within ``radius`` (m) of ``point``."""
-        self.events.append(Grenade(time, tuple(point), impulse, heat, radius))
+        self.events.append(Grenade(time, point, impulse, heat, radius))
         return self
 
     def heat(self, region: Shape, power: float, start: float = 0.0, end: float = 1e9) -> "Scene":
@@ -415,7 +420,7 @@ class Scene:
         """Spawn ``material`` from ``shape`` at ``rate`` (m^3/s), see ``polyalloy.events.Emitter``."""
         if material not in self.materials:
             raise ConfigError(f"emitter {name!r}: unknown material {material!r}")
-        self.emitters.append(Emitter(name, shape, material, rate, temperature, tuple(velocity), start, end, color))
+        self.emitters.append(Emitter(name, shape, material, rate, temperature, velocity, start, end, color))
         return self
 
     # --- the user's overrides -------------------------------------------------------------
@@ -451,15 +456,15 @@ class Scene:
 
 def _as_number(key: str, value, integer: bool = False):
     if isinstance(value, bool):
-        raise ConfigError(f"{key} needs a number, got {value!r}")
+        raise ConfigError(f"{key!r} needs a number, got {value!r}")
     if isinstance(value, (int, float)):
         if integer and value != int(value):
-            raise ConfigError(f"{key} needs a whole number, got {value!r}")
+            raise ConfigError(f"{key!r} needs a whole number, got {value!r}")
         return int(value) if integer else value
     try:
         return int(value) if integer else float(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{key} needs a {'whole ' if integer else ''}number, got {value!r}") from None
+        raise ConfigError(f"{key!r} needs a {'whole ' if integer else ''}number, got {value!r}") from None
 
 
 # --- finding and loading scene scripts ------------------------------------------------------
