@@ -30,7 +30,7 @@ log = logging.getLogger("polyalloy")
 
 EXACT_SAMPLE_LIMIT = 200_000  # lattice points: up to this, a body's particles are counted exactly on the host
 PROBE_POINTS = 20_000  # about this many points probe a larger body for the inside-a-collider check
-RUNTIME_BYTES = 400 * 2**20  # Taichi, LLVM and the compiled kernels: the soak test's tiny 2D run holds ~390 MiB
+RUNTIME_BYTES = 400 * 2**20  # Taichi, LLVM, compiled kernels: the soak test's tiny 2D run held 185-393 MiB in all
 DX_STEP = 1.05  # the largest dx that fits is searched on this geometric ladder
 
 
