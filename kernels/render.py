@@ -42,6 +42,13 @@ N_LOOK = 8
 METAL, MOLTEN, CRYO = 0, 1, 2  # looks of a particle source: chrome, glowing molten steel, pale cryogenic liquid
 
 
+def frame_bytes(width: int, height: int, real: int) -> int:
+    """Bytes of a ``Frame`` of ``width`` x ``height`` px with ``real``-byte floats, and of the RGB copy
+    that ``SurfaceRenderer.render`` returns (checked before allocating)."""
+    per_pixel = real + 3 * 4 + 2 * (real * (3 + N_LOOK) + 4) + 3 + 3  # Frame fields, buffers a and b, rgb, copy
+    return width * height * per_pixel
+
+
 @ti.data_oriented
 class SurfaceBuffer:
     """One stage of the surface: ``depth`` (m), ``look`` (the N_LOOK vector per pixel), ``ok`` (1

@@ -7,6 +7,7 @@ of the table is a primitive: ``kind`` + ``params`` + a rigid transform (centre, 
 the standard ones (Quilez, "distance functions"), written for any dimension so that the
 same row serves 2D and 3D scenes. Negative inside, positive outside, metres.
 """
+import numpy as np
 import taichi as ti
 
 PLANE, BOX, SPHERE, CAPSULE, CYLINDER = 0, 1, 2, 3, 4
@@ -194,3 +195,31 @@ def evaluate_sdf(table: ti.template(), owner: ti.i32, points: ti.types.ndarray()
             if owner < 0 or table.owner[i] == owner:
                 best = ti.min(best, shape_sdf(table, i, p, t))
         out[k] = best
+
+
+def host_sdf(rows, points, t: float = 0.0):
+    """Numpy twin of ``evaluate_sdf`` over ``rows`` (``polyalloy.shapes`` row dicts): the distance (m)
+    of each of ``points`` (k, dim) to their union at time ``t``, for checks that must run before
+    any kernel compiles. The formulas are those of ``primitive_sdf``; change both together."""
+    p = np.asarray(points, float)
+    best = np.full(len(p), 1e30)
+    for r in rows:
+        q = (p - (np.asarray(r["centre"], float) + np.asarray(r["vel"], float) * t)) @ np.asarray(r["rot"], float)
+        prm, kind = list(r["params"]) + [0.0] * N_PARAMS, r["kind"]
+        if kind == PLANE:
+            d = q[:, 1]
+        elif kind == BOX:
+            e = np.abs(q) - np.asarray(prm[: q.shape[1]])
+            d = np.linalg.norm(np.maximum(e, 0.0), axis=1) + np.minimum(e.max(axis=1), 0.0)
+        elif kind == SPHERE:
+            d = np.linalg.norm(q, axis=1) - prm[0]
+        elif kind == CAPSULE:
+            a = q.copy()
+            a[:, 1] -= np.clip(q[:, 1], -prm[0], prm[0])
+            d = np.linalg.norm(a, axis=1) - prm[1]
+        else:  # CYLINDER
+            radial = np.sqrt(np.sum(np.delete(q, 1, axis=1) ** 2, axis=1))
+            e = np.stack([radial - prm[0], np.abs(q[:, 1]) - prm[1]], axis=1)
+            d = np.linalg.norm(np.maximum(e, 0.0), axis=1) + np.minimum(e.max(axis=1), 0.0)
+        best = np.minimum(best, d)
+    return best

@@ -792,7 +792,7 @@ def _gpu_facts() -> dict:
 def _memory_budget(arch: str) -> int:
     """Bytes that fields may take on ``arch``: the share of GPU memory Taichi reserves on CUDA
     (``polyalloy.runtime``'s device_memory_fraction), otherwise the host's available memory."""
-    from polyalloy.simulation import available_memory
+    from polyalloy.preflight import available_memory
 
     if arch == "cuda":
         total = _nvidia_smi("memory.total")

@@ -30,6 +30,10 @@ from polyalloy.errors import ConfigError
 from polyalloy.shapes import Box, Capsule, Shape, Sphere, _vec, rotation_matrix
 
 
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
 @dataclass
 class Pose:
     """Where a template stands: ``position`` of its rest origin (the point between the feet,
@@ -54,12 +58,16 @@ class Walk:
     stride: float = 1.4
 
     def __post_init__(self):
-        if len(self.path) < 2:
-            raise ConfigError("a walk path needs at least two points")
-        if not (math.isfinite(self.speed) and 0 < self.speed <= 20):
-            raise ConfigError(f"walk speed must be in (0, 20] m/s, got {self.speed}")
-        if not (math.isfinite(self.stride) and self.stride > 0):
-            raise ConfigError(f"walk stride must be > 0 m, got {self.stride}")
+        if not isinstance(self.path, (list, tuple)) or len(self.path) < 2:
+            raise ConfigError(f"a walk path needs a list of at least two points, got {self.path!r}")
+        for p in self.path:
+            _vec(p, 2, "walk path point")
+        if not (_is_number(self.speed) and math.isfinite(self.speed) and 0 < self.speed <= 20):
+            raise ConfigError(f"walk speed must be in (0, 20] m/s, got {self.speed!r}")
+        if not (_is_number(self.stride) and math.isfinite(self.stride) and self.stride > 0):
+            raise ConfigError(f"walk stride must be > 0 m, got {self.stride!r}")
+        if not (_is_number(self.start) and math.isfinite(self.start)):
+            raise ConfigError(f"walk start must be a finite time in s, got {self.start!r}")
 
     def at(self, t: float, dim: int):
         """Distance walked (m), the ground point reached and the unit direction there."""
@@ -197,8 +205,11 @@ class Humanoid(Template):
     blades: bool = False
 
     def __post_init__(self):
-        if not (math.isfinite(self.height) and 0.05 <= self.height <= 100):
-            raise ConfigError(f"humanoid height must be in [0.05, 100] m, got {self.height}")
+        if not (_is_number(self.height) and math.isfinite(self.height) and 0.05 <= self.height <= 100):
+            raise ConfigError(f"humanoid height must be in [0.05, 100] m, got {self.height!r}")
+        if not (_is_number(self.heading) and math.isfinite(self.heading)):
+            raise ConfigError(f"humanoid heading must be a finite angle in degrees, got {self.heading!r}")
+        _vec(self.position, 2, "humanoid position")
 
     def _s(self, *p):
         return tuple(self.height / 1.8 * np.asarray(p, float))
@@ -276,6 +287,9 @@ class ShapeTemplate(Template):
     def __post_init__(self):
         if not isinstance(self.shape, Shape):
             raise ConfigError("ShapeTemplate needs a shape")
+        _vec(self.position, 2, "template position")
+        if not (_is_number(self.heading) and math.isfinite(self.heading)):
+            raise ConfigError(f"template heading must be a finite angle in degrees, got {self.heading!r}")
 
     @property
     def height(self):

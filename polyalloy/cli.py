@@ -59,6 +59,13 @@ def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
                         "off; also POLYALLOY_FAST_COMPILE=1)")
 
 
+def _add_memory_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-memory", metavar="SIZE",
+                   help="refuse a scene whose estimated memory (particles, grid, state copies, renderer, Taichi) "
+                        "is above SIZE, e.g. 512M or 4G, before anything is allocated (default: the memory "
+                        "available when it starts); the message gives the largest dx that fits")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="polyalloy", description=(
         "Liquid-metal physics toy: MLS-MPM in Taichi. Render a scene to PNG frames, MP4/GIF and "
@@ -104,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "--set materials.water.viscosity=0.1 (repeatable)")
     p.add_argument("--json", action="store_true", help="print a JSON summary of what was written")
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    _add_memory_flag(p)
     _add_runtime_flags(p)
 
     p = sub.add_parser("check", help="run a scene without rendering and judge the claims its script declares",
@@ -121,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="change a scene option or parameter, as for render (repeatable)")
     p.add_argument("--json", action="store_true", help="print the record as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    _add_memory_flag(p)
     _add_runtime_flags(p)
 
     p = sub.add_parser("bench", help="measure particle-steps per second against a reference MLS-MPM",
@@ -159,6 +168,16 @@ def _init_runtime(args) -> None:
     log.info("arch %s (asked %s), %s, %d threads", info.arch, info.requested, info.precision, info.threads)
 
 
+def _limit_memory(args, scene, image=None) -> None:
+    """Apply ``--max-memory`` to ``scene`` and refuse what does not fit (with the renderer's ``image``)
+    before the runtime starts."""
+    from polyalloy import preflight
+
+    if args.max_memory is not None:
+        scene.max_memory = preflight.parse_bytes(args.max_memory)
+    preflight.check_memory(scene, image=image, real_bytes=8 if args.precision == "f64" else 4)
+
+
 def cmd_list(args) -> int:
     from polyalloy.scene import list_scenes
 
@@ -193,6 +212,7 @@ def cmd_render(args) -> int:
                     resume=args.resume, force=args.force, checkpoint_every=args.checkpoint_every,
                     progress=not args.no_progress, precision=args.precision)
     job.check()
+    _limit_memory(args, scene, size)
     _init_runtime(args)
     result = job.run()
     out = os.path.abspath(out)
@@ -223,6 +243,7 @@ def cmd_check(args) -> int:
     scene.seed = args.seed
     if args.seconds is not None and not (0 < args.seconds <= 3600):
         raise ConfigError(f"--seconds must be in (0, 3600], got {args.seconds}")
+    _limit_memory(args, scene)
     if scene.claims is not None:
         checks.scene_claims(scene)  # a broken claims() fails before minutes of simulation
         _init_runtime(args)
@@ -292,23 +313,28 @@ def main(argv=None) -> int:
     except KeyboardInterrupt as exc:
         if not isinstance(exc, Interrupted):
             exc = Interrupted(signal.SIGINT)
-        print(f"polyalloy: {exc}", file=sys.stderr)
+        print(f"polyalloy: {_one_line(exc)}", file=sys.stderr)
         return 128 + exc.signum
     except ConfigError as exc:
-        print(f"polyalloy: error: {exc}", file=sys.stderr)
+        print(f"polyalloy: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except SimulationError as exc:
-        print(f"polyalloy: simulation failed: {exc}", file=sys.stderr)
+        print(f"polyalloy: simulation failed: {_one_line(exc)}", file=sys.stderr)
         return 1
     except PolyalloyError as exc:
-        print(f"polyalloy: error: {exc}", file=sys.stderr)
+        print(f"polyalloy: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:  # an unexpected failure still ends as one line unless --traceback
         if args.traceback:
             raise
-        print(f"polyalloy: internal error: {type(exc).__name__}: {exc} (run with --traceback for details)",
+        print(f"polyalloy: internal error: {type(exc).__name__}: {_one_line(exc)} (run with --traceback for details)",
               file=sys.stderr)
         return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error message as one line (a message may quote a user's multi-line text)."""
+    return " ".join(str(exc).split())
 
 
 if __name__ == "__main__":

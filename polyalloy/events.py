@@ -26,8 +26,12 @@ from polyalloy.shapes import Shape
 
 def _finite(name, *values):
     for v in values:
-        if not all(math.isfinite(float(c)) for c in np.atleast_1d(v)):
-            raise ConfigError(f"{name}: values must be finite, got {v!r}")
+        try:
+            ok = all(math.isfinite(float(c)) for c in np.atleast_1d(v))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ConfigError(f"{name}: values must be finite numbers, got {v!r}")
 
 
 @dataclass

@@ -61,7 +61,10 @@ def ensure_writable_dir(out_dir: PathLike) -> Path:
 def _atomic_target(path: PathLike, suffix: str) -> Iterator[str]:
     """Yield a temporary file name beside ``path``; rename it to ``path`` on success, delete it on error."""
     final = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=suffix)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=suffix)
+    except OSError as exc:
+        raise _write_error(final, exc) from None
     os.close(fd)
     try:
         yield tmp
@@ -74,10 +77,17 @@ def _atomic_target(path: PathLike, suffix: str) -> Iterator[str]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.remove(tmp)
+        if isinstance(exc, OSError):  # a full disk, a folder in the way: one line, and the old file is intact
+            raise _write_error(final, exc) from None
         raise
+
+
+def _write_error(path: Path, exc: OSError) -> PolyalloyError:
+    return PolyalloyError(f"cannot write {path}: {exc.strerror or exc}; free some space, move what is in the way "
+                          f"or use another --out")
 
 
 def _as_rgb8(image, what: str) -> np.ndarray:

@@ -5,15 +5,21 @@ at t = k / fps (frame 0: the initial state). For each frame, in this order: the 
 particle files, then the manifest ``frames.json`` (which lists it), then, every
 ``checkpoint_every`` frames and at the last one, ``checkpoint.npz``: the whole simulation state
 (``Simulation.state_dict``). Every file is written atomically and SIGINT/SIGTERM are held back
-while one is written, so a killed render leaves only whole files. ``resume`` loads the
-checkpoint and goes on from its frame; a frame whose files are already on disk is simulated
+while one is written, so a killed render leaves only whole files. ``checkpoint.npz`` records its
+format version and a SHA-256 of its arrays; ``resume`` checks both before the runtime starts, loads
+the checkpoint and goes on from its frame; a frame whose files are already on disk is simulated
 but not written again (unless ``force``). In deterministic mode a resumed render ends with the
-same files, bit for bit, as one that was never interrupted. MP4 and GIF are encoded from the
-PNG frames at the end.
+same files, bit for bit, as one that was never interrupted. A frame that blows up is redone
+from its start at half the cfl (``Simulation.step_frame_retrying``); the manifest records each
+frame's ``retries`` and, when every retry failed, ``failed``. A render holds an flock on
+``.polyalloy.lock`` in its folder, so a second one into the same folder is refused. MP4 and GIF
+are encoded from the PNG frames at the end.
 """
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -35,6 +41,9 @@ VIDEOS = ("mp4", "gif")  # encoded from the PNG frames, so they imply png
 PER_FRAME = ("png", "ply", "npz")
 MANIFEST = "frames.json"
 CHECKPOINT = "checkpoint.npz"
+CHECKPOINT_FORMAT = 2  # layout of checkpoint.npz (state arrays + meta with identity and checksum); others are refused
+RESTART = "run without --resume and with --force to start over, or use another --out"
+LOCK = ".polyalloy.lock"  # flock'ed by the render writing into the folder; the OS drops it when that process dies
 # checkpoint period in frames: a preview state is a few MB (cheap every frame); a film state
 # can be hundreds of MB, so it is written every 10th frame and a resume redoes at most 9
 CHECKPOINT_EVERY = {"preview": 1, "film": 10}
@@ -186,6 +195,8 @@ class RenderJob:
         if not (isinstance(self.checkpoint_every, int) and self.checkpoint_every >= 1):
             raise ConfigError(f"--checkpoint-every must be a whole number of frames >= 1, got {self.checkpoint_every}")
         self.size = tuple(int(v) for v in self.size)
+        self._lock_fd = None
+        self._resume_state = None  # the checkpoint's arrays between check() and their load
 
     # --- what the folder holds ---------------------------------------------------------------
     def identity(self) -> dict:
@@ -205,14 +216,13 @@ class RenderJob:
         if not os.path.exists(path):
             return None
         try:
-            with open(path) as f:
-                manifest = json.load(f)
-            if not isinstance(manifest.get("frames"), list) or "scene" not in manifest:
-                raise ValueError("no scene or frames")
-        except (OSError, ValueError, AttributeError) as exc:
+            with open(path, "rb") as f:
+                manifest = json.loads(f.read().decode("utf-8"))
+            _check_manifest(manifest)
+        except Exception as exc:  # whatever is wrong with the file's bytes, it is not a manifest we wrote
             if self.force and not self.resume:
                 return None
-            raise ConfigError(f"{path} is not a polyalloy render manifest ({exc}); "
+            raise ConfigError(f"{path} is not a polyalloy render manifest ({_reason(exc)}); "
                               f"use --force to start over or another --out") from None
         return manifest
 
@@ -229,37 +239,56 @@ class RenderJob:
         fix = "repeat the original options" + ("" if self.resume else ", add --force to overwrite,")
         raise ConfigError(f"{verb}: {self.out_dir} was rendered with {'; '.join(diff)}; {fix} or use another --out")
 
+    def _checkpoint(self, mine: dict) -> dict | None:
+        """The state in ``checkpoint.npz``, read and verified (format, checksum, identity) once and
+        kept until it is loaded; None without one."""
+        path = self._path(CHECKPOINT)
+        if self._resume_state is None and os.path.exists(path):
+            state, meta = _read_checkpoint(path)
+            if meta.get("identity") != mine:
+                raise ConfigError(f"{path} belongs to another render than {MANIFEST}; {RESTART}")
+            self._resume_state = state
+        return self._resume_state
+
     def _load_checkpoint(self, sim, mine: dict) -> int | None:
         """Load ``checkpoint.npz`` into ``sim``; the frame it holds, or None without one."""
-        path = self._path(CHECKPOINT)
-        if not os.path.exists(path):
+        state = self._checkpoint(mine)
+        if state is None:
             return None
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                state = {k: data[k] for k in data.files}
-            meta = json.loads(str(state.pop("meta")))
-        except (OSError, ValueError, KeyError) as exc:
-            raise ConfigError(f"{path} is unreadable ({exc}); use --force to start over") from None
-        if meta.get("identity") != mine:
-            raise ConfigError(f"{path} belongs to another render than {MANIFEST}; use --force to start over")
+        self._resume_state = None
         try:
             sim.load_state_dict(state)
-        except ConfigError as exc:
-            raise ConfigError(f"{path} does not fit this scene ({exc}); use --force to start over") from None
+        except Exception as exc:  # a checksummed state that still does not load was written by another scene
+            raise ConfigError(f"{self._path(CHECKPOINT)} does not fit this scene ({_reason(exc)}); {RESTART}") from None
         return sim.frame
 
     # --- the job --------------------------------------------------------------------------
     def check(self) -> dict | None:
         """Refuse what cannot work before anything is computed: an unwritable folder, a folder that
-        holds a render with other settings, a resume with nothing to resume. Returns the manifest."""
+        holds a render with other settings, a resume with nothing to resume or a damaged checkpoint,
+        a folder that another render is writing into (this job then holds the folder's lock until
+        ``run`` ends). Returns the manifest."""
         from polyalloy.export import ensure_writable_dir
 
         ensure_writable_dir(self.out_dir)
-        manifest = self._read_manifest()
-        self._check_identity(manifest, self.identity())
+        self._lock()
+        try:
+            manifest = self._read_manifest()
+            self._check_identity(manifest, self.identity())
+            if self.resume:
+                self._checkpoint(self.identity())
+        except BaseException:
+            self._unlock()
+            raise
         return manifest
 
     def run(self) -> RenderResult:
+        try:
+            return self._run()
+        finally:
+            self._unlock()
+
+    def _run(self) -> RenderResult:
         from polyalloy import export
         from polyalloy.simulation import Simulation
 
@@ -292,8 +321,7 @@ class RenderJob:
             try:
                 for k in range(result.resumed_from or 0, self.frames):
                     t0 = time.perf_counter()
-                    if k > sim.frame:
-                        sim.step_frame()
+                    retries = self._step(sim, doc, guard) if k > sim.frame else []
                     t1 = time.perf_counter()
                     files, todo, made = self._make_frame(k, sim, renderer)
                     with guard.hold():
@@ -303,7 +331,7 @@ class RenderJob:
                         entries[k] = dict(index=k, time=sim.t, substeps=sim.substeps,
                                           files={fmt: p.name for fmt, p in files.items()},
                                           sim_seconds=round(t1 - t0, 4), render_seconds=round(t2 - t1, 4),
-                                          written=todo)
+                                          written=todo, **({"retries": retries} if retries else {}))
                         doc["frames"] = [entries[i] for i in sorted(entries)]
                         export.write_json_atomic(self._path(MANIFEST), doc)
                         if k % self.checkpoint_every == 0 or k == self.frames - 1:
@@ -360,11 +388,61 @@ class RenderJob:
             made["npz"] = lambda path: export.write_particles_npz(path, record, t)
         return files, todo, made
 
+    def _step(self, sim, doc: dict, guard) -> list[float]:
+        """Simulate the next frame with ``Simulation.step_frame_retrying``; the cfl of each retry, or
+        [] when the first try held. When every retry blew up too, the manifest records the failure
+        (frame, cfl tried, message) before the SimulationError goes on."""
+        from polyalloy import export
+        from polyalloy.errors import SimulationError
+
+        try:
+            return sim.step_frame_retrying()
+        except SimulationError as exc:
+            doc["failed"] = dict(frame=sim.frame + 1, time=sim.t, error=str(exc))
+            with guard.hold():
+                export.write_json_atomic(self._path(MANIFEST), doc)
+            raise
+
     def _save_checkpoint(self, sim, mine: dict) -> None:
         from polyalloy import export
 
-        meta = json.dumps(dict(identity=mine, frame=sim.frame, t=sim.t))
-        export.write_npz_atomic(self._path(CHECKPOINT), dict(sim.state_dict(), meta=np.array(meta)))
+        state = sim.state_dict()
+        meta = json.dumps(dict(format=CHECKPOINT_FORMAT, checksum=_checksum(state), identity=mine, frame=sim.frame,
+                               t=sim.t))
+        export.write_npz_atomic(self._path(CHECKPOINT), dict(state, meta=np.array(meta)))
+
+    def _lock(self) -> None:
+        """Hold ``LOCK`` in the output folder (an flock, so a killed run leaves nothing stuck), or
+        refuse when another render holds it. A lock file unlinked by a finishing run is taken anew."""
+        if self._lock_fd is not None:
+            return
+        path = self._path(LOCK)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode("ascii", "replace").strip()
+                os.close(fd)
+                raise PolyalloyError(f"another polyalloy render{f' (pid {holder})' if holder.isdigit() else ''} is "
+                                     f"writing into {self.out_dir}; wait for it to end or use another --out") from None
+            try:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # the holder removed this file as we took it: take the new one
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.remove(self._path(LOCK))
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _video(self, fmt: str, result: RenderResult) -> str:
         """Encode the MP4 or GIF from every PNG frame, unless it is on disk and no frame changed."""
@@ -381,6 +459,54 @@ class RenderJob:
         writer(result.frames, path, self.scene.fps)
         result.written += 1
         return path
+
+
+def _reason(exc: Exception) -> str:
+    """An exception as a short phrase for a one-line message."""
+    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _check_manifest(manifest) -> None:
+    """ValueError unless ``manifest`` has the shape ``RenderJob`` writes: an object with a scene name and a
+    list of frame entries, each an object with a whole ``index`` >= 0."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("scene"), str):
+        raise ValueError("no scene name")
+    frames = manifest.get("frames")
+    if not isinstance(frames, list):
+        raise ValueError("no list of frames")
+    for e in frames:
+        if not (isinstance(e, dict) and type(e.get("index")) is int and e["index"] >= 0):
+            raise ValueError(f"a frame entry without a whole index: {str(e)[:60]}")
+
+
+def _checksum(state: dict) -> str:
+    """SHA-256 of a state dict: every array's name, dtype, shape and bytes, by name."""
+    h = hashlib.sha256()
+    for key in sorted(state):
+        a = np.ascontiguousarray(state[key])
+        h.update(f"{key}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _read_checkpoint(path: str) -> tuple[dict, dict]:
+    """The state arrays and the meta of ``checkpoint.npz``; a ConfigError that says how to start over
+    when it cannot be read, was written in another format or fails its checksum."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            state = {k: data[k] for k in data.files}
+        meta = json.loads(str(state.pop("meta")))
+        if not isinstance(meta, dict):
+            raise ValueError("its meta is not a JSON object")
+    except Exception as exc:  # a truncated or foreign file fails in many ways (zip, zlib, npy, JSON)
+        raise ConfigError(f"{path} is unreadable ({_reason(exc)}); {RESTART}") from None
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise ConfigError(f"{path} is in checkpoint format {meta.get('format')!r}, this polyalloy reads format "
+                          f"{CHECKPOINT_FORMAT}; {RESTART}")
+    if meta.get("checksum") != _checksum(state):
+        raise ConfigError(f"{path} is damaged: its checksum does not match its contents; {RESTART}")
+    return state, meta
 
 
 def render_scene(scene: Scene, out_dir: str, frames: int, size: tuple[int, int],

@@ -80,6 +80,15 @@ def source_look(material) -> int:
     return kr.METAL
 
 
+def shadow_map_layout(lo, hi, cell: float) -> tuple[tuple, tuple]:
+    """Corner (x, z, m) and columns of a 3D shadow map of ``cell`` m over the floor of the domain box
+    ``lo``..``hi``, widened by the box's height on every side for shadows cast at a slant."""
+    margin = hi[1] - lo[1]
+    corner = (lo[0] - margin, lo[2] - margin)
+    columns = (math.ceil((hi[0] - lo[0] + 2 * margin) / cell), math.ceil((hi[2] - lo[2] + 2 * margin) / cell))
+    return corner, columns
+
+
 class SurfaceRenderer:
     """Draws ``sim`` at ``width`` x ``height`` px with the ``quality`` settings of ``QUALITY`` (None:
     the scene's quality); ``render()`` returns the frame at ``sim.t`` as an (height, width, 3)
@@ -118,10 +127,8 @@ class SurfaceRenderer:
         lo, hi = self.sim.domain_lo, self.sim.domain_hi
         if self.sim.dim == 2:
             return kr.ShadowMap((0.0, 0.0), (1, 1), 1.0, float(lo[1]), real)
-        margin = hi[1] - lo[1]
         cell = self.sim.scene.dx / self.sim.scene.particles_per_cell
-        corner = (lo[0] - margin, lo[2] - margin)
-        columns = (math.ceil((hi[0] - lo[0] + 2 * margin) / cell), math.ceil((hi[2] - lo[2] + 2 * margin) / cell))
+        corner, columns = shadow_map_layout(lo, hi, cell)
         return kr.ShadowMap(corner, columns, cell, float(lo[1]), real)
 
     def _fit_side_view(self) -> None:

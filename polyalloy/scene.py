@@ -19,7 +19,7 @@ from polyalloy.body import Template, Walk
 from polyalloy.errors import ConfigError
 from polyalloy.events import Emitter, Grenade, Gunshot, HeatSource
 from polyalloy.materials import POLYALLOY, Material
-from polyalloy.shapes import Shape
+from polyalloy.shapes import Shape, _vec
 from polyalloy.kernels.sdf import SURFACE_NAMES
 from polyalloy.kernels.shade import MAX_LIGHTS
 
@@ -51,6 +51,8 @@ class Body:
     earlier: Template | None = None
 
     def __post_init__(self):
+        _vec(self.velocity, 2, f"body {self.name!r} velocity")
+        self.velocity = tuple(np.asarray(self.velocity, float).reshape(-1).tolist())
         if not (isinstance(self.temperature, (int, float)) and 0 < self.temperature < 1e5):
             raise ConfigError(f"body {self.name!r}: temperature must be in (0, 1e5) K, got {self.temperature!r}")
         if self.template is not None and not isinstance(self.template, Template):
@@ -313,7 +315,8 @@ class Scene:
     preset the scene was built at (``load_scene`` sets it), which the renderer follows.
     claims: the scene script's ``claims(scene) -> list[polyalloy.claims.Claim]`` (``load_scene``
     sets it from the script; None: the scene makes no claims), what ``polyalloy check`` measures.
-    max_particles: refuse to build a scene with more particles than this.
+    max_particles: refuse to build a scene with more particles than this. max_memory: bytes the
+    simulation may take (None: the memory available when it starts; ``polyalloy.preflight``).
     air_temperature (K) and air_coefficient h (W/(m^2 K)): Newton cooling of free surfaces,
     flux h (T_air - T) per m^2 of surface (~10 for still air; 0 insulates the scene).
     """
@@ -332,6 +335,7 @@ class Scene:
     air_temperature: float = 293.15
     air_coefficient: float = 10.0
     seed: int = 0
+    max_memory: int | None = None
     materials: dict = field(default_factory=dict)
     bodies: list = field(default_factory=list)
     colliders: list = field(default_factory=list)
@@ -344,10 +348,13 @@ class Scene:
     claims: Callable | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
-        if self.dim not in (2, 3):
+        if type(self.dim) is not int or self.dim not in (2, 3):
             raise ConfigError(f"scene dim must be 2 or 3, got {self.dim!r}")
-        lo, hi = (np.asarray(c, float)[: self.dim] for c in self.domain)
-        if lo.size != self.dim or hi.size != self.dim or not np.all(hi > lo):
+        try:
+            lo, hi = (np.asarray(c, float).reshape(-1)[: self.dim] for c in self.domain)
+        except (TypeError, ValueError):
+            raise ConfigError(f"scene domain must be two {self.dim}-D corners (lo, hi), got {self.domain!r}") from None
+        if lo.size != self.dim or hi.size != self.dim or not np.all(np.isfinite(lo) & np.isfinite(hi) & (hi > lo)):
             raise ConfigError(f"scene domain must be two {self.dim}-D corners with hi > lo, got {self.domain}")
         self.domain = (tuple(lo), tuple(hi))
         if not isinstance(self.camera, Camera) or not isinstance(self.environment, Environment):
@@ -356,6 +363,8 @@ class Scene:
             raise ConfigError(f"unknown quality {self.quality!r}; choose {' or '.join(QUALITIES)}")
         for key in TUNABLE:
             self._check(key, getattr(self, key))
+        if self.max_memory is not None and not (isinstance(self.max_memory, int) and self.max_memory > 0):
+            raise ConfigError(f"scene max_memory must be a positive number of bytes or None, got {self.max_memory!r}")
 
     def _check(self, key, value):
         lo, hi = TUNABLE[key]
@@ -377,7 +386,7 @@ class Scene:
                               f"(known: {', '.join(self.materials) or 'none'})")
         if template is not None and self.materials[material].kind != POLYALLOY:
             raise ConfigError(f"body {name!r}: only polyalloy can be controlled, not {material!r}")
-        self.bodies.append(Body(name, shape, material, tuple(velocity), color, temperature, template, walk, earlier))
+        self.bodies.append(Body(name, shape, material, velocity, color, temperature, template, walk, earlier))
         return self
 
     def add_collider(self, name: str, shape: Shape, surface: str = "separate", friction: float = 0.0,
@@ -389,12 +398,12 @@ class Scene:
     # --- timeline (polyalloy.events) -----------------------------------------------------
     def gunshot(self, time: float, point, direction, impulse: float, radius: float, damage: float = 1.0) -> "Scene":
         """At ``time`` (s): ``impulse`` (N s) along ``direction`` and ``damage`` within ``radius`` (m) of ``point``."""
-        self.events.append(Gunshot(time, tuple(point), tuple(direction), impulse, radius, damage))
+        self.events.append(Gunshot(time, point, direction, impulse, radius, damage))
         return self
 
     def grenade(self, time: float, point, impulse: float, heat: float, radius: float) -> "Scene":
         """At ``time`` (s): a radial ``impulse`` (N s) and ``heat`` (J) within ``radius`` (m) of ``point``."""
-        self.events.append(Grenade(time, tuple(point), impulse, heat, radius))
+        self.events.append(Grenade(time, point, impulse, heat, radius))
         return self
 
     def heat(self, region: Shape, power: float, start: float = 0.0, end: float = 1e9) -> "Scene":
@@ -411,7 +420,7 @@ class Scene:
         """Spawn ``material`` from ``shape`` at ``rate`` (m^3/s), see ``polyalloy.events.Emitter``."""
         if material not in self.materials:
             raise ConfigError(f"emitter {name!r}: unknown material {material!r}")
-        self.emitters.append(Emitter(name, shape, material, rate, temperature, tuple(velocity), start, end, color))
+        self.emitters.append(Emitter(name, shape, material, rate, temperature, velocity, start, end, color))
         return self
 
     # --- the user's overrides -------------------------------------------------------------
@@ -447,15 +456,15 @@ class Scene:
 
 def _as_number(key: str, value, integer: bool = False):
     if isinstance(value, bool):
-        raise ConfigError(f"{key} needs a number, got {value!r}")
+        raise ConfigError(f"{key!r} needs a number, got {value!r}")
     if isinstance(value, (int, float)):
         if integer and value != int(value):
-            raise ConfigError(f"{key} needs a whole number, got {value!r}")
+            raise ConfigError(f"{key!r} needs a whole number, got {value!r}")
         return int(value) if integer else value
     try:
         return int(value) if integer else float(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{key} needs a {'whole ' if integer else ''}number, got {value!r}") from None
+        raise ConfigError(f"{key!r} needs a {'whole ' if integer else ''}number, got {value!r}") from None
 
 
 # --- finding and loading scene scripts ------------------------------------------------------
@@ -481,20 +490,47 @@ def _load_module(name_or_path: str):
     import os
 
     if name_or_path.endswith(".py") or os.sep in name_or_path:
-        if not os.path.isfile(name_or_path):
-            raise ConfigError(f"scene file {name_or_path!r} does not exist")
+        _check_script_path(name_or_path)
         mod_name = "polyalloy_user_scene_" + os.path.splitext(os.path.basename(name_or_path))[0]
         spec = importlib.util.spec_from_file_location(mod_name, name_or_path)
         module = importlib.util.module_from_spec(spec)
         try:
             spec.loader.exec_module(module)
-        except Exception as exc:
-            raise ConfigError(f"scene script {name_or_path} failed on import: {type(exc).__name__}: {exc}") from exc
+        except (Exception, SystemExit) as exc:  # a script's own bug, even sys.exit(), is one line, not a crash
+            raise ConfigError(f"scene script {name_or_path} failed on import: {_script_error(exc)}") from exc
         return module
     known = list_scenes()
     if name_or_path not in known:
         raise ConfigError(f"unknown scene {name_or_path!r}; available: {', '.join(known)} (or a path to a .py file)")
     return importlib.import_module(f"polyalloy.scenes.{name_or_path}")
+
+
+def _check_script_path(path: str) -> None:
+    """ConfigError unless ``path`` is a readable file named ``*.py`` (what Python can import)."""
+    import os
+
+    if os.path.isdir(path):
+        raise ConfigError(f"scene path {path!r} is a folder; give a scene script (.py) or a shipped scene name")
+    if not os.path.exists(path):
+        raise ConfigError(f"scene file {path!r} does not exist")
+    if not os.path.isfile(path):
+        raise ConfigError(f"scene path {path!r} is not a regular file; give a scene script (.py)")
+    if not path.endswith(".py"):
+        raise ConfigError(f"scene file {path!r} is not a Python script: a scene script is a .py file with a "
+                          f"build(quality) function")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"scene file {path!r} cannot be read: {exc.strerror or exc}") from None
+
+
+def _script_error(exc: BaseException) -> str:
+    """What went wrong in a user's script, in one line: the exception, and its line for a syntax error."""
+    if isinstance(exc, SyntaxError):
+        return f"{type(exc).__name__}{f' at line {exc.lineno}' if exc.lineno else ''}: {exc.msg}"
+    text = " ".join(str(exc).split())[:300]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def load_scene(name_or_path: str, quality: str = "preview", overrides: dict | None = None) -> Scene:
@@ -509,7 +545,10 @@ def load_scene(name_or_path: str, quality: str = "preview", overrides: dict | No
     if not callable(build):
         raise ConfigError(f"scene script {name_or_path} has no build(quality) function")
     overrides = dict(overrides or {})
-    params = inspect.signature(build).parameters
+    try:
+        params = inspect.signature(build).parameters
+    except (TypeError, ValueError):
+        raise ConfigError(f"scene script {name_or_path}: build is not a Python function") from None
     options = {}
     for key in list(overrides):
         if key in params and key != "quality":
@@ -522,8 +561,8 @@ def load_scene(name_or_path: str, quality: str = "preview", overrides: dict | No
         scene = build(quality=quality, **options)
     except ConfigError:
         raise
-    except Exception as exc:
-        raise ConfigError(f"scene script {name_or_path} failed in build(): {type(exc).__name__}: {exc}") from exc
+    except (Exception, SystemExit) as exc:
+        raise ConfigError(f"scene script {name_or_path} failed in build(): {_script_error(exc)}") from exc
     if not isinstance(scene, Scene):
         raise ConfigError(f"scene script {name_or_path}: build() returned {type(scene).__name__}, not a Scene")
     scene.quality = quality

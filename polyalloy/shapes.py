@@ -46,7 +46,10 @@ def _align_y(axis: np.ndarray) -> np.ndarray:
 
 
 def _vec(v, dim: int, name: str) -> np.ndarray:
-    a = np.asarray(v, dtype=float).reshape(-1)
+    try:
+        a = np.asarray(v, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} needs {dim} numbers, got {v!r}") from None
     if a.size < dim:
         raise ConfigError(f"{name} needs {dim} coordinates, got {a.size}")
     if not np.all(np.isfinite(a)):
@@ -55,9 +58,29 @@ def _vec(v, dim: int, name: str) -> np.ndarray:
 
 
 def _positive(x: float, name: str) -> float:
-    if not (np.isfinite(x) and x > 0):
-        raise ConfigError(f"{name} must be > 0, got {x}")
+    if not (isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+            and np.isfinite(x) and x > 0):
+        raise ConfigError(f"{name} must be a number > 0, got {x!r}")
     return float(x)
+
+
+def _rotation(r, name: str) -> None:
+    """Euler angles: one number (about z) or up to three finite numbers (degrees)."""
+    if isinstance(r, bool) or not (np.isscalar(r) or 1 <= np.size(_vec(r, 1, name)) <= 3):
+        raise ConfigError(f"{name} must be an angle or up to three angles in degrees, got {r!r}")
+    _vec(r, 1, name)
+
+
+def _check_fields(shape, vectors=(), lengths=(), rotation: bool = False) -> None:
+    """Validate a shape on construction: ``vectors`` (field names: at least two finite numbers each),
+    ``lengths`` (> 0) and its ``rotation``; the dimension-specific checks follow in ``rows``."""
+    kind = type(shape).__name__.lower()
+    for name in ("velocity", *vectors):
+        _vec(getattr(shape, name), 2, f"{kind} {name}")
+    for name in lengths:
+        _positive(getattr(shape, name), f"{kind} {name}")
+    if rotation:
+        _rotation(shape.rotation, f"{kind} rotation")
 
 
 @dataclass
@@ -88,6 +111,9 @@ class Plane(Shape):
     normal: Vec = (0.0, 1.0, 0.0)
     velocity: Vec = (0.0, 0.0, 0.0)
 
+    def __post_init__(self):
+        _check_fields(self, ("point", "normal"))
+
     def rows(self, dim):
         n = _vec(self.normal, dim, "plane normal")
         if np.linalg.norm(n) == 0:
@@ -106,6 +132,9 @@ class Box(Shape):
     half_size: Vec = (0.5, 0.5, 0.5)
     rotation: Vec | float = (0.0, 0.0, 0.0)
     velocity: Vec = (0.0, 0.0, 0.0)
+
+    def __post_init__(self):
+        _check_fields(self, ("centre", "half_size"), rotation=True)
 
     def rows(self, dim):
         h = _vec(self.half_size, dim, "box half_size")
@@ -128,6 +157,9 @@ class Sphere(Shape):
     radius: float = 0.5
     velocity: Vec = (0.0, 0.0, 0.0)
 
+    def __post_init__(self):
+        _check_fields(self, ("centre",), ("radius",))
+
     def rows(self, dim):
         return [_row(_k.SPHERE, [_positive(self.radius, "sphere radius")], _vec(self.centre, dim, "sphere centre"),
                      np.eye(dim), self.velocity, dim)]
@@ -145,6 +177,9 @@ class Capsule(Shape):
     b: Vec = (0.0, 1.0, 0.0)
     radius: float = 0.1
     velocity: Vec = (0.0, 0.0, 0.0)
+
+    def __post_init__(self):
+        _check_fields(self, ("a", "b"), ("radius",))
 
     def rows(self, dim):
         a, b = _vec(self.a, dim, "capsule a"), _vec(self.b, dim, "capsule b")
@@ -170,6 +205,9 @@ class Cylinder(Shape):
     rotation: Vec | float = (0.0, 0.0, 0.0)
     velocity: Vec = (0.0, 0.0, 0.0)
 
+    def __post_init__(self):
+        _check_fields(self, ("centre",), ("radius", "half_height"), rotation=True)
+
     def rows(self, dim):
         return [_row(_k.CYLINDER, [_positive(self.radius, "cylinder radius"),
                                    _positive(self.half_height, "cylinder half_height")],
@@ -189,6 +227,10 @@ class Union(Shape):
     """The union of several shapes (the minimum of their distances)."""
 
     parts: list = field(default_factory=list)
+
+    def __post_init__(self):
+        if not (isinstance(self.parts, (list, tuple)) and self.parts and all(isinstance(p, Shape) for p in self.parts)):
+            raise ConfigError(f"a union needs a list of one or more shapes, got {self.parts!r}")
 
     def rows(self, dim):
         if not self.parts:

@@ -11,11 +11,10 @@ turns non-finite.
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
-from polyalloy import runtime
+from polyalloy import preflight, runtime
 from polyalloy.errors import ConfigError, SimulationError
 from polyalloy.kernels import fields as kf
 from polyalloy.events import Grenade, Gunshot, HeatSource
@@ -27,19 +26,8 @@ from polyalloy.kernels.sdf import SURFACE_NAMES, ShapeTable, evaluate_sdf
 from polyalloy.scene import DEFAULT_COLORS, Scene
 
 MIN_DT = 1e-8  # s; a step below this means the run has exploded
+BLOWUP_RETRIES = 3  # a frame that blows up is tried again from its start at cfl / 2, / 4, / 8
 SCRATCH = ("grid",)  # containers every substep rewrites from the particles: no part of a checkpoint
-
-
-def available_memory() -> int:
-    """Bytes of memory this process may still allocate (MemAvailable on Linux)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 class Simulation:
@@ -58,12 +46,13 @@ class Simulation:
         self.material_names = list(scene.materials)
         if not scene.bodies:
             raise ConfigError(f"scene {scene.name!r} has no bodies")
+        preflight.check_scene(scene)  # nonsense is refused before a field is allocated or a kernel compiled
+        preflight.check_memory(scene, real_bytes=np.dtype(self.np_real).itemsize)
 
-        lo, hi = (np.asarray(c, float) for c in scene.domain)
         dx = scene.dx
         pad = mpm.DOMAIN_PAD
-        res = np.ceil((hi - lo) / dx).astype(int) + 2 * pad + 1
-        self.domain_lo, self.domain_hi = lo, lo + (res - 1 - 2 * pad) * dx
+        res, lo, self.domain_hi = preflight.grid_shape(scene)
+        self.domain_lo = lo
 
         # bodies, then emitters: "sources" of particles; an emitter's particles carry body id
         # len(bodies) + its index, and its fills wait in a pool after the bodies' particles
@@ -98,15 +87,13 @@ class Simulation:
                               f"at dx = {dx:g} m; use a smaller dx or larger bodies")
         mats = [scene.materials[m] for m in self.material_names]
         # the heat step runs when something can change a temperature or a phase
-        self.thermal = (any(m.conductivity > 0 or m.kind == POLYALLOY for m in mats)
-                        or any(c.temperature is not None for c in scene.colliders))
+        self.thermal = preflight.is_thermal(scene)
         for b in scene.bodies:
             if b.template is not None and scene.materials[b.material].kind != POLYALLOY:
                 raise ConfigError(f"body {b.name!r}: only polyalloy can be controlled, not {b.material!r}")
-        self.controlled = any(b.template is not None for b in scene.bodies)
+        self.controlled = preflight.is_controlled(scene)
         n_parts = sum(len(b.template.part_names()) for b in scene.bodies if b.template is not None)
         self.textured = any(c.texture is not None for c in scene.colliders)
-        self._check_memory(n, res)
 
         rows = []
         for ci, c in enumerate(scene.colliders):
@@ -204,19 +191,6 @@ class Simulation:
         pts = pts[dist < 0]
         vel = np.broadcast_to(np.asarray(body.velocity, float)[:d], pts.shape)
         return pts, vel
-
-    def _check_memory(self, n: int, res) -> None:
-        d = self.dim
-        real = 8 if self.np_real == np.float64 else 4
-        per_particle = kf.particle_bytes(d, real)
-        # the block-sparse grid stores its node fields for the whole box
-        grid_bytes = int(np.prod(np.asarray(res, np.int64))) * kf.grid_node_bytes(d, real, self.thermal,
-                                                                                  self.controlled)
-        need = n * per_particle + grid_bytes
-        have = available_memory()
-        if need > 0.8 * have:
-            raise ConfigError(f"{n:,} particles need about {need / 2**30:.1f} GiB but only "
-                              f"{have / 2**30:.1f} GiB is free; use a larger dx or a smaller scene")
 
     def _upload_particles(self, samples) -> None:
         """Write every source's particles: the bodies' ones live, the emitters' fills pooled
@@ -397,6 +371,28 @@ class Simulation:
         """Advance to the time of the next output frame."""
         self.advance_to((self.frame + 1) / self.scene.fps)
         self.frame += 1
+
+    def step_frame_retrying(self, retries: int = BLOWUP_RETRIES) -> list[float]:
+        """``step_frame``, but when the frame blows up (NaN/Inf, a collapsed time step) it starts again
+        from the state it began with at half the cfl, up to ``retries`` times; the scene's cfl is
+        restored afterwards. Returns the cfl of each retry ([]: the first try held); when the last
+        retry blows up too, the SimulationError names the frame, the cfl tried and what to change."""
+        start, cfl, tried = self.state_dict(), self.scene.cfl, []
+        try:
+            while True:
+                try:
+                    self.step_frame()
+                    return tried
+                except SimulationError as exc:
+                    if len(tried) >= retries:
+                        raise SimulationError(f"{exc} (frame {self.frame + 1} was tried {len(tried) + 1} times from "
+                                              f"its start, at cfl {', '.join(f'{c:g}' for c in [cfl, *tried])})"
+                                              ) from None
+                    self.load_state_dict(start)
+                    tried.append(self.scene.cfl / 2)
+                    self.scene.cfl = tried[-1]
+        finally:
+            self.scene.cfl = cfl
 
     def _blow_up(self):
         bad = int(self.knobs.bad[None]) or mpm.count_nonfinite(self.particles_fields)
