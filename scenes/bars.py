@@ -57,9 +57,12 @@ def build(quality: str = "preview", gap: float = 0.1, speed: float = 0.6, dim: i
     return scene
 
 
-# the film's shot: in the corridor, at an angle to the row, he walks out of the cell through the bars
-# towards the camera; it follows him a little and closes in as he reforms
-CAMERA = Camera(position=(4.3, 1.25, -0.9), look_at=(1.45, 0.95, 0.45), fov=42)
+# the film's shot: from the corridor, at 20-45 degrees to the walk (so the gaps between the bars show), he
+# walks out of the cell through the bars towards the camera, which pans and swings round to follow him
+CAMERA = Camera(position=(4.3, 1.3, -0.9), look_at=(1.3, 0.95, 0.5), fov=42,
+                keys=[(0.0, (4.3, 1.3, -0.9), (1.3, 0.95, 0.5)),
+                      (1.6, (4.4, 1.3, -1.0), (1.55, 0.95, 0.5)),
+                      (3.4, (4.6, 1.25, -1.6), (2.35, 0.92, 0.5))])
 
 
 def _cell_block(scene: Scene, across) -> None:
