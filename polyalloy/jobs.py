@@ -124,16 +124,18 @@ class _SignalGuard:
 
 class Progress:
     """One plain-text line per frame on stderr: count, percentage, sim time, the frame's sim and
-    render seconds, elapsed and ETA. On a terminal the line is redrawn in place. The ETA leaves
-    out the first frame once a second is done: the first pays the kernels' compile (minutes on
-    a small CPU), which the frames after it do not."""
+    render seconds, elapsed and ETA. On a terminal the line is redrawn in place. The ETA goes at
+    the pace of the last ``PACE`` frames: the first frames pay the kernels' compile (minutes on a
+    small CPU), and a beat's frames differ in cost (contact takes more substeps)."""
+
+    PACE = 10
 
     def __init__(self, total: int, name: str, enabled: bool, stream=None, verb: str = "render"):
         self.total, self.name, self.enabled, self.verb = total, name, enabled, verb
         self.stream = stream or sys.stderr
         self.tty = enabled and self.stream.isatty()
         self.start = time.perf_counter()
-        self.first = None  # seconds elapsed at the end of the first frame
+        self.ends = []  # seconds elapsed at the end of each of the last PACE + 1 frames
         self.done = 0
 
     def update(self, index: int, t: float, sim_s: float, render_s: float | None, reused: bool = False) -> None:
@@ -142,10 +144,9 @@ class Progress:
             return
         elapsed = time.perf_counter() - self.start
         left = self.total - index - 1
-        if self.first is None:
-            self.first = elapsed
-        rate = (elapsed - self.first) / (self.done - 1) if self.done > 1 else elapsed
-        eta = rate * left
+        self.ends = (self.ends + [elapsed])[-(self.PACE + 1):]
+        pace = (self.ends[-1] - self.ends[0]) / (len(self.ends) - 1) if len(self.ends) > 1 else elapsed
+        eta = pace * left
         what = "" if render_s is None else (" on disk" if reused else f" render {render_s:.2f}s")
         line = (f"{self.verb} {self.name}: frame {index + 1}/{self.total} {100 * (index + 1) // self.total:3d}% "
                 f"t={t:.3f}s sim {sim_s:.2f}s{what} | elapsed {_clock(elapsed)} ETA {_clock(eta)}")

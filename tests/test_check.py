@@ -128,3 +128,18 @@ def test_render_check_writes_the_claims_into_frames_json(tmp_path):
     proc = run_cli(*common, "--frames", "7", "--force")  # judged from frame 0: a verdict
     assert proc.returncode == 0, proc.stderr
     assert json.loads((out / "frames.json").read_text())["claims"]["passed"] is True
+
+
+def test_the_eta_goes_at_the_pace_of_the_last_frames(monkeypatch):
+    import io
+
+    from polyalloy import jobs
+
+    clock = iter([0.0] + [100.0 + k for k in range(30)])  # start; the first frame compiles for 100 s
+    monkeypatch.setattr(jobs.time, "perf_counter", lambda: next(clock))
+    out = io.StringIO()
+    bar = jobs.Progress(40, "x", True, stream=out, verb="check")
+    for k in range(12):
+        bar.update(k, k / 30, 1.0, None)
+    last = out.getvalue().splitlines()[-1]
+    assert last.endswith("ETA 0:28"), last  # 28 frames left at 1 s each, not at the 100 s of the first
