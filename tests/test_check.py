@@ -51,8 +51,9 @@ def test_bars_top_view_holds_its_claims():
 @pytest.mark.parametrize("options,fails", [
     # the walk stops 1.3 s in, before he reaches the bars: nothing is past them
     (("--set", "duration=1.3"), {"past_bars", "stripes", "stripes_fade"}),
-    # copied colours relax in 1 ms, so none is left when a particle leaves the bar
-    (("--set", "control.mimic_decay=0.001"), {"stripes"}),
+    # copied colours relax in 1 ms, so none is left when a particle leaves the bar (by 2.2 s the front
+    # of him has left them: ~half the beat's cost)
+    (("--set", "control.mimic_decay=0.001", "--seconds", "2.2"), {"stripes"}),
 ])
 def test_bars_claims_fail_when_the_beat_goes_wrong(options, fails):
     proc = run_cli("check", *BARS_2D, *options, "--json")
