@@ -145,11 +145,11 @@ class Progress:
         elapsed = time.perf_counter() - self.start
         left = self.total - index - 1
         self.ends = (self.ends + [elapsed])[-(self.PACE + 1):]
-        pace = (self.ends[-1] - self.ends[0]) / (len(self.ends) - 1) if len(self.ends) > 1 else elapsed
-        eta = pace * left
+        # after one frame there is no pace yet (and that frame held the compile)
+        eta = _clock((self.ends[-1] - self.ends[0]) / (len(self.ends) - 1) * left) if len(self.ends) > 1 else "?"
         what = "" if render_s is None else (" on disk" if reused else f" render {render_s:.2f}s")
         line = (f"{self.verb} {self.name}: frame {index + 1}/{self.total} {100 * (index + 1) // self.total:3d}% "
-                f"t={t:.3f}s sim {sim_s:.2f}s{what} | elapsed {_clock(elapsed)} ETA {_clock(eta)}")
+                f"t={t:.3f}s sim {sim_s:.2f}s{what} | elapsed {_clock(elapsed)} ETA {eta}")
         self.stream.write(f"\r{line}\x1b[K" if self.tty else line + "\n")
         self.stream.flush()
 
