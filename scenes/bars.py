@@ -69,8 +69,9 @@ CAMERA = Camera(position=(4.3, 1.3, -0.9), look_at=(1.3, 0.95, 0.5), fov=42,
 
 
 def _cell_block(scene: Scene, across) -> None:
-    """The set, outside the domain so the metal never meets it (the renderer draws colliders): the
-    cell's back wall, the corridor's far wall, and the rail that holds the bars at the top."""
+    """The set, drawn by the renderer as colliders where the metal never reaches: the cell's back
+    wall and the corridor's far wall outside the box, and the rail that holds the bars at the top,
+    above his head."""
     wall = Texture("checker", colors=((0.2, 0.19, 0.17), (0.16, 0.155, 0.14)), period=0.4)
     scene.add_collider("back_wall", Plane(point=(-0.4, 0, 0), normal=(1, 0, 0)), texture=wall)
     scene.add_collider("far_wall", Plane(point=(0, 0, across[-1] + 0.25), normal=(0, 0, -1)), texture=wall)
