@@ -115,6 +115,23 @@ class Before:
         return b - a  # inf when only the first happened
 
 
+class RelativeChange:
+    """A stateful measure: ``|measure(sim) - measure(sim at frame 0)| / |measure(sim at frame 0)|``,
+    e.g. ``RelativeChange(lambda sim: sim.total_mass())`` in an ``always`` claim ``== 0``: the
+    mass is conserved exactly."""
+
+    def __init__(self, measure: Callable):
+        self.measure = measure
+        self.initial = None
+
+    def observe(self, sim) -> None:
+        if self.initial is None:
+            self.initial = float(self.measure(sim))
+
+    def __call__(self, sim) -> float:
+        return abs(float(self.measure(sim)) - self.initial) / abs(self.initial)
+
+
 class Judge:
     """Evaluates a list of claims over one run: call ``observe(sim)`` at every output frame (frame 0
     included) and ``finish(sim)`` after the last; ``results()`` gives one record per claim."""

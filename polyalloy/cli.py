@@ -109,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                    help="change a scene option or parameter, e.g. --set dim=2 --set cfl=0.3 "
                         "--set materials.water.viscosity=0.1 (repeatable)")
+    p.add_argument("--check", action="store_true",
+                   help="judge the scene's claims at every frame, as `polyalloy check` does, into frames.json; "
+                        "exit status 1 when one fails (the files stay written) or when a --resume could only "
+                        "judge from its checkpoint on (partial: no verdict)")
     p.add_argument("--json", action="store_true", help="print a JSON summary of what was written")
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     _add_memory_flag(p)
@@ -210,7 +214,7 @@ def cmd_render(args) -> int:
     source = os.path.abspath(args.scene) if args.scene.endswith(".py") or os.sep in args.scene else args.scene
     job = RenderJob(scene, out, frames, size, formats, quality=args.quality, source=source, params=overrides,
                     resume=args.resume, force=args.force, checkpoint_every=args.checkpoint_every,
-                    progress=not args.no_progress, precision=args.precision)
+                    progress=not args.no_progress, precision=args.precision, judge=args.check)
     job.check()
     _limit_memory(args, scene, size)
     _init_runtime(args)
@@ -222,6 +226,8 @@ def cmd_render(args) -> int:
                    video=os.path.abspath(result.video) if result.video else None, particles=result.particles,
                    substeps=result.substeps, sim_seconds=round(result.sim_seconds, 3),
                    render_seconds=round(result.render_seconds, 3))
+    if args.check:
+        summary["claims"] = result.claims
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -231,7 +237,24 @@ def cmd_render(args) -> int:
               f"substeps, sim {result.sim_seconds:.1f} s, render {result.render_seconds:.1f} s, "
               f"{result.written} files written{again}) are in {out}"
               + "".join(f", {p}" for p in summary["videos"].values()))
-    return 0
+        if args.check:
+            print(_render_verdict(scene.name, result.claims))
+    if not args.check or result.claims["records"] is None:
+        return 0
+    return 0 if result.claims["passed"] else 1
+
+
+def _render_verdict(name: str, claims: dict) -> str:
+    """What ``render --check`` found, for the terminal: the table and one verdict line."""
+    from polyalloy.claims import format_table
+
+    if claims["records"] is None:
+        return f"scene {name} declares no claims (a scene script adds them with claims(scene) beside build)"
+    table = format_table(claims["records"])
+    if claims["partial"]:
+        return (f"{table}\nclaims judged from frame {claims['judged_from']} on only (resumed render): no verdict, "
+                f"not a pass; `polyalloy check {name}` judges the whole run")
+    return f"{table}\nclaims of this render (in frames.json): {'all hold' if claims['passed'] else 'FAILED'}"
 
 
 def cmd_check(args) -> int:

@@ -14,6 +14,14 @@ from its start at half the cfl (``Simulation.step_frame_retrying``); the manifes
 frame's ``retries`` and, when every retry failed, ``failed``. A render holds an flock on
 ``.polyalloy.lock`` in its folder, so a second one into the same folder is refused. MP4 and GIF
 are encoded from the PNG frames at the end.
+
+With ``check``, the scene's claims (``polyalloy.claims``, the same ``Judge`` as ``polyalloy
+check``) are observed at every frame, frame 0 included, and ``frames.json`` carries them under
+``claims``: ``records`` (``Judge.results``), ``passed``, ``final`` (false until the last frame is
+judged), ``judged_from`` (the first frame observed) and ``partial``. A resumed render does not
+have the judge's memory of the frames before its checkpoint (a stateful measure's first mass, the
+time the feet first froze), so it judges from the resumed frame on and says so: ``partial``
+true, ``passed`` None, never a pass. ``polyalloy check`` gives the full verdict.
 """
 from __future__ import annotations
 
@@ -63,6 +71,7 @@ class RenderResult:
     sim_seconds: float = 0.0
     render_seconds: float = 0.0
     substeps: int = 0
+    claims: dict | None = None  # the claims entry of frames.json (``RenderJob.judge``), else None
 
     @property
     def video(self) -> str | None:
@@ -124,13 +133,18 @@ class _SignalGuard:
 
 class Progress:
     """One plain-text line per frame on stderr: count, percentage, sim time, the frame's sim and
-    render seconds, elapsed and ETA. On a terminal the line is redrawn in place."""
+    render seconds, elapsed and ETA. On a terminal the line is redrawn in place. The ETA goes at
+    the pace of the last ``PACE`` frames: the first frames pay the kernels' compile (minutes on a
+    small CPU), and a beat's frames differ in cost (contact takes more substeps)."""
+
+    PACE = 10
 
     def __init__(self, total: int, name: str, enabled: bool, stream=None, verb: str = "render"):
         self.total, self.name, self.enabled, self.verb = total, name, enabled, verb
         self.stream = stream or sys.stderr
         self.tty = enabled and self.stream.isatty()
         self.start = time.perf_counter()
+        self.ends = []  # seconds elapsed at the end of each of the last PACE + 1 frames
         self.done = 0
 
     def update(self, index: int, t: float, sim_s: float, render_s: float | None, reused: bool = False) -> None:
@@ -139,10 +153,12 @@ class Progress:
             return
         elapsed = time.perf_counter() - self.start
         left = self.total - index - 1
-        eta = elapsed / self.done * left
+        self.ends = (self.ends + [elapsed])[-(self.PACE + 1):]
+        # after one frame there is no pace yet (and that frame held the compile)
+        eta = _clock((self.ends[-1] - self.ends[0]) / (len(self.ends) - 1) * left) if len(self.ends) > 1 else "?"
         what = "" if render_s is None else (" on disk" if reused else f" render {render_s:.2f}s")
         line = (f"{self.verb} {self.name}: frame {index + 1}/{self.total} {100 * (index + 1) // self.total:3d}% "
-                f"t={t:.3f}s sim {sim_s:.2f}s{what} | elapsed {_clock(elapsed)} ETA {_clock(eta)}")
+                f"t={t:.3f}s sim {sim_s:.2f}s{what} | elapsed {_clock(elapsed)} ETA {eta}")
         self.stream.write(f"\r{line}\x1b[K" if self.tty else line + "\n")
         self.stream.flush()
 
@@ -185,6 +201,7 @@ class RenderJob:
     checkpoint_every: int | None = None  # frames; default CHECKPOINT_EVERY[quality]
     progress: bool = True
     precision: str | None = None  # f32 or f64; default: the runtime's (lets ``check`` run before polyalloy.init)
+    judge: bool = False  # evaluate the scene's claims frame by frame into frames.json (``render --check``)
 
     def __post_init__(self):
         self.formats = parse_formats(",".join(self.formats))
@@ -277,6 +294,10 @@ class RenderJob:
             self._check_identity(manifest, self.identity())
             if self.resume:
                 self._checkpoint(self.identity())
+            if self.judge:
+                from polyalloy.checks import scene_claims
+
+                scene_claims(self.scene)  # a broken claims() fails before any simulation
         except BaseException:
             self._unlock()
             raise
@@ -309,6 +330,7 @@ class RenderJob:
 
             renderer = SurfaceRenderer(sim, *self.size, self.quality)
         doc = self._manifest(sim, mine)
+        judge = self._judge()
         state = dict(last_checkpoint=result.resumed_from, done=result.resumed_from or 0)
 
         def where() -> str:
@@ -322,6 +344,10 @@ class RenderJob:
                 for k in range(result.resumed_from or 0, self.frames):
                     t0 = time.perf_counter()
                     retries = self._step(sim, doc, guard) if k > sim.frame else []
+                    if judge is not None:
+                        judge.observe(sim)
+                        if k == self.frames - 1:
+                            judge.finish(sim)
                     t1 = time.perf_counter()
                     files, todo, made = self._make_frame(k, sim, renderer)
                     with guard.hold():
@@ -333,6 +359,9 @@ class RenderJob:
                                           sim_seconds=round(t1 - t0, 4), render_seconds=round(t2 - t1, 4),
                                           written=todo, **({"retries": retries} if retries else {}))
                         doc["frames"] = [entries[i] for i in sorted(entries)]
+                        if self.judge:
+                            doc["claims"] = result.claims = self._claims_record(judge, result.resumed_from or 0,
+                                                                                final=k == self.frames - 1)
                         export.write_json_atomic(self._path(MANIFEST), doc)
                         if k % self.checkpoint_every == 0 or k == self.frames - 1:
                             self._save_checkpoint(sim, mine)
@@ -369,6 +398,27 @@ class RenderJob:
                     scene_params={k: getattr(self.scene, k) for k in ("dim", *TUNABLE)},
                     particles=sim.n_particles, frames_total=self.frames, checkpoint=CHECKPOINT,
                     checkpoint_every=self.checkpoint_every, complete=False, videos={}, frames=[])
+
+    def _judge(self):
+        """A fresh ``Judge`` of the scene's claims (None without ``judge`` or without claims)."""
+        if not self.judge:
+            return None
+        from polyalloy.checks import scene_claims
+        from polyalloy.claims import Judge
+
+        claims = scene_claims(self.scene)
+        return None if claims is None else Judge(claims)
+
+    def _claims_record(self, judge, first: int, final: bool) -> dict:
+        """The ``claims`` entry of frames.json (see the module docstring); ``records`` None when the
+        scene declares no claims."""
+        if judge is None:
+            return dict(records=None, passed=None, final=final, judged_from=first, partial=False,
+                        note=f"scene {self.scene.name} declares no claims")
+        records = judge.results()
+        partial = first > 0
+        passed = None if partial or not final else all(r["status"] == "pass" for r in records)
+        return dict(records=records, passed=passed, final=final, judged_from=first, partial=partial)
 
     def _make_frame(self, k: int, sim, renderer) -> tuple[dict, list, dict]:
         """Frame ``k``'s paths by format, the formats to write (missing, or all with ``force``) and, for

@@ -141,3 +141,41 @@ def coverage(sim, body: str) -> float:
         return 0.0
     dist, _ = cKDTree(x).query(centres, k=1, distance_upper_bound=h)
     return float(np.isfinite(dist).mean())
+
+
+def collider_distance(sim, colliders, points=None, body: str | None = None) -> np.ndarray:
+    """Signed distance (m) from each point to the union of the named ``colliders`` (their SDF at
+    ``sim.t``: negative inside). ``points`` (n, dim) default to the live particles of ``body``
+    (every body when None)."""
+    from polyalloy.kernels.sdf import evaluate_sdf
+
+    names = [c.name for c in sim.scene.colliders]
+    unknown = [c for c in colliders if c not in names]
+    if unknown or not colliders:
+        raise ConfigError(f"unknown collider {', '.join(map(repr, unknown)) or '(none named)'}; "
+                          f"the scene has {', '.join(names) or 'none'}")
+    x = _select(sim, body=body)["x"] if points is None else np.asarray(points)
+    x = np.ascontiguousarray(x, dtype=sim.np_real)
+    best = np.full(len(x), np.inf)
+    if len(x) == 0:
+        return best
+    out = np.zeros(len(x), dtype=sim.np_real)
+    for name in colliders:
+        evaluate_sdf(sim.colliders, names.index(name), x, out, float(sim.t))
+        best = np.minimum(best, out)
+    return best
+
+
+def particles_inside(sim, colliders, body: str | None = None, depth: float = 0.0) -> int:
+    """How many live particles (of ``body``) lie more than ``depth`` (m) inside the named
+    ``colliders`` (SDF < -depth). G2P pushes a particle that ends inside a collider back onto its
+    surface, where it sits up to the rounding of its coordinates (float32: ~1e-7 m at 1 m)."""
+    return int((collider_distance(sim, colliders, body=body) < -depth).sum())
+
+
+def mass_fraction_beyond(sim, axis: int, value: float, body: str | None = None) -> float:
+    """Fraction of the live mass (of ``body``) whose coordinate ``axis`` exceeds ``value`` (m)."""
+    s = _select(sim, body=body)
+    m = s["mass"].astype(np.float64)
+    total = m.sum()
+    return float(m[s["x"][:, axis] > value].sum() / total) if total > 0 else 0.0

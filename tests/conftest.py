@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 import polyalloy
-from polyalloy import validate
-from polyalloy.kernels.sdf import evaluate_sdf
+from polyalloy import metrics, validate
 from polyalloy.scene import Scene
 from polyalloy.simulation import Simulation
 from polyalloy.validate import centre_of_mass  # noqa: F401  (tests import it from here)
@@ -56,10 +55,8 @@ def make_scene(dim: int, name: str = "test", size=(1.0, 1.0, 1.0), dx: float | N
 def collider_distance(sim: Simulation, owner: int = -1) -> np.ndarray:
     """Signed distance (m) of every particle to collider ``owner`` (an index into
     ``scene.colliders``; -1: the union of them all) at the simulation's time ``sim.t``."""
-    x = np.ascontiguousarray(sim.particles()["x"], dtype=sim.np_real)
-    out = np.empty(len(x), dtype=sim.np_real)
-    evaluate_sdf(sim.colliders, owner, x, out, sim.t)
-    return out
+    names = [c.name for c in sim.scene.colliders]
+    return metrics.collider_distance(sim, names if owner < 0 else [names[owner]], points=sim.particles()["x"])
 
 
 def run_frames(sim: Simulation, frames: int, probe) -> list:
