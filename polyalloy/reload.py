@@ -172,9 +172,10 @@ class KernelReloader:
         """Reload the modules ``names`` (default: the changed ones) and their importers. A module
         that fails to import is rolled back at once (``error`` set); otherwise the reload is
         ``pending`` until ``commit`` (its kernels ran) or ``rollback`` (they failed)."""
-        if self.pending is not None:  # a newer save replaces an untried reload
-            self.rollback()
         names = list(self.changed() if names is None else names)
+        if self.pending is not None:  # a newer save before the last reload ran: redo both at once
+            names = sorted(set(names) | set(self.pending.modules))
+            self.rollback()
         if not names:
             return Reload([], time.time())
         stamps = [self._stamps.get(n, (time.time(), 0))[0] for n in names]

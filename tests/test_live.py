@@ -199,10 +199,35 @@ def _vulkan() -> bool:
 @pytest.mark.skipif(not _vulkan(), reason="no Vulkan loader and driver (apt-get install libvulkan1 "
                                           "mesa-vulkan-drivers) for the GGUI window")
 def test_window_opens_headless_and_saves_a_screenshot(tmp_path):
+    """The window off screen (its own process: a broken Vulkan would take pytest down with it):
+    a click shoots, a right drag pulls, the view toggles, and the screenshot shows image and panel."""
     png = tmp_path / "window.png"
-    out = subprocess.run([sys.executable, "-m", "polyalloy.cli", "live", "stand", "--arch", "cpu", "--size", "320x184",
-                          "--screenshot", str(png), "--frames", "4"], capture_output=True, text=True, timeout=600)
+    script = f"""
+import json
+import polyalloy
+polyalloy.init(arch="cpu")
+from polyalloy.live import LiveSession
+from polyalloy.window import LiveWindow
+s = LiveSession("stand", size=(320, 184))
+w = LiveWindow(s, show=False)
+w.frame()
+w.press("left", (0.5, 0.4))
+damaged = int((s.sim.particles()["damage"] > 0).sum())
+w.press("right", (0.5, 0.2))
+w.move((0.7, 0.2), left=False, right=True)
+w.release("right")
+w.key("v")
+w.frame()
+w.key("v")
+for _ in range(3):
+    w.frame()
+    w.screenshot({str(png)!r})
+print(json.dumps(dict(kinds=[e["kind"] for e in s.timeline], damaged=damaged)))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["kinds"] == ["shot", "grab", "drag", "release"] and result["damaged"] > 5
     from PIL import Image
 
     img = np.asarray(Image.open(png).convert("RGB")).astype(float)
@@ -220,3 +245,34 @@ def test_notebook_runs():
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)  # the rendered frame was shown
+
+
+def test_emitter_rate_retimes_the_fills_to_come():
+    from polyalloy.materials import Fluid
+    from polyalloy.scene import Scene
+    from polyalloy.shapes import Box
+
+    sc = Scene(name="spout", dim=2, domain=((0, 0), (1, 1)), dx=0.04)
+    sc.add_material("water", Fluid(density=1000.0, bulk_modulus=1e4))
+    sc.add_body("pool", Box(centre=(0.5, 0.1, 0), half_size=(0.4, 0.05, 0.1)), "water")
+    sc.pour("spout", Box(centre=(0.5, 0.8, 0), half_size=(0.06, 0.03, 0.1)), "water", rate=0.02,
+            velocity=(0.0, -1.0, 0.0), start=0.0, end=1.0)
+    s = LiveSession(sc, size=SIZE, fps=30)
+    try:
+        s.step(3)
+        fills = s.sim.fills[s.sim._next_fill:]
+        old_gap = fills[1][0] - fills[0][0]
+        s.set("emitters.spout.rate", 0.08)
+        fills = s.sim.fills[s.sim._next_fill:]
+        gaps = np.diff([f[0] for f in fills])
+        np.testing.assert_allclose(gaps, old_gap / 4, rtol=1e-6)  # four times the rate: a quarter of the wait
+        assert fills[0][0] >= s.sim.t - 1e-12
+        n, pooled = s.sim.n_particles, sum(f[2] - f[1] for f in fills)
+        # the spout fills 0.0072 m^2 every 0.36 s at 0.02 m^2/s: by t = 0.3 s the two fills left
+        # would still wait; at 0.08 m^2/s they come at 0.1 s and 0.19 s
+        s.step(6)
+        assert s.sim.t < fills[0][0] + old_gap
+        assert s.sim._next_fill == len(s.sim.fills) and s.sim.n_particles - n == pooled
+        assert s.get("emitters.spout.rate") == 0.08
+    finally:
+        s.close()
