@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="change a scene option or parameter before the start, as for render (repeatable)")
     p.add_argument("--fps", type=float, help="frames per second of scene time: each frame advances time_scale/fps "
                                              "s (default: 60 in 2D, 30 in 3D)")
-    p.add_argument("--size", help="image size WIDTHxHEIGHT (default: 640x360)")
+    p.add_argument("--size", help="image size WIDTHxHEIGHT, scaled up in the window (default: 320x184)")
     p.add_argument("--view", default="surface", choices=("surface", "points"), help="what to draw (default: surface)")
     p.add_argument("--benchmark", type=int, metavar="N",
                    help="no window: time N frames (simulation and drawing) and print frames/s and the real-time factor")
@@ -308,7 +308,7 @@ def cmd_live(args) -> int:
         raise ConfigError("give a scene or --replay FILE, not both (the saved run names its scene)")
     if not args.scene and not args.replay:
         raise ConfigError("live needs a scene (see `polyalloy list`) or --replay FILE")
-    size = _parse_size(args.size or "640x360", "preview")
+    size = _parse_size(args.size, "preview") if args.size else live.SIZE
     if args.frames < 1:
         raise ConfigError(f"--frames must be >= 1, got {args.frames}")
     _init_runtime(args)

@@ -25,7 +25,7 @@ import numpy as np
 
 from polyalloy.errors import ConfigError, SimulationError
 
-PANEL = 340  # px, the controls panel's width
+PANEL = 400  # px, the controls panel's width
 MIN_HEIGHT = 540  # px; a smaller image is scaled up to this
 MAX_RECORD = 3600  # frames kept while recording (then the video is written)
 ORBIT_STEP, ZOOM_STEP = 5.0, 1.1  # degrees per key press; distance factor per press
@@ -243,7 +243,7 @@ class LiveWindow:
                 cur = s.get(k.key)
                 if k.log:
                     lo, hi = math.log10(k.lo), math.log10(k.hi)
-                    new = 10 ** g.slider_float(f"{k.label} (log10)", math.log10(max(cur, k.lo)), lo, hi)
+                    new = 10 ** g.slider_float(f"log {k.label}", math.log10(max(cur, k.lo)), lo, hi)
                 else:
                     new = g.slider_float(k.label, cur, k.lo, k.hi)
                 if abs(new - cur) > 1e-6 * max(1.0, abs(cur)):
