@@ -68,6 +68,7 @@ class LiveWindow:
         self._last_cursor = None
         self._fps = 0.0
         self._orbit = None  # (yaw, pitch, distance) once the camera was moved
+        self._told = None  # the last reload reported on the console
 
     # --- input ----------------------------------------------------------------------------
     def image_uv(self, x: float, y: float):
@@ -277,6 +278,11 @@ class LiveWindow:
                     self.toggle_record()
         for err in self.s.errors[errors:]:
             print(f"polyalloy: reload failed, the previous kernels keep running: {err}", flush=True)
+        last = self.s.last_reload
+        if last is not None and last is not self._told and last.seconds is not None and not last.error:
+            print(f"polyalloy: reloaded {', '.join(last.modules)} in {last.seconds:.1f} s (save -> first frame)",
+                  flush=True)
+            self._told = last
         self._draw()
         self._fps = 0.8 * self._fps + 0.2 / max(time.perf_counter() - t0, 1e-6)
 

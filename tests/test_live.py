@@ -209,7 +209,7 @@ polyalloy.init(arch="cpu")
 from polyalloy.live import LiveSession
 from polyalloy.window import LiveWindow
 s = LiveSession("stand", size=(320, 184))
-w = LiveWindow(s, show=False)
+w = LiveWindow(s, show=False, out_dir={str(tmp_path)!r})
 w.frame()
 w.press("left", (0.5, 0.4))
 damaged = int((s.sim.particles()["damage"] > 0).sum())
@@ -219,15 +219,25 @@ w.release("right")
 w.key("v")
 w.frame()
 w.key("v")
+w.key("m")
+w.frame()
+w.key("m")
+w.key("o")
+kinds = [e["kind"] for e in s.timeline]
+w.key("r")
 for _ in range(3):
     w.frame()
     w.screenshot({str(png)!r})
-print(json.dumps(dict(kinds=[e["kind"] for e in s.timeline], damaged=damaged)))
+print(json.dumps(dict(kinds=kinds, damaged=damaged, t=s.sim.t)))
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["kinds"] == ["shot", "grab", "drag", "release"] and result["damaged"] > 5
+    assert abs(result["t"] - 3 / 60) < 1e-9  # reset to 0, then three frames
+    assert len(list(tmp_path.glob("live_stand_video_*.mp4"))) == 1  # m, a frame, m: a one-frame video
+    saved = list(tmp_path.glob("live_stand_run_*.json"))
+    assert len(saved) == 1 and len(json.loads(saved[0].read_text())["timeline"]) == 4
     from PIL import Image
 
     img = np.asarray(Image.open(png).convert("RGB")).astype(float)
