@@ -311,6 +311,8 @@ def cmd_live(args) -> int:
     size = _parse_size(args.size, "preview") if args.size else live.SIZE
     if args.frames < 1:
         raise ConfigError(f"--frames must be >= 1, got {args.frames}")
+    if args.benchmark is not None and not 1 <= args.benchmark <= 100_000:
+        raise ConfigError(f"--benchmark needs 1 to 100000 frames, got {args.benchmark}")
     _init_runtime(args)
     opts = dict(fps=args.fps, size=size, view=args.view, kernels=args.kernels)
     if args.replay:
