@@ -161,6 +161,34 @@ def build_parser() -> argparse.ArgumentParser:
                         "momentum, thermal_energy, dam_break")
     p.add_argument("--json", action="store_true", help="print the record as JSON")
     _add_runtime_flags(p)
+
+    p = sub.add_parser("live", help="run a scene in a window with sliders, pokes and kernel hot reload",
+                       description="Open a window (Taichi GGUI, needs Vulkan) that runs SCENE live: sliders for "
+                                   "its live parameters, mouse pokes (click: shoot, right-drag: pull, shift/ctrl "
+                                   "+ click: heat/chill), keys (space pause, n step, r reset, p screenshot, m "
+                                   "record MP4, v surface/points, arrows orbit, +/- zoom) and kernel hot reload: "
+                                   "saving a file in the kernels folder reloads it. --benchmark N times N frames "
+                                   "without a window.")
+    p.add_argument("scene", nargs="?", help="a shipped scene name or a path to a scene .py file")
+    p.add_argument("--quality", default="preview", choices=("preview", "film"), help="the scene's size (default: preview)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                   help="change a scene option or parameter before the start, as for render (repeatable)")
+    p.add_argument("--fps", type=float, help="frames per second of scene time: each frame advances time_scale/fps "
+                                             "s (default: 60 in 2D, 30 in 3D)")
+    p.add_argument("--size", help="image size WIDTHxHEIGHT, scaled up in the window (default: 320x184)")
+    p.add_argument("--view", default="surface", choices=("surface", "points"), help="what to draw (default: surface)")
+    p.add_argument("--benchmark", type=int, metavar="N",
+                   help="no window: time N frames (simulation and drawing) and print frames/s and the real-time factor")
+    p.add_argument("--kernels", metavar="DIR", help="run on the kernel modules in DIR (a copy written by "
+                                                   "--export-kernels) and watch them for edits")
+    p.add_argument("--export-kernels", metavar="DIR", help="write a copy of the kernel modules into the new folder "
+                                                          "DIR and exit")
+    p.add_argument("--replay", metavar="FILE", help="replay a run saved from the window (key o) or LiveSession.save")
+    p.add_argument("--screenshot", metavar="PNG", help="run the window without showing it for --frames frames, "
+                                                       "save a screenshot of it and exit")
+    p.add_argument("--frames", type=int, default=30, help="frames to run with --screenshot (default: 30)")
+    p.add_argument("--json", action="store_true", help="print the --benchmark result as JSON")
+    _add_runtime_flags(p)
     return parser
 
 
@@ -316,7 +344,45 @@ def cmd_validate(args) -> int:
     return 0 if report["passed"] else 1
 
 
-COMMANDS = {"list": cmd_list, "render": cmd_render, "check": cmd_check, "bench": cmd_bench,
+def cmd_live(args) -> int:
+    from polyalloy import live, reload
+
+    if args.export_kernels:
+        path = reload.export_kernels(args.export_kernels)
+        print(f"kernels written to {path}; run `polyalloy live SCENE --kernels {path}` and edit them there")
+        return 0
+    if args.replay and args.scene:
+        raise ConfigError("give a scene or --replay FILE, not both (the saved run names its scene)")
+    if not args.scene and not args.replay:
+        raise ConfigError("live needs a scene (see `polyalloy list`) or --replay FILE")
+    size = _parse_size(args.size, "preview") if args.size else live.SIZE
+    if args.frames < 1:
+        raise ConfigError(f"--frames must be >= 1, got {args.frames}")
+    if args.benchmark is not None and not 1 <= args.benchmark <= 100_000:
+        raise ConfigError(f"--benchmark needs 1 to 100000 frames, got {args.benchmark}")
+    _init_runtime(args)
+    opts = dict(fps=args.fps, size=size, view=args.view, kernels=args.kernels)
+    if args.replay:
+        session = live.LiveSession.load(args.replay, **opts)
+        session.replay()
+    else:
+        session = live.LiveSession(args.scene, args.quality, _parse_set(args.set), **opts)
+    if args.benchmark is not None:
+        r = live.benchmark(session, args.benchmark, args.view)
+        if args.json:
+            print(json.dumps(r, indent=2))
+        else:
+            print(f"{r['scene']} ({r['dim']}D, {r['particles']:,} particles, {r['view']} {size[0]}x{size[1]}): "
+                  f"{r['fps']:.1f} frames/s at {r['frame_dt'] * 1000:.1f} ms of scene time per frame, real-time "
+                  f"factor {r['realtime']:.2f} (simulation {r['sim_ms']:.0f} ms + drawing {r['render_ms']:.0f} ms "
+                  f"a frame, {r['substeps_per_frame']:.1f} substeps a frame; warm-up {r['warmup_s']:.0f} s)")
+        return 0
+    from polyalloy import window
+
+    return window.run(session, screenshot=args.screenshot, frames=args.frames)
+
+
+COMMANDS = {"live": cmd_live, "list": cmd_list, "render": cmd_render, "check": cmd_check, "bench": cmd_bench,
             "validate": cmd_validate}
 
 

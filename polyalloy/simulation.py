@@ -129,6 +129,7 @@ class Simulation:
         self.control_table.source_color.from_numpy(self.source_colors().astype(self.np_real))
         self._upload_particles(samples)
         self.controller = None
+        self.forces = []  # callables force(sim, dt) run at the start of every substep (the live pokes)
         if self.controlled:
             from polyalloy.control import Controller
 
@@ -284,8 +285,10 @@ class Simulation:
         return min(self.scene.dt_max, self.heat_dt, self.scene.cfl * self.scene.dx / max(speed + wave, 1e-9))
 
     def substep(self, dt: float) -> None:
-        """One MLS-MPM substep of ``dt`` seconds (after the heat sources active now)."""
+        """One MLS-MPM substep of ``dt`` seconds (after ``forces`` and the heat sources active now)."""
         pf, g = self.particles_fields, self.grid
+        for force in self.forces:
+            force(self, dt)
         for i, e in enumerate(self.heaters):
             if e.start <= self.t < e.end:
                 m = kev.mass_in_region(pf, self.regions, i, self.t)
@@ -340,20 +343,8 @@ class Simulation:
         """Fire the gunshots and grenades and switch on the emitter fills due at ``t``."""
         pf = self.particles_fields
         while self._next_impulse < len(self.impulses) and self.impulses[self._next_impulse].time <= self.t + 1e-12:
-            e = self.impulses[self._next_impulse]
             self._next_impulse += 1
-            centre = np.asarray(e.point, self.np_real)[: self.dim]
-            m = kev.mass_in_sphere(pf, centre, e.radius)
-            if m <= 0:
-                continue
-            if isinstance(e, Gunshot):
-                direction = np.asarray(e.direction, float)[: self.dim]
-                dv = (direction / np.linalg.norm(direction) * e.impulse / m).astype(self.np_real)
-                kev.kick(pf, centre, e.radius, dv, 0.0, e.damage, 0.0)
-            else:
-                kev.kick(pf, centre, e.radius, np.zeros(self.dim, self.np_real), e.impulse / m, 0.0, e.heat / m)
-                self.events_energy += e.heat
-            self.knobs.max_speed[None] = max(float(self.knobs.max_speed[None]), e.impulse / m)
+            self.apply_impulse(self.impulses[self._next_impulse - 1])
         while self._next_fill < len(self.fills) and self.fills[self._next_fill][0] <= self.t + 1e-12:
             _, start, end, energy = self.fills[self._next_fill]
             self._next_fill += 1
@@ -361,6 +352,23 @@ class Simulation:
             self.spawned_energy += energy
             self.knobs.max_speed[None] = max(float(self.knobs.max_speed[None]), max(
                 float(np.linalg.norm(np.asarray(e.velocity, float)[: self.dim])) for e in self.scene.emitters))
+
+    def apply_impulse(self, e) -> float:
+        """Fire a ``Gunshot`` or ``Grenade`` now (whatever its ``time``); returns the mass (kg) it hit."""
+        pf = self.particles_fields
+        centre = np.asarray(e.point, self.np_real)[: self.dim]
+        m = kev.mass_in_sphere(pf, centre, e.radius)
+        if m <= 0:
+            return 0.0
+        if isinstance(e, Gunshot):
+            direction = np.asarray(e.direction, float)[: self.dim]
+            dv = (direction / np.linalg.norm(direction) * e.impulse / m).astype(self.np_real)
+            kev.kick(pf, centre, e.radius, dv, 0.0, e.damage, 0.0)
+        else:
+            kev.kick(pf, centre, e.radius, np.zeros(self.dim, self.np_real), e.impulse / m, 0.0, e.heat / m)
+            self.events_energy += e.heat
+        self.knobs.max_speed[None] = max(float(self.knobs.max_speed[None]), e.impulse / m)
+        return m
 
     def energy_accounts(self) -> dict:
         """Energy (J) that entered since t = 0 by each route; see ``polyalloy.metrics.energy_budget``."""
