@@ -173,13 +173,15 @@ class _Origin:
 
 
 class _Stuck:
-    """The stuck feet, from the first frame on which 90% of the feet (``_Origin``) are below the
-    brittle point (``since``) until the man's centre of mass has moved on ``WALKED_ON`` m past
-    them along x (or the shot): the largest median speed (m/s) of the frozen feet and their
-    highest median height above the floor (m) meanwhile, and how far the centre moved (m)."""
+    """The stuck feet. On the first frame on which 90% of the feet (``_Origin``) are below the
+    brittle point (``since``), the frozen foot particles within a cell of the floor are the planted
+    feet; from then until the man's centre of mass has moved on ``WALKED_ON`` m along x (or the
+    shot): the largest median speed (m/s) of the planted feet, their highest median height above
+    the floor (m), and how far the centre moved (m)."""
 
     def __init__(self, origin: _Origin, until: float):
         self.origin, self.until, self.since, self.x0, self.seen = origin, until, None, None, None
+        self.planted = None
         self.speed, self.height, self.moved = 0.0, 0.0, 0.0
 
     def view(self, name: str):
@@ -195,12 +197,17 @@ class _Stuck:
                 return
             self.since = sim.t
             self.x0 = _com(sim)
+            s = sim.particles()
+            low = s["x"][s["body"] == 0][:, 1] < FLOOR + sim.scene.dx
+            self.planted = self.origin.masks["feet"] & _frozen(sim) & low
         if self.moved >= WALKED_ON:
             return  # the body has moved on: what the feet do later (the legs snap) is another claim
         s = sim.particles()
         man = s["body"] == 0
-        feet = self.origin.masks["feet"] & _frozen(sim)
-        if feet.any():
+        feet = self.planted
+        if not feet.any():  # no foot froze onto the floor: nothing stuck
+            self.speed = self.height = math.inf
+        else:
             self.speed = max(self.speed, float(np.median(np.linalg.norm(s["v"][man][feet], axis=1))))
             self.height = max(self.height, float(np.median(s["x"][man][feet][:, 1])) - FLOOR)
         self.moved = max(self.moved, _com(sim) - self.x0)
