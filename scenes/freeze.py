@@ -1,4 +1,4 @@
-"""Freeze: a nitrogen spill freezes the metal man, his legs and arm snap, a shot shatters him, molten steel thaws the pieces and he reforms.
+"""Freeze: a nitrogen spill freezes the metal man, his legs snap, a shot shatters him, molten steel thaws the pieces and he reforms.
 
 The second beat of the film, composed of the engine's physics (timeline, with the default
 options; ``T_*`` below):
@@ -8,22 +8,26 @@ options; ``T_*`` below):
    above his head, at 77 K). Part of the floor is a steel plate (``plate``).
 2. The tanker splits: liquid nitrogen floods the plate (a pour, ``flood``), and the plate, drenched,
    is at 77 K from ``T_COLD`` on.
-3. He walks into the flood: the nitrogen and the cold plate freeze him from the feet up (frost);
-   frozen metal has no grip, so the controller cannot move what froze.
-4. His frozen feet stick to the 77 K plate; his upper body, still mimetic, walks on and the frozen
-   legs snap and stay behind as pieces of their own.
+3. He walks into the flood: the nitrogen, the cold plate and the cold vapour over the spill
+   (the air, retempered to 77 K) freeze him from the feet up (frost); frozen metal has no grip,
+   so the controller cannot move what froze.
+4. His frozen legs are held by the plate; his upper body, still mimetic, walks on and the frozen
+   legs snap and stay behind as a piece of their own. (Measured in 2D: the feet freeze in
+   mid-stride, not planted, so the ``feet_stuck`` and ``feet_on_floor`` claims fail.)
 5. He reaches up (the arm is raised by the walk cycle as he nears the line) and his hand hits the
-   cold line, which bursts over it (a second pour, ``drench``): the arm freezes onto the line and
-   snaps off when the body walks on; then the drench freezes the rest of him and he falls.
-6. A gunshot at ``T_SHOT`` shatters the frozen body into many pieces; the pieces freeze onto the
-   cold plate and lie at rest.
-7. The line runs empty (adiabatic at ``T_EMPTY``: the hanging arm drops) and a crucible tips:
+   cold line, which bursts over it (a second pour, ``drench``); then the drench and the vapour
+   freeze the rest of him and he falls. (Measured in 2D: the hand freezes on the line but the arm
+   is not pulled off it, so the ``arm_off`` claim fails.)
+6. A gunshot at ``T_SHOT`` shatters the frozen body into many pieces, which come to rest on the
+   cold plate (those that slid past its end, toward the crucible, on the floor).
+7. The line runs empty (adiabatic at ``T_EMPTY``) and a crucible tips:
    molten steel (1800 K) overflows onto the floor next to the plate. Heat path of the thaw: the
    steel runs under the plate's edge and heats the plate (contact through the floor): from
    ``T_HOT`` the plate is held at ``PLATE_HOT`` K (art-directed: a thick plate under a thin
    overflow warms far below the steel's 1800 K), so the pieces lying on it warm above the brittle
    point and become mimetic again, and none can melt (the plate is ~550 K below the melting
-   point). ``steel_heat=0`` removes that heat: the plate only stops being cold.
+   point). Pieces beyond the plate's end are touched by the overflow itself. ``steel_heat=0``
+   removes the plate's heat: the plate only stops being cold.
 8. The thawed pieces are gripped again: they crawl together, coalesce into one blob and the blob
    rises into the man (the controller's healing and reform), standing at the end of his walk.
 
