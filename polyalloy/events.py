@@ -6,6 +6,10 @@
   the particles within ``radius`` of ``point``.
 - ``HeatSource``: from ``start`` to ``end`` (s), ``power`` (W; negative chills) shared by
   the particles inside ``region`` (a Shape), by mass.
+- ``Retemper`` (``Scene.retemper``): at ``time`` (s), the collider named ``collider`` takes
+  ``temperature`` (K; None: adiabatic from then on): a floor chilled by a spill, a pipe that runs
+  empty, a plate that hot metal runs onto. ``collider="air"`` changes the air instead: its
+  temperature and, when given, its ``coefficient`` (W/(m^2 K)): cold vapour over a spill.
 - ``Emitter`` (``Scene.pour``): from ``start`` to ``end``, a fresh fill of ``shape`` with
   ``material`` at ``temperature`` (K) and ``velocity`` (m/s) every ``shape volume / rate``
   seconds (``rate`` in m^3/s). Its particles are allocated with the simulation (a pool) and
@@ -76,6 +80,32 @@ class HeatSource:
         _finite("heat source", self.start, self.end, self.power)
         if not 0 <= self.start < self.end:
             raise ConfigError(f"heat source: needs 0 <= start < end, got {self.start}, {self.end}")
+
+
+AIR = "air"  # the name Retemper gives the air around the scene
+
+
+@dataclass
+class Retemper:
+    time: float
+    collider: str
+    temperature: float | None
+    coefficient: float | None = None
+
+    def __post_init__(self):
+        _finite("retemper", self.time)
+        if self.time < 0:
+            raise ConfigError(f"retemper {self.collider!r}: needs time >= 0, got {self.time}")
+        if self.collider == AIR and self.temperature is None:
+            raise ConfigError("retemper air: needs a temperature")
+        if self.coefficient is not None and not (isinstance(self.coefficient, (int, float))
+                                                 and 0 <= self.coefficient <= 1e6):
+            raise ConfigError(f"retemper {self.collider!r}: coefficient must be in [0, 1e6] W/(m^2 K), "
+                              f"got {self.coefficient!r}")
+        if self.temperature is not None and not (isinstance(self.temperature, (int, float))
+                                                 and 0 < self.temperature < 1e5):
+            raise ConfigError(f"retemper {self.collider!r}: temperature must be in (0, 1e5) K or None, "
+                              f"got {self.temperature!r}")
 
 
 @dataclass

@@ -77,20 +77,9 @@ def fragments(sim, body: str | None = None, material: str | None = None, distanc
     loose grain (a fragment of one) and a crack of rubble between two chunks parts them even
     where they touch. Returns the particle count of each component with at least
     ``min_particles``, largest first."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-    from scipy.spatial import cKDTree
-
-    s = _select(sim, material, body)
-    x = s["x"].astype(np.float64)
-    if len(x) == 0:
+    labels = fragment_labels(sim, body, material, distance)
+    if len(labels) == 0:
         return []
-    spacing = sim.scene.dx / sim.scene.particles_per_cell
-    pairs = cKDTree(x).query_pairs(distance or 1.5 * spacing, output_type="ndarray")
-    intact = s["damage"] < 1.0
-    pairs = pairs[intact[pairs[:, 0]] & intact[pairs[:, 1]]]
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(x), len(x)))
-    _, labels = connected_components(graph, directed=False)
     sizes = np.bincount(labels)
     return sorted((int(c) for c in sizes if c >= min_particles), reverse=True)
 
@@ -179,3 +168,70 @@ def mass_fraction_beyond(sim, axis: int, value: float, body: str | None = None) 
     m = s["mass"].astype(np.float64)
     total = m.sum()
     return float(m[s["x"][:, axis] > value].sum() / total) if total > 0 else 0.0
+
+
+def fragment_labels(sim, body: str | None = None, material: str | None = None,
+                    distance: float | None = None) -> np.ndarray:
+    """The component label of each selected live particle (in ``Simulation.particles`` order,
+    restricted to ``body``/``material``), by the linking rule of ``fragments``."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    s = _select(sim, material, body)
+    x = s["x"].astype(np.float64)
+    if len(x) == 0:
+        return np.zeros(0, np.int64)
+    spacing = sim.scene.dx / sim.scene.particles_per_cell
+    pairs = cKDTree(x).query_pairs(distance or 1.5 * spacing, output_type="ndarray")
+    intact = s["damage"] < 1.0
+    pairs = pairs[intact[pairs[:, 0]] & intact[pairs[:, 1]]]
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(x), len(x)))
+    return connected_components(graph, directed=False)[1]
+
+
+def below_fraction(sim, temperature: float, body: str | None = None) -> float:
+    """Mass fraction of the live particles (of ``body``) colder than ``temperature`` (K)."""
+    s = _select(sim, body=body)
+    m = s["mass"].astype(np.float64)
+    return float(m[s["T"] < temperature].sum() / m.sum()) if m.sum() > 0 else 0.0
+
+
+def body_mass(sim, body: str) -> float:
+    """Mass (kg) of the live particles of ``body``."""
+    return float(_select(sim, body=body)["mass"].astype(np.float64).sum())
+
+
+def largest_piece_fraction(sim, body: str) -> float:
+    """Share of ``body``'s live particles in its largest fragment (``fragments``): 1 when it
+    is one piece."""
+    pieces = fragments(sim, body=body)
+    return pieces[0] / sum(pieces) if pieces else 0.0
+
+
+def separated_fraction(sim, body: str, mask: np.ndarray) -> float:
+    """Share of the particles of ``body`` selected by ``mask`` (over its live particles, in
+    ``particles()`` order) that lie in fragments holding no particle outside ``mask``: 1 when
+    they have come off the rest of the body as pieces of their own."""
+    labels = fragment_labels(sim, body=body)
+    mask = np.asarray(mask, bool)
+    if not mask.any():
+        return 0.0
+    mixed = np.zeros(labels.max() + 1, bool)
+    mixed[labels[~mask]] = True
+    return float((~mixed[labels[mask]]).mean())
+
+
+def piece_speeds(sim, body: str, min_particles: int = 1) -> np.ndarray:
+    """Speed (m/s) of the centre of mass of each fragment of ``body`` with at least
+    ``min_particles`` particles, fastest first (single rubble grains are left out by
+    ``min_particles`` > 1)."""
+    s = _select(sim, body=body)
+    labels = fragment_labels(sim, body=body)
+    if len(labels) == 0:
+        return np.zeros(0)
+    m = s["mass"].astype(np.float64)
+    mass = np.bincount(labels, m)
+    v = np.stack([np.bincount(labels, m * s["v"][:, k]) for k in range(sim.dim)], axis=1) / mass[:, None]
+    big = np.bincount(labels) >= min_particles
+    return np.sort(np.linalg.norm(v[big], axis=1))[::-1]

@@ -67,8 +67,11 @@ def grid_shape(scene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def is_thermal(scene) -> bool:
     """Whether the heat step runs: something can change a temperature or a phase."""
+    from polyalloy.events import Retemper
+
     return (any(m.conductivity > 0 or m.kind == POLYALLOY for m in scene.materials.values())
-            or any(c.temperature is not None for c in scene.colliders))
+            or any(c.temperature is not None for c in scene.colliders)
+            or any(isinstance(e, Retemper) and e.temperature is not None for e in scene.events))
 
 
 def is_controlled(scene) -> bool:

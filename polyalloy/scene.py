@@ -17,7 +17,7 @@ import numpy as np
 
 from polyalloy.body import Template, Walk
 from polyalloy.errors import ConfigError
-from polyalloy.events import Emitter, Grenade, Gunshot, HeatSource
+from polyalloy.events import AIR, Emitter, Grenade, Gunshot, HeatSource, Retemper
 from polyalloy.materials import POLYALLOY, Material
 from polyalloy.shapes import Shape, _vec
 from polyalloy.kernels.sdf import SURFACE_NAMES
@@ -130,8 +130,8 @@ class Collider:
     """An analytic obstacle: ``surface`` is ``sticky`` (takes the collider's velocity), ``slip``
     (no normal motion) or ``separate`` (may leave it; Coulomb ``friction`` while in contact).
     A moving collider has ``velocity`` set on its shape. ``temperature`` (K; None: adiabatic)
-    holds the grid nodes inside it at that temperature (a cold floor, a hot crucible); frozen
-    polyalloy sticks to a collider colder than its brittle point. ``texture`` (a ``Texture``)
+    holds the grid nodes inside it at that temperature (a cold floor, a hot crucible; ``Scene.retemper``
+    changes it on the timeline); frozen polyalloy sticks to a collider colder than its brittle point. ``texture`` (a ``Texture``)
     is what mimicking polyalloy that touches it copies."""
 
     name: str
@@ -409,6 +409,17 @@ class Scene:
     def heat(self, region: Shape, power: float, start: float = 0.0, end: float = 1e9) -> "Scene":
         """Add ``power`` (W) to the particles inside ``region`` from ``start`` to ``end`` (s)."""
         self.events.append(HeatSource(start, end, region, power))
+        return self
+
+    def retemper(self, time: float, collider: str, temperature: float | None,
+                 coefficient: float | None = None) -> "Scene":
+        """At ``time`` (s) collider ``collider`` (by name) takes ``temperature`` (K; None: adiabatic);
+        ``collider="air"``: the air takes ``temperature`` and, if given, ``coefficient`` (W/(m^2 K))."""
+        names = [c.name for c in self.colliders]
+        if collider not in names + [AIR]:
+            raise ConfigError(f"retemper: unknown collider {collider!r}; the scene has "
+                              f"{', '.join(names + [AIR])}")
+        self.events.append(Retemper(time, collider, temperature, coefficient))
         return self
 
     def chill(self, region: Shape, power: float, start: float = 0.0, end: float = 1e9) -> "Scene":

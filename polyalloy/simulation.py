@@ -17,7 +17,7 @@ import numpy as np
 from polyalloy import preflight, runtime
 from polyalloy.errors import ConfigError, SimulationError
 from polyalloy.kernels import fields as kf
-from polyalloy.events import Grenade, Gunshot, HeatSource
+from polyalloy.events import AIR, Grenade, Gunshot, HeatSource, Retemper
 from polyalloy.kernels import events as kev
 from polyalloy.kernels import control as kc
 from polyalloy.kernels import heat, mpm
@@ -103,6 +103,12 @@ class Simulation:
                 rows.append(r)
         self.impulses = sorted((e for e in scene.events if isinstance(e, (Gunshot, Grenade))), key=lambda e: e.time)
         self.heaters = [e for e in scene.events if isinstance(e, HeatSource)]
+        names = [c.name for c in scene.colliders]
+        self.retempers = sorted((e for e in scene.events if isinstance(e, Retemper)), key=lambda e: e.time)
+        for e in self.retempers:
+            if e.collider not in names + [AIR]:
+                raise ConfigError(f"retemper: unknown collider {e.collider!r}; the scene has {', '.join(names) or 'none'}")
+        self._collider_rows = [[k for k, r in enumerate(rows) if r["owner"] == ci] for ci in range(len(names))]
         region_rows = []
         for hi_, e in enumerate(self.heaters):
             region_rows += [dict(r, owner=hi_) for r in e.region.rows(d)]
@@ -145,6 +151,7 @@ class Simulation:
         self.spawned_energy = 0.0  # J of enthalpy brought in by emitter fills
         self._next_impulse = 0
         self._next_fill = 0
+        self._next_retemper = 0
         self.t = 0.0
         self.frame = 0
         self.substeps = 0
@@ -337,11 +344,26 @@ class Simulation:
             times.append(self.impulses[self._next_impulse].time)
         if self._next_fill < len(self.fills):
             times.append(self.fills[self._next_fill][0])
+        if self._next_retemper < len(self.retempers):
+            times.append(self.retempers[self._next_retemper].time)
         return max(min(times), self.t)
 
     def _apply_due_events(self) -> None:
-        """Fire the gunshots and grenades and switch on the emitter fills due at ``t``."""
+        """Fire the gunshots and grenades, switch on the emitter fills and change the collider
+        temperatures due at ``t``."""
         pf = self.particles_fields
+        while self._next_retemper < len(self.retempers) and \
+                self.retempers[self._next_retemper].time <= self.t + 1e-12:
+            e = self.retempers[self._next_retemper]
+            self._next_retemper += 1
+            if e.collider == AIR:
+                self.knobs.air_temperature[None] = e.temperature
+                if e.coefficient is not None:
+                    self.knobs.air_coefficient[None] = e.coefficient
+                continue
+            ci = [c.name for c in self.scene.colliders].index(e.collider)
+            for k in self._collider_rows[ci]:
+                self.colliders.temperature[k] = e.temperature or 0.0  # 0: adiabatic on the device
         while self._next_impulse < len(self.impulses) and self.impulses[self._next_impulse].time <= self.t + 1e-12:
             self._next_impulse += 1
             self.apply_impulse(self.impulses[self._next_impulse - 1])

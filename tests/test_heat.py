@@ -251,3 +251,30 @@ def test_heat_flows_and_energy_is_conserved_in_3d():
     s = sim.particles()
     assert s["T"][cold].mean() > 120.0 + 30.0
     assert abs(metrics.energy_budget(sim)["thermal"] - start) <= 0.005 * start
+
+
+@pytest.mark.parametrize("target", ["plate", "air"])
+def test_retemper_changes_a_collider_or_the_air_on_the_timeline(target):
+    """A warm polyalloy block on an adiabatic plate with the air off: nothing cools it until the
+    plate (or the air, with a strong coefficient) is retempered to 77 K at 0.1 s; then it cools,
+    the heat that left is booked as boundary heat and the budget closes. An unknown collider
+    name is a one-line ConfigError."""
+    from polyalloy.errors import ConfigError
+
+    scene = make_scene(2, size=(1.0, 0.6), dx=1 / 64, air_coefficient=0.0)
+    scene.add_material("t1000", Polyalloy())
+    scene.add_body("block", Box(centre=(0.5, 0.15, 0.5), half_size=(0.06, 0.05, 0.1)), "t1000", temperature=293.0)
+    scene.add_collider("plate", Plane(point=(0, 0.1, 0), normal=(0, 1, 0)), friction=0.5)
+    scene.retemper(0.1, target, 77.0, *((1.0e5,) if target == "air" else ()))
+    with pytest.raises(ConfigError, match="unknown collider 'wall'"):
+        scene.retemper(0.1, "wall", 77.0)
+    sim = Simulation(scene)
+    sim.advance_to(0.1)
+    assert np.all(sim.particles()["T"] == pytest.approx(293.0, abs=1e-3))  # nothing cold until 0.1 s
+    assert sim.boundary_energy == 0.0
+    sim.advance_to(0.2)
+    assert sim.boundary_energy < 0  # heat left through the plate or to the air
+    assert sim.particles()["T"].mean() < 293.0 - 20.0  # measured through the plate: 176 K
+    now = float(sim.colliders.temperature[0]) if target == "plate" else float(sim.knobs.air_temperature[None])
+    assert now == 77.0
+    assert metrics.energy_budget(sim)["relative_imbalance"] <= 0.005

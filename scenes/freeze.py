@@ -1,0 +1,313 @@
+"""Freeze: a nitrogen spill freezes the metal man, his legs snap, a shot shatters him, molten steel thaws the pieces and he reforms.
+
+The second beat of the film, composed of the engine's physics (timeline, with the default
+options; ``T_*`` below):
+
+1. The mimetic man walks along the hall floor at ``speed`` m/s past a nitrogen tanker (3D: a
+   cylinder on its side beside his path, at 77 K) under a nitrogen line (a pipe across the hall
+   above his head, at 77 K). Part of the floor is a steel plate (``plate``).
+2. The tanker splits: liquid nitrogen floods the plate (a pour, ``flood``), and the plate, drenched,
+   is at 77 K from ``T_COLD`` on.
+3. He walks into the flood: the nitrogen, the cold plate and the cold vapour over the spill
+   (the air, retempered to 77 K) freeze him from the feet up (frost); frozen metal has no grip,
+   so the controller cannot move what froze.
+4. His frozen legs are held by the plate; his upper body, still mimetic, walks on and the frozen
+   legs snap and stay behind as a piece of their own. (Measured in 2D: the feet freeze in
+   mid-stride, not planted, so the ``feet_stuck`` and ``feet_on_floor`` claims fail.)
+5. He reaches up (the arm is raised by the walk cycle as he nears the line) and his hand hits the
+   cold line, which bursts over it (a second pour, ``drench``); then the drench and the vapour
+   freeze the rest of him and he falls. (Measured in 2D: the hand freezes on the line but the arm
+   is not pulled off it, so the ``arm_off`` claim fails.)
+6. A gunshot at ``T_SHOT`` shatters the frozen body into many pieces, which come to rest on the
+   cold plate (those that slid past its end, toward the crucible, on the floor).
+7. The line runs empty (adiabatic at ``T_EMPTY``) and a crucible tips:
+   molten steel (1800 K) overflows onto the floor next to the plate. Heat path of the thaw: the
+   steel runs under the plate's edge and heats the plate (contact through the floor): from
+   ``T_HOT`` the plate is held at ``PLATE_HOT`` K (art-directed: a thick plate under a thin
+   overflow warms far below the steel's 1800 K), so the pieces lying on it warm above the brittle
+   point and become mimetic again, and none can melt (the plate is ~550 K below the melting
+   point). Pieces beyond the plate's end are touched by the overflow itself. ``steel_heat=0``
+   removes the plate's heat: the plate only stops being cold.
+8. The thawed pieces are gripped again: they crawl together, coalesce into one blob and the blob
+   rises into the man (the controller's healing and reform), standing at the end of his walk.
+
+Options: ``dim`` (2: a side view, no tanker; 3), ``speed`` (m/s), ``steel_heat`` (1 on, 0 off).
+The claims (``claims``) check each step with numbers and report the time each was met.
+"""
+import math
+
+import numpy as np
+
+from polyalloy.body import Humanoid, Walk
+from polyalloy.errors import ConfigError
+from polyalloy.materials import LiquidNitrogen, MoltenSteel, Polyalloy
+from polyalloy.scene import Camera, Scene
+from polyalloy.shapes import Box, Cylinder, Plane, Sphere
+
+FLOOR = 0.05  # m
+START, END = 0.5, 2.6  # m: x where the walk starts and ends
+PLATE = (1.15, 2.75)  # m: x extent of the floor plate the nitrogen floods
+LINE = (2.0, 1.93, 0.09)  # m: x, y and radius of the nitrogen line across the hall
+LN2_T, PLATE_HOT = 77.4, 650.0  # K
+VAPOUR = 1.0e5  # W/(m^2 K): heat transfer from the metal's surface to the cold vapour
+T_WALK, T_COLD, T_DRENCH, T_SHOT, T_EMPTY, T_STEEL, T_HOT = 0.2, 0.55, 2.1, 5.0, 6.2, 6.0, 6.6  # s
+DURATION = 11.0  # s
+SHOT = (2.35, 0.3, 400.0, 0.15)  # x, y (m), impulse (N s; per metre of depth in 2D, halved in 3D), radius (m)
+REACH = (0.85, 0.3, 170.0)  # the raised arm: from metres walked, over metres, to degrees at the shoulder
+
+
+class ReachingMan(Humanoid):
+    """The man of the beat: walks like a ``Humanoid`` and, from ``REACH[0]`` metres along his
+    walk, raises his left arm straight up toward the nitrogen line (over ``REACH[1]`` metres)."""
+
+    def gait(self, s, stride, dim=3):
+        out = super().gait(s, stride, dim)
+        u = min(max((s - REACH[0]) / REACH[1], 0.0), 1.0)
+        out["shoulder_l"] = (1.0 - u) * out.get("shoulder_l", 0.0) + u * REACH[2]
+        out["elbow_l"] = (1.0 - u) * out.get("elbow_l", 0.0)
+        return out
+
+
+def build(quality: str = "preview", dim: int = 3, speed: float = 0.6, steel_heat: int = 1) -> Scene:
+    if dim not in (2, 3):
+        raise ConfigError(f"freeze: dim must be 2 or 3, got {dim}")
+    if not 0.3 <= speed <= 1.5:
+        raise ConfigError(f"freeze: speed must be in [0.3, 1.5] m/s, got {speed}")
+    if steel_heat not in (0, 1):
+        raise ConfigError(f"freeze: steel_heat must be 1 (the steel heats the plate) or 0, got {steel_heat}")
+    dx = {(2, "preview"): 0.025, (2, "film"): 0.0125, (3, "preview"): 0.04, (3, "film"): 0.02}[dim, quality]
+    zc = 1.0  # m: z of the man's path (3D)
+    scene = Scene(name="freeze", dim=dim, domain=((0, 0, 0), (3.6, 2.4, 1.6)), dx=dx, duration=DURATION, fps=24,
+                  camera=Camera(position=(1.6, 1.5, 5.4), look_at=(1.9, 0.8, zc), fov=42))
+    scene.add_material("polyalloy", Polyalloy())
+    # art-directed like the metal's: the violent boiling at a warm surface moves heat as fast as
+    # the metal conducts it (the material's own default is 1500 W/(m K))
+    scene.add_material("nitrogen", LiquidNitrogen(conductivity=3.0e4))
+    scene.add_material("steel", MoltenSteel())
+    scene.add_collider("floor", Plane(point=(0, FLOOR, 0), normal=(0, 1, 0)), friction=0.5)
+    # the plate is flush with the floor: its top face is the floor there
+    half = (PLATE[1] - PLATE[0]) / 2
+    scene.add_collider("plate", Box(centre=(PLATE[0] + half, FLOOR - 0.02, zc), half_size=(half, 0.0201, 0.55)),
+                       friction=0.5, color=(0.5, 0.55, 0.62))
+    scene.retemper(T_COLD, "plate", LN2_T)
+    # the boiling spill fills the hall with nitrogen vapour at 77 K that cools every free surface
+    # (art-directed film boiling, W/(m^2 K)); it clears when the steel comes
+    scene.retemper(T_COLD, "air", LN2_T, VAPOUR)
+    scene.retemper(T_STEEL, "air", scene.air_temperature, scene.air_coefficient)
+    scene.retemper(T_HOT, "plate", PLATE_HOT if steel_heat else None)
+    lx, ly, lr = LINE
+    line = (Cylinder(centre=(lx, ly, 0.8), radius=lr, half_height=0.8, rotation=(90.0, 0.0, 0.0)) if dim == 3
+            else Sphere(centre=(lx, ly, zc), radius=lr))
+    scene.add_collider("line", line, color=(0.75, 0.78, 0.82), temperature=LN2_T)
+    scene.retemper(T_EMPTY, "line", None)
+    # a crucible beyond the plate, tipped toward it
+    scene.add_collider("crucible", Box(centre=(3.25, 0.42, zc), half_size=(0.14, 0.12, 0.14), rotation=(0, 0, 25.0)),
+                       color=(0.25, 0.22, 0.2))
+    if dim == 3:
+        scene.add_collider("tanker", Cylinder(centre=(1.9, FLOOR + 0.36, 0.34), radius=0.32, half_height=0.95,
+                                              rotation=(0.0, 0.0, 90.0)),
+                           color=(0.7, 0.72, 0.75), temperature=LN2_T)
+    man = ReachingMan(position=(START, FLOOR, zc))
+    scene.add_body("man", man, "polyalloy", template=man,
+                   walk=Walk(path=[(START, 0, zc), (END, 0, zc)], speed=speed, start=T_WALK))
+    # the flood: slabs of nitrogen dropped on the plate ahead of him (3D: out of the tanker's split side)
+    fz = 0.75 if dim == 3 else zc
+    _pour(scene, "flood", (1.85, 0.45, fz), (0.55, 0.06, 0.25), (0.0, -1.5, 0.9 if dim == 3 else 0.0), "nitrogen",
+          LN2_T, 0.3, 0.7)
+    # the drench: the burst line pours over his raised arm and then over him
+    _pour(scene, "drench", (lx - 0.1, ly - 0.1, zc), (0.15, 0.04, 0.15), (0.0, -1.2, 0.0), "nitrogen", LN2_T,
+          T_DRENCH, T_DRENCH + 0.6)
+    # the overflow: molten steel from the crucible's lip onto the floor beside the plate
+    _pour(scene, "overflow", (3.06, 0.5, zc), (0.04, 0.05, 0.1), (-1.0, -0.3, 0.0), "steel", 1800.0,
+          T_STEEL, T_STEEL + 0.8)
+    # the shot: from above into the frozen body lying on the plate
+    scene.gunshot(T_SHOT, point=(SHOT[0], SHOT[1], zc), direction=(0.3, -1.0, 0.0), impulse=SHOT[2] * (
+        1.0 if dim == 2 else 0.5), radius=SHOT[3])
+    return scene
+
+
+def _pour(scene, name, centre, half, velocity, material, temperature, start, end):
+    """A pour of ``material`` from a box (``centre``, ``half`` size) at ``velocity``: its rate is
+    the box's cross-section across y times the falling speed |v_y| (m^dim/s), so that each fill
+    lands where the one before it left."""
+    h = np.asarray(half, float)[: scene.dim]
+    rate = float(np.prod(np.delete(2 * h, 1))) * abs(velocity[1])
+    scene.pour(name, Box(centre=centre, half_size=half), material, rate=rate, temperature=temperature,
+               velocity=velocity, start=start, end=end)
+
+
+# --- claims ----------------------------------------------------------------------------------
+WALKED_ON = 0.15  # m: how far the body moves on while the frozen feet stay put
+LEGS = ("thigh_l", "thigh_r", "shin_l", "shin_r", "foot_l", "foot_r")
+ARM = ("upper_arm_l", "forearm_l", "hand_l")
+
+
+def _parts(sim, names) -> np.ndarray:
+    """Which live particles of the man have their home (now) in one of the parts ``names``."""
+    s = sim.particles()
+    tpl = sim.scene.bodies[0].template
+    ids = [tpl.part_names().index(n) for n in names]
+    return np.isin(s["part"][s["body"] == 0], ids)
+
+
+def _frozen(sim) -> np.ndarray:
+    s = sim.particles()
+    return s["phase"][s["body"] == 0] == 0
+
+
+class _Origin:
+    """The man's particles homed at frame 0 in the parts of each group (``feet``, ``torso``): the
+    feet he walks into the flood on, whatever homes the controller gives them later."""
+
+    GROUPS = {"feet": ("foot_l", "foot_r"), "torso": ("torso",)}
+
+    def __init__(self):
+        self.masks = None
+
+    def observe(self, sim) -> None:
+        if self.masks is None:
+            self.masks = {k: _parts(sim, names) for k, names in self.GROUPS.items()}
+
+    def cold(self, sim, group: str) -> float:
+        """Fraction of the group's particles below the brittle point."""
+        self.observe(sim)
+        s = sim.particles()
+        T = s["T"][s["body"] == 0][self.masks[group]]
+        return float((T < sim.scene.materials["polyalloy"].brittle_point).mean())
+
+
+class _Stuck:
+    """The stuck feet. On the first frame on which 90% of the feet (``_Origin``) are below the
+    brittle point (``since``), the frozen foot particles within a cell of the floor are the planted
+    feet; from then until the man's centre of mass has moved on ``WALKED_ON`` m along x (or the
+    shot): the largest median speed (m/s) of the planted feet, their highest median height above
+    the floor (m), and how far the centre moved (m)."""
+
+    def __init__(self, origin: _Origin, until: float):
+        self.origin, self.until, self.since, self.x0, self.seen = origin, until, None, None, None
+        self.planted = None
+        self.speed, self.height, self.moved = 0.0, 0.0, 0.0
+
+    def view(self, name: str):
+        """A measure reading attribute ``name`` (observing this once per frame)."""
+        return _View(self, name)
+
+    def observe(self, sim) -> None:
+        if sim.t > self.until + 1e-9 or self.seen == sim.t:
+            return
+        self.seen = sim.t
+        if self.since is None:
+            if self.origin.cold(sim, "feet") < 0.9:
+                return
+            self.since = sim.t
+            self.x0 = _com(sim)
+            s = sim.particles()
+            low = s["x"][s["body"] == 0][:, 1] < FLOOR + sim.scene.dx
+            self.planted = self.origin.masks["feet"] & _frozen(sim) & low
+        if self.moved >= WALKED_ON:
+            return  # the body has moved on: what the feet do later (the legs snap) is another claim
+        s = sim.particles()
+        man = s["body"] == 0
+        feet = self.planted
+        if not feet.any():  # no foot froze onto the floor: nothing stuck
+            self.speed = self.height = math.inf
+        else:
+            self.speed = max(self.speed, float(np.median(np.linalg.norm(s["v"][man][feet], axis=1))))
+            self.height = max(self.height, float(np.median(s["x"][man][feet][:, 1])) - FLOOR)
+        self.moved = max(self.moved, _com(sim) - self.x0)
+
+
+class _View:
+    def __init__(self, owner, name):
+        self.owner, self.name = owner, name
+
+    def observe(self, sim) -> None:
+        self.owner.observe(sim)
+
+    def __call__(self, sim=None) -> float:
+        return getattr(self.owner, self.name)
+
+
+def _com(sim) -> float:
+    """x (m) of the man's centre of mass."""
+    s = sim.particles()
+    man = s["body"] == 0
+    return float(np.average(s["x"][man][:, 0], weights=s["mass"][man]))
+
+
+class _Change:
+    """Relative change of ``measure(sim)`` since frame 0 (remembers frame 0's value)."""
+
+    def __init__(self, measure):
+        self.measure, self.initial = measure, None
+
+    def observe(self, sim) -> None:
+        if self.initial is None:
+            self.initial = self.measure(sim)
+
+    def __call__(self, sim) -> float:
+        return abs(self.measure(sim) - self.initial) / self.initial
+
+
+def _pieces_of(sim, names, min_particles: int) -> int:
+    """Fragments of the man of at least ``min_particles`` whose particles are 90% or more homed in
+    the parts ``names`` and frozen: the limbs that came off."""
+    from polyalloy import metrics
+
+    labels = metrics.fragment_labels(sim, body="man")
+    mine = _parts(sim, names) & _frozen(sim)
+    size = np.bincount(labels)
+    share = np.bincount(labels, mine) / np.maximum(size, 1)
+    return int(np.count_nonzero((size >= min_particles) & (share >= 0.9)))
+
+
+def claims(scene):
+    from polyalloy import metrics
+    from polyalloy.claims import Before, Claim, FirstTime
+
+    film = scene.quality == "film"
+    # counts scale with the particles of a limb: a 3D preview man has ~10,700 particles, a 2D one ~2,000
+    if scene.dim == 3:
+        limb, arm, grain, shards = 50, 30, 8, 50 if film else 15
+    else:
+        limb, arm, grain, shards = 30, 15, 4, 12
+    T_b = scene.materials["polyalloy"].brittle_point
+    origin = _Origin()
+    feet = FirstTime(lambda sim: origin.cold(sim, "feet") >= 0.9)
+    torso = FirstTime(lambda sim: origin.cold(sim, "torso") >= 0.9)
+    stuck = _Stuck(origin, T_SHOT)
+    return [
+        Claim("feet_frozen", "share of his feet below the brittle point", lambda sim: origin.cold(sim, "feet"),
+              ">=", 0.9, when="ever", until=T_SHOT),
+        Claim("feet_first", "his feet froze before his torso (s between)", Before(feet, torso), ">", 0.0, unit="s"),
+        Claim("frozen_at_shot", "mass fraction below the brittle point when the shot hits",
+              lambda sim: metrics.below_fraction(sim, T_b, body="man"), ">=", 0.95, when=T_SHOT),
+        Claim("feet_stuck", "frozen feet: fastest median speed while the body moved on", stuck.view("speed"),
+              "<=", 0.05, when=T_SHOT, unit="m/s"),
+        Claim("feet_on_floor", "frozen feet: highest median height above the floor meanwhile",
+              stuck.view("height"), "<=", 0.1, when=T_SHOT, unit="m"),
+        Claim("walked_on", "his centre of mass moved on past his stuck feet", stuck.view("moved"),
+              ">=", WALKED_ON, when="ever", until=T_SHOT, unit="m"),
+        Claim("legs_off", f"frozen leg pieces of >= {limb} particles, apart from the body",
+              lambda sim: _pieces_of(sim, LEGS, limb), ">=", 2 if scene.dim == 3 else 1, when="ever", until=T_SHOT),
+        Claim("arm_off", f"frozen pieces of the left arm of >= {arm} particles, apart from the body",
+              lambda sim: _pieces_of(sim, ARM, arm), ">=", 1, when="ever", start=T_DRENCH, until=T_SHOT),
+        Claim("shattered", f"pieces of >= {grain} particles after the shot", lambda sim: len(
+            metrics.fragments(sim, body="man", min_particles=grain)), ">=", shards, when="ever", start=T_SHOT,
+              until=T_SHOT + 1.0),
+        Claim("at_rest", "fastest piece 1 s after the shot", lambda sim: float(
+            metrics.piece_speeds(sim, "man", grain)[:1].sum()), "<=", 0.1, when=T_SHOT + 1.0, unit="m/s"),
+        Claim("thawed", "mimetic mass fraction after the steel heats the plate",
+              lambda sim: metrics.phase_fractions(sim, body="man")["mimetic"], ">=", 0.95, when="ever", start=T_HOT),
+        Claim("not_molten", "molten mass fraction while the plate is hot",
+              lambda sim: metrics.phase_fractions(sim, body="man")["molten"], "<=", 0.05, when="always",
+              start=T_HOT),
+        Claim("coalesced", "share of the man in his largest piece", lambda sim: metrics.largest_piece_fraction(sim, "man"),
+              ">=", 0.95, when="ever", start=T_HOT),
+        Claim("shape_error", "shape error at the end", lambda sim: metrics.shape_error(sim, "man"), "<=", 0.02),
+        Claim("coverage", "template coverage at the end", lambda sim: metrics.coverage(sim, "man"), ">=", 0.9),
+        Claim("mass", "the man's mass is conserved exactly", _Change(lambda sim: metrics.body_mass(sim, "man")),
+              "==", 0.0, when="always"),
+        Claim("energy", "energy budget (thermal + latent + vapour - boundary - events - spawned), relative",
+              lambda sim: metrics.energy_budget(sim)["relative_imbalance"], "<=", 0.005, when="always"),
+    ]
