@@ -6,6 +6,8 @@
   the particles within ``radius`` of ``point``.
 - ``HeatSource``: from ``start`` to ``end`` (s), ``power`` (W; negative chills) shared by
   the particles inside ``region`` (a Shape), by mass.
+- ``ControlChange`` (``Scene.control_at``): at ``time`` (s), new controller settings
+  (``values``: ``polyalloy.scene.Control`` names), e.g. a stunned controller or a glitch.
 - ``Emitter`` (``Scene.pour``): from ``start`` to ``end``, a fresh fill of ``shape`` with
   ``material`` at ``temperature`` (K) and ``velocity`` (m/s) every ``shape volume / rate``
   seconds (``rate`` in m^3/s). Its particles are allocated with the simulation (a pool) and
@@ -59,6 +61,17 @@ class Grenade:
         _finite("grenade", self.time, self.point, self.impulse, self.heat, self.radius)
         if self.radius <= 0 or self.impulse < 0 or self.time < 0:
             raise ConfigError("grenade: needs time >= 0, radius > 0 and impulse >= 0")
+
+
+@dataclass
+class ControlChange:
+    time: float
+    values: dict
+
+    def __post_init__(self):
+        _finite("control change", self.time)
+        if self.time < 0:
+            raise ConfigError(f"control change: needs time >= 0, got {self.time}")
 
 
 @dataclass

@@ -18,7 +18,7 @@ import numpy as np
 from polyalloy import runtime
 from polyalloy.errors import ConfigError, SimulationError
 from polyalloy.kernels import fields as kf
-from polyalloy.events import Grenade, Gunshot, HeatSource
+from polyalloy.events import ControlChange, Grenade, Gunshot, HeatSource
 from polyalloy.kernels import events as kev
 from polyalloy.kernels import control as kc
 from polyalloy.kernels import heat, mpm
@@ -116,6 +116,7 @@ class Simulation:
                 rows.append(r)
         self.impulses = sorted((e for e in scene.events if isinstance(e, (Gunshot, Grenade))), key=lambda e: e.time)
         self.heaters = [e for e in scene.events if isinstance(e, HeatSource)]
+        self.control_changes = sorted((e for e in scene.events if isinstance(e, ControlChange)), key=lambda e: e.time)
         region_rows = []
         for hi_, e in enumerate(self.heaters):
             region_rows += [dict(r, owner=hi_) for r in e.region.rows(d)]
@@ -157,6 +158,7 @@ class Simulation:
         self.spawned_energy = 0.0  # J of enthalpy brought in by emitter fills
         self._next_impulse = 0
         self._next_fill = 0
+        self._next_control = 0
         self.t = 0.0
         self.frame = 0
         self.substeps = 0
@@ -292,6 +294,8 @@ class Simulation:
         k.ctrl_max_accel[None] = c.max_accel
         k.grip_fade[None] = c.grip_fade
         k.glitch[None] = c.glitch
+        k.glitch_rate[None] = c.glitch_rate
+        k.glitch_spread[None] = c.glitch_spread
         k.mimic_decay[None] = c.mimic_decay
         k.volume_relax[None] = c.volume_relax
         k.ctrl_fine[None] = c.fine
@@ -318,8 +322,12 @@ class Simulation:
                 if m > 0:
                     kev.heat_region(pf, self.regions, i, self.t, e.power * dt / m)
                     self.events_energy += e.power * dt
-        if self.controller is not None and self.controller.moving:
-            self.controller.upload_pose(self.t)
+        if self.controller is not None:
+            self.controller.maybe_cycle(self.t)
+            if self.controller.following:
+                self.controller.track_bodies(self.t)
+            if self.controller.moving:
+                self.controller.upload_pose(self.t)
         mpm.clear_grid(g)
         mpm.p2g(pf, g, self.materials, self.control_table, self.knobs, dt, self.t)
         mpm.collect_blocks(g)
@@ -360,11 +368,18 @@ class Simulation:
             times.append(self.impulses[self._next_impulse].time)
         if self._next_fill < len(self.fills):
             times.append(self.fills[self._next_fill][0])
+        if self._next_control < len(self.control_changes):
+            times.append(self.control_changes[self._next_control].time)
         return max(min(times), self.t)
 
     def _apply_due_events(self) -> None:
-        """Fire the gunshots and grenades and switch on the emitter fills due at ``t``."""
+        """Fire the gunshots and grenades, switch on the emitter fills and change the controller's
+        settings due at ``t``."""
         pf = self.particles_fields
+        while self._next_control < len(self.control_changes) and \
+                self.control_changes[self._next_control].time <= self.t + 1e-12:
+            self.set_control(**self.control_changes[self._next_control].values)
+            self._next_control += 1
         while self._next_impulse < len(self.impulses) and self.impulses[self._next_impulse].time <= self.t + 1e-12:
             e = self.impulses[self._next_impulse]
             self._next_impulse += 1
@@ -444,6 +459,8 @@ class Simulation:
                 setattr(self, key[len("host/"):], a.copy() if isinstance(value, np.ndarray) else type(value)(a.item()))
         if self.controller is not None:
             self.controller.load_state({k[len("control/"):]: v for k, v in state.items() if k.startswith("control/")})
+        for change in self.control_changes[: self._next_control]:  # the host's copy of the settings
+            self.set_control(**change.values)
 
     # --- reading --------------------------------------------------------------------------
     def particles(self, retired: bool = False) -> dict:
