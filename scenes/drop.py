@@ -18,28 +18,15 @@ def build(quality: str = "preview", dim: int = 3) -> Scene:
     return scene
 
 
-class _MassChange:
-    """Relative change of the live mass since frame 0 (a stateful measure: it remembers frame 0's)."""
-
-    def __init__(self):
-        self.initial = None
-
-    def observe(self, sim) -> None:
-        if self.initial is None:
-            self.initial = sim.total_mass()
-
-    def __call__(self, sim) -> float:
-        return abs(sim.total_mass() - self.initial) / self.initial
-
-
 def claims(scene):
     from polyalloy.claims import Claim, FirstTime
+    from polyalloy.metrics import MassChange
 
     floor_y = 0.1
     lowest = lambda sim: float(sim.particles()["x"][:, 1].min())  # noqa: E731
     touch = FirstTime(lambda sim: lowest(sim) < floor_y + scene.dx)
     return [
-        Claim("mass", "the ball's mass is conserved exactly", _MassChange(), "==", 0.0, when="always"),
+        Claim("mass", "the ball's mass is conserved exactly", MassChange(), "==", 0.0, when="always"),
         Claim("floor", "no particle sinks more than half a cell into the floor", lowest, ">=",
               floor_y - 0.5 * scene.dx, when="always", unit="m"),
         Claim("lands", "the ball reaches the floor within 0.5 s", touch, "<=", 0.5, unit="s"),
