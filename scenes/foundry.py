@@ -59,7 +59,7 @@ def build(quality: str = "preview", dim: int = 3, pool_temperature: float = 1800
     control = Control(glitch_rate=1.2, glitch_spread=0.15)
     scene = Scene(name="foundry", dim=dim, domain=((0, 0, 0), (3.2, 3.3, 1.0)), dx=dx, duration=DURATION, fps=30,
                   control=control,
-                  camera=Camera(position=(1.7, 2.1, 5.6), look_at=(1.45, 1.25, 0.5), fov=42))
+                  camera=Camera(position=(1.6, 3.0, 5.4), look_at=(1.5, 1.4, 0.5), fov=44))
     scene.add_material("polyalloy", Polyalloy(density=MAN_DENSITY, melting_point=MAN_MELTS))
     scene.add_material("steel", MoltenSteel(bulk_modulus=STEEL_BULK))
     z0, z1 = POOL_Z
