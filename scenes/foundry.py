@@ -6,17 +6,18 @@ its walls are held at that temperature, so it stays hot). At ``BLAST`` s a grena
 front of his chest: a radial impulse and a deposit of heat burst his torso open, and the
 controller is stunned (it stops carrying his weight and holds his shape only weakly), so he
 topples backwards off the edge into the pool. His template ``follow``s his centre of mass:
-the controller holds a shape, not a place. At ``THRASH`` s the controller fights back, with a
-glitch: its pulses drag him through his earlier shapes in turn (the blob he once was, a
-shorter man, a man with blades), but it can only carry part of his weight, and as the steel
-heats him past the grip fade and the melting point it loses him; he sinks and dissolves into
-the pool, glowing.
+the controller holds a shape, not a place. At ``THRASH`` s, as he reaches the steel, the
+controller fights back (it carries 1.4x his gripped weight, so he climbs half out of the pool)
+with a glitch: its pulses drag him through his earlier shapes in turn (a man with blades, a
+shorter man, the blob he once was). At ``SINK`` s it gives up: he sinks, the steel heats him
+past the grip fade and the melting point, and he dissolves into the pool, glowing.
 
 Art-directed constants (besides the materials' own, see ``polyalloy.materials``): the man is
 denser than the steel (7800 vs 7000 kg/m^3, cold metal is denser than molten), so he sinks
-once nothing holds him; the grenade: ``GRENADE_IMPULSE`` N s and ``GRENADE_HEAT`` J within
-``GRENADE_RADIUS`` m of a point 0.3 m in front of his chest (per unit depth in 2D these act
-on a slice, so they are scaled to the same kick per kilogram); the glitch pulses at 0.8 Hz,
+once nothing holds him; he melts at ``MAN_MELTS`` and the steel is stiffer (``STEEL_BULK``),
+see their comments; the grenade: ``GRENADE_IMPULSE`` N s and ``GRENADE_HEAT`` J per kilogram of his
+body, shared by the particles within ``GRENADE_RADIUS`` m of a point 0.3 m in front of his
+chest (so a 2D slice gets the same kick and heat per kilogram as the 3D man); the glitch pulses at 1.2 Hz,
 parts out of step by 0.15 of a period. Options: ``dim`` (2 or 3), ``pool_temperature`` (K).
 """
 import numpy as np
