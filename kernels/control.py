@@ -42,13 +42,13 @@ def grip(mats: ti.template(), knobs: ti.template(), mat: ti.i32, phase: ti.i32, 
 @ti.func
 def glitch_weight(knobs: ti.template(), part: ti.i32, t):
     """How far part ``part`` drifts toward the earlier shape at time ``t``: ``glitch`` times a
-    slow pulse (0.4 Hz; 0 for half the period, ramping to 1 and holding for most of the other
-    half), each part with its own phase from an integer hash, so parts go and come back
-    out of step."""
+    pulse of ``glitch_rate`` Hz (0 for half the period, ramping to 1 and holding for most of
+    the other half), each part with its own phase, an integer hash times ``glitch_spread`` of a
+    period, so parts go and come back out of step (spread 0: all together)."""
     h = ti.cast(part + 1, ti.u32) * ti.u32(2654435761)
     h ^= h >> 15
-    phase = ti.cast(h & ti.u32(0xFFFF), float) / 65536.0
-    s = ti.sin(6.283185307 * (0.4 * t + phase))
+    phase = knobs.glitch_spread[None] * ti.cast(h & ti.u32(0xFFFF), float) / 65536.0
+    s = ti.sin(6.283185307 * (knobs.glitch_rate[None] * t + phase))
     return knobs.glitch[None] * ti.min(ti.max(2.0 * s, 0.0), 1.0)
 
 
@@ -186,3 +186,18 @@ def homes(parts: ti.template(), ctrl: ti.template(), knobs: ti.template(), t: fl
             x, _ = posed_home(parts, ctrl, knobs, p, t)
         for d in ti.static(range(parts.dim)):
             out[p, d] = x[d]
+
+
+@ti.kernel
+def body_moments(parts: ti.template(), body: ti.i32, out: ti.types.ndarray()):
+    """``out`` = (mass, mass-weighted sum of x (dim), of v (dim)) over the live particles of
+    ``body``: its centre of mass and momentum, for a template that follows the body."""
+    for k in range(out.shape[0]):
+        out[k] = 0.0
+    for p in range(parts.n[None]):
+        if parts.alive[p] and parts.body[p] == body:
+            m = parts.mass[p]
+            out[0] += m
+            for d in ti.static(range(parts.dim)):
+                out[1 + d] += m * parts.x[p][d]
+                out[1 + parts.dim + d] += m * parts.v[p][d]

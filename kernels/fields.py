@@ -171,6 +171,8 @@ class Knobs:
     ``ctrl_hold`` (fraction of the weight of gripped material the controller carries),
     ``ctrl_max_accel`` (m/s^2, the cap), ``grip_fade`` (K below the melting point over which
     the grip fades), ``glitch`` (0..1, how far parts drift toward the earlier shape),
+    ``glitch_rate`` (Hz, its pulses) and ``glitch_spread`` (0..1 of a period, how far out of
+    step the parts pulse),
     ``mimic_decay`` (s, time constant of a copied colour's return), ``volume_relax`` (s, how
     fast gripped material forgets a volume change, ``kernels.control.settle_volume``),
     ``ctrl_fine`` (1/s, the rate at which a particle closes the part of its home error the
@@ -195,7 +197,7 @@ class Knobs:
 LANES = 1024  # partial maxima of G2P's speed and wave reductions
 
 CONTROL_KNOBS = ("ctrl_gain", "ctrl_omega", "ctrl_zeta", "ctrl_hold", "ctrl_max_accel", "grip_fade", "glitch",
-                 "mimic_decay", "volume_relax", "ctrl_fine")
+                 "glitch_rate", "glitch_spread", "mimic_decay", "volume_relax", "ctrl_fine")
 
 
 @ti.data_oriented

@@ -244,3 +244,24 @@ def format_table(results: list[dict]) -> str:
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+class RelativeTo:
+    """A stateful measure: ``measure(sim)`` divided by its value at the first frame at or after
+    ``start`` (s), so a claim ``< 0.5`` with ``when="ever"`` says it fell below half of what it
+    was then. Before ``start`` it is 1; a zero start value gives inf (nothing to fall from)."""
+
+    def __init__(self, measure: Callable, start: float):
+        self.measure, self.start = measure, start
+        self.initial = None
+
+    def observe(self, sim) -> None:
+        if self.initial is None and float(sim.t) >= self.start - TIME_EPS:
+            self.initial = float(self.measure(sim))
+
+    def __call__(self, sim) -> float:
+        if self.initial is None:
+            return 1.0
+        if self.initial <= 0:
+            return math.inf
+        return float(self.measure(sim)) / self.initial

@@ -13,8 +13,16 @@
    of ``LEAF`` points that are matched exactly (Hungarian method). The map is monotone at
    every scale: neighbours get neighbouring homes and no flow crosses the body. O(n log n);
 3. uploads, per part, the affine map rest -> posed world at the current time (and its time
-   derivative) from the body's walk (``polyalloy.body``);
-4. every ``reassign_every`` seconds, heals: gripped particles farther than
+   derivative) from the body's walk (``polyalloy.body``).
+   A body that ``follow``s has no walk: its template's root rides on the body's centre of
+   mass (measured every substep, moved on at the measured velocity in between), so the
+   controller holds the shape relative to the body and never drags it back to a place;
+4. with several ``earlier`` shapes, gives every particle the home in the one the glitch's
+   current pulse goes to: pulse k (k = floor(glitch_rate t + 1/4)) goes to shape k mod n;
+   the switch falls in the quiet half of an in-step pulse, so with ``glitch_spread`` below
+   1/4 no part changes target while it is away. A following body's earlier shapes are
+   moved at rest so that their centroids sit on the template's (see ``_assign_initial``);
+5. every ``reassign_every`` seconds, heals: gripped particles farther than
    ``reassign_distance`` template heights from home are "far". The slots of the near ones
    are kept; the far ones are matched (``transport_match``) to a random choice of the
    remaining free slots. So scattered fragments and the mass blown out of a hole go to
@@ -25,6 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from polyalloy.body import _transform_row
 from polyalloy.kernels import control as kc
 from polyalloy.kernels.sdf import ShapeTable, evaluate_sdf
 
@@ -130,13 +139,33 @@ class Controller:
         starts = np.cumsum([0] + [len(s[0]) for s in samples[: len(sc.bodies)]])
         self.ranges = {i: (int(starts[i]), int(starts[i + 1])) for i in range(len(sc.bodies))}
         self.spacing = sc.dx / sc.particles_per_cell
-        self.slots = {}  # body -> (home (N, d) rest coords, part (N,) global, alt (N, d))
+        self.slots = {}  # body -> (home (N, d) rest coords, part (N,) global, alts (n earlier, N, d))
         self.slot_of = {}  # body -> slot index of each of its particles
+        self.earlier_shift = {}  # body -> per earlier shape, how far it is moved at rest (m)
         for i in self.bodies:
             self._assign_initial(i, samples[i][0])
         self.next_check = sc.control.reassign_every
         self.reassigned = 0  # particles given a new home so far
-        self.moving = any(sc.bodies[i].walk is not None for i in self.bodies)
+        self.following = [i for i in self.bodies if sc.bodies[i].follow]
+        self.moving = any(sc.bodies[i].walk is not None for i in self.bodies) or bool(self.following)
+        # a following body: its rest home centroid, and per body (time, centre of mass, velocity)
+        self.rest_centre = {i: self.slots[i][0].mean(axis=0) for i in self.following}
+        self.track = np.zeros((len(self.following), 1 + 2 * d))
+        self.cycle = np.zeros(len(self.bodies), np.int64)  # the earlier shape each body's glitch goes to
+        self.track_bodies(0.0)
+        earlier_rows = []
+        self.earlier_index = {}  # (body, k) -> owner in earlier_shapes
+        for i in self.bodies:
+            for k, e in enumerate(sc.bodies[i].earlier_shapes()):
+                self.earlier_index[i, k] = len(self.earlier_index)
+                shift = self.earlier_shift[i][k]
+                earlier_rows += [dict(r, owner=self.earlier_index[i, k], centre=np.asarray(r["centre"], float) + shift)
+                                 for r in e.part_rows(d)]
+        self.earlier_rest = earlier_rows
+        fb = ti.FieldsBuilder()
+        self.earlier_table = ShapeTable(d, max(1, len(earlier_rows)), sim.real, fb)  # posed on demand
+        sim._trees.append(fb.finalize())
+        self._earlier_time = None
 
     # --- set-up ---------------------------------------------------------------------------
     def _sample_parts(self, i: int, template, index_offset: int, table=None, fill: int = 0):
@@ -181,11 +210,19 @@ class Controller:
             pts, parts = _resize(pts, parts, len(x), self.spacing, rng)
             perm = transport_match(x, pts)
             home, part = pts[perm], parts[perm]
-        alt = home.copy()
+        alts = [home.copy()]
+        self.earlier_shift[i] = []
         if body.earlier is not None:
-            alt_pts = self._earlier_points(i, body.earlier, len(x), rng)
-            alt = alt_pts[transport_match(home, alt_pts)]
-        self.slots[i] = (home, part, alt)
+            alts = []
+            for earlier in body.earlier_shapes():
+                alt_pts = self._earlier_points(i, earlier, len(x), rng)
+                # a following template rides on the centre of mass: an earlier shape whose own
+                # centre sat elsewhere would drag the body after it for ever, so centre it there
+                shift = home.mean(axis=0) - alt_pts.mean(axis=0) if body.follow else np.zeros(home.shape[1])
+                self.earlier_shift[i].append(shift)
+                alt_pts = alt_pts + shift
+                alts.append(alt_pts[transport_match(home, alt_pts)])
+        self.slots[i] = (home, part, np.array(alts))
         self.slot_of[i] = np.arange(len(x))
 
     def _nearest_part(self, x, off, template):
@@ -218,14 +255,50 @@ class Controller:
         part = np.full(cap, -1, np.int32)
         home = np.zeros((cap, d))
         alt = np.zeros((cap, d))
-        for i in self.bodies:
+        for j, i in enumerate(self.bodies):
             s, e = self.ranges[i]
             h, k, a = self.slots[i]
             idx = self.slot_of[i]
-            home[s:e], part[s:e], alt[s:e] = h[idx], k[idx], a[idx]
+            home[s:e], part[s:e], alt[s:e] = h[idx], k[idx], a[self.cycle[j] % len(a)][idx]
         pf.part.from_numpy(part)
         pf.home.from_numpy(home.astype(sim.np_real))
         pf.home_alt.from_numpy(alt.astype(sim.np_real))
+
+    def pose(self, i: int, t: float):
+        """Body ``i``'s template pose at time ``t``: its walk's, or riding on its centre of mass
+        when it follows the body (extrapolated from the last measurement at its velocity)."""
+        sim, d = self.sim, self.sim.dim
+        body = sim.scene.bodies[i]
+        pose = body.template.pose_at(t, d, body.walk)
+        if body.follow:
+            row = self.track[self.following.index(i)]
+            t0, com, vel = row[0], row[1:1 + d], row[1 + d:]
+            base = np.asarray(pose.position, float)[:d]
+            pose.position = tuple(base + com + vel * (t - t0) - self.rest_centre[i])
+        return pose
+
+    def track_bodies(self, t: float) -> None:
+        """Measure the centre of mass and velocity of every following body (now, at ``t`` s)."""
+        sim, d = self.sim, self.sim.dim
+        for j, i in enumerate(self.following):
+            out = np.zeros(1 + 2 * d)
+            kc.body_moments(sim.particles_fields, i, out)
+            m = max(out[0], 1e-30)
+            self.track[j] = np.concatenate([[t], out[1:] / m])
+
+    def maybe_cycle(self, t: float) -> None:
+        """Point each body with several earlier shapes at the one its glitch's pulse at ``t``
+        goes to (module docstring), uploading the homes when that changes."""
+        c = self.sim.scene.control
+        changed = False
+        for j, i in enumerate(self.bodies):
+            n = len(self.sim.scene.bodies[i].earlier_shapes())
+            if n > 1:
+                k = int(np.floor(c.glitch_rate * t + 0.25)) % n
+                changed |= k != self.cycle[j]
+                self.cycle[j] = k
+        if changed:
+            self.upload_particles()
 
     def pose_maps(self, t: float):
         """Per part (A, b) at ``t``, and per part the body's root map (RA, Rb)."""
@@ -233,7 +306,7 @@ class Controller:
         A, b, RA, Rb = [], [], [], []
         for i in self.bodies:
             body = sc.bodies[i]
-            pose = body.template.pose_at(t, d, body.walk)
+            pose = self.pose(i, t)
             Ai, bi = body.template.transforms(pose, d)
             root = type(pose)(position=pose.position, heading=pose.heading)
             Ri, ri = body.template.transforms(root, d)
@@ -305,6 +378,8 @@ class Controller:
         out = {f"slot_of_{i}": self.slot_of[i] for i in self.bodies}
         out["next_check"] = np.float64(self.next_check)
         out["reassigned"] = np.int64(self.reassigned)
+        out["track"] = self.track.copy()
+        out["cycle"] = self.cycle.copy()
         return out
 
     def load_state(self, state: dict) -> None:
@@ -312,6 +387,8 @@ class Controller:
             self.slot_of[i] = np.asarray(state[f"slot_of_{i}"]).copy()
         self.next_check = float(state["next_check"])
         self.reassigned = int(state["reassigned"])
+        self.track = np.asarray(state["track"], float).copy()
+        self.cycle = np.asarray(state["cycle"], np.int64).copy()
 
     # --- measuring ------------------------------------------------------------------------
     def template_distance(self, body: int, points: np.ndarray, t: float) -> np.ndarray:
@@ -321,10 +398,47 @@ class Controller:
             rows = []
             for i in self.bodies:
                 b = sim.scene.bodies[i]
-                rows += [dict(r, owner=i) for r in b.template.posed_rows(b.template.pose_at(t, d, b.walk), d)]
+                rows += [dict(r, owner=i) for r in b.template.posed_rows(self.pose(i, t), d)]
             self.body_shapes.upload(rows)
             self._shapes_time = t
         pts = np.ascontiguousarray(points, dtype=sim.np_real)
         out = np.empty(len(pts), dtype=sim.np_real)
         evaluate_sdf(self.body_shapes, body, pts, out, 0.0)
         return out.astype(np.float64)
+
+    def part_distance(self, body: int, k: int, points: np.ndarray, t: float) -> np.ndarray:
+        """Signed distance (m) of ``points`` to part ``k`` (its index in the template) of body
+        ``body``'s template posed at time ``t``: the points are taken back to rest coordinates
+        by the part's rigid map and measured against the part at rest."""
+        sim, d = self.sim, self.sim.dim
+        tpl = sim.scene.bodies[body].template
+        A, b = tpl.transforms(self.pose(body, t), d)
+        rest = np.ascontiguousarray((np.asarray(points, float) - b[k]) @ A[k], dtype=sim.np_real)
+        out = np.empty(len(rest), dtype=sim.np_real)
+        evaluate_sdf(self.part_shapes, self.part_offset[body] + k, rest, out, 0.0)
+        return out.astype(np.float64)
+
+    def earlier_distance(self, body: int, k: int, points: np.ndarray, t: float) -> np.ndarray:
+        """Signed distance (m) of ``points`` to body ``body``'s ``k``-th earlier shape, placed by
+        the body's root pose at time ``t`` as the glitch places it."""
+        sim, d = self.sim, self.sim.dim
+        if (body, k) not in self.earlier_index:
+            from polyalloy.errors import ConfigError
+
+            raise ConfigError(f"body {sim.scene.bodies[body].name!r} has no earlier shape number {k}")
+        if self._earlier_time != t:
+            A, b, RA, Rb = self.pose_maps(t)
+            rows = []
+            for i in self.bodies:
+                root = self.part_offset[i]  # every part of a body has the body's root map
+                for kk in range(len(sim.scene.bodies[i].earlier_shapes())):
+                    owner = self.earlier_index[i, kk]
+                    rows += [_transform_row(r, RA[root], Rb[root], owner) for r in self.earlier_rest
+                             if r["owner"] == owner]
+            self.earlier_table.upload(rows)
+            self._earlier_time = t
+        pts = np.ascontiguousarray(points, dtype=sim.np_real)
+        out = np.empty(len(pts), dtype=sim.np_real)
+        evaluate_sdf(self.earlier_table, self.earlier_index[body, k], pts, out, 0.0)
+        return out.astype(np.float64)
+

@@ -10,6 +10,8 @@
   ``temperature`` (K; None: adiabatic from then on): a floor chilled by a spill, a pipe that runs
   empty, a plate that hot metal runs onto. ``collider="air"`` changes the air instead: its
   temperature and, when given, its ``coefficient`` (W/(m^2 K)): cold vapour over a spill.
+- ``ControlChange`` (``Scene.control_at``): at ``time`` (s), new controller settings
+  (``values``: ``polyalloy.scene.Control`` names), e.g. a stunned controller or a glitch.
 - ``Emitter`` (``Scene.pour``): from ``start`` to ``end``, a fresh fill of ``shape`` with
   ``material`` at ``temperature`` (K) and ``velocity`` (m/s) every ``shape volume / rate``
   seconds (``rate`` in m^3/s). Its particles are allocated with the simulation (a pool) and
@@ -67,6 +69,17 @@ class Grenade:
         _finite("grenade", self.time, self.point, self.impulse, self.heat, self.radius)
         if self.radius <= 0 or self.impulse < 0 or self.time < 0:
             raise ConfigError("grenade: needs time >= 0, radius > 0 and impulse >= 0")
+
+
+@dataclass
+class ControlChange:
+    time: float
+    values: dict
+
+    def __post_init__(self):
+        _finite("control change", self.time)
+        if self.time < 0:
+            raise ConfigError(f"control change: needs time >= 0, got {self.time}")
 
 
 @dataclass

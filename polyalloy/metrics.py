@@ -105,28 +105,39 @@ def shape_error(sim, body: str) -> float:
     return float(np.maximum(d, 0.0).mean() / sim.scene.bodies[i].template.height)
 
 
-def coverage(sim, body: str) -> float:
+def coverage(sim, body: str, part: str | None = None) -> float:
     """Fraction of the posed template's volume that holds the body's particles: the template
     is cut into voxels at the particle spacing h (those whose centre is inside), and a voxel
     counts as held when a particle of the body lies within h of its centre (a particle's own
-    cell, widened by the sampling jitter and the packing of a deformed body)."""
+    cell, widened by the sampling jitter and the packing of a deformed body). With ``part``
+    (a template part name, ``torso``): the voxels of that part, held by the particles whose
+    home is in that part."""
     from scipy.spatial import cKDTree
 
     i = _controlled(sim, body)
     tpl = sim.scene.bodies[i].template
     h = sim.scene.dx / sim.scene.particles_per_cell
     dim = sim.dim
-    rows = tpl.posed_rows(tpl.pose_at(sim.t, dim, sim.scene.bodies[i].walk), dim)
+    rows = tpl.posed_rows(sim.controller.pose(i, sim.t), dim)
+    s = _select(sim, body=body)
+    x = s["x"].astype(np.float64)
+    if part is not None:
+        names = tpl.part_names()
+        if part not in names:
+            raise ConfigError(f"unknown part {part!r}; the template of {body!r} has {', '.join(names)}")
+        k = names.index(part)
+        rows = [r for r in rows if r["owner"] == k]
+        x = x[s["part"] == sim.controller.part_offset[i] + k]
     reach = np.array([float(np.sum(np.abs(r["params"]))) for r in rows])
     lo = np.min([r["centre"] - e for r, e in zip(rows, reach)], axis=0)
     hi = np.max([r["centre"] + e for r, e in zip(rows, reach)], axis=0)
     axes = [np.arange(lo[k] + h / 2, hi[k], h) for k in range(dim)]
     centres = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, dim)
-    centres = centres[sim.controller.template_distance(i, centres, sim.t) < 0]
-    x = _select(sim, body=body)["x"].astype(np.float64)
-    if len(centres) == 0:
-        return 0.0
-    if len(x) == 0:
+    if part is None:
+        centres = centres[sim.controller.template_distance(i, centres, sim.t) < 0]
+    else:
+        centres = centres[sim.controller.part_distance(i, k, centres, sim.t) < 0]
+    if len(centres) == 0 or len(x) == 0:
         return 0.0
     dist, _ = cKDTree(x).query(centres, k=1, distance_upper_bound=h)
     return float(np.isfinite(dist).mean())
@@ -235,3 +246,63 @@ def piece_speeds(sim, body: str, min_particles: int = 1) -> np.ndarray:
     v = np.stack([np.bincount(labels, m * s["v"][:, k]) for k in range(sim.dim)], axis=1) / mass[:, None]
     big = np.bincount(labels) >= min_particles
     return np.sort(np.linalg.norm(v[big], axis=1))[::-1]
+
+
+def centre_of_mass(sim, body: str | None = None, material: str | None = None) -> np.ndarray:
+    """Mass-weighted mean position (m) of the selected live particles (nan when there are none)."""
+    s = _select(sim, material, body)
+    m = s["mass"].astype(np.float64)
+    if m.sum() <= 0:
+        return np.full(sim.dim, np.nan)
+    return (m[:, None] * s["x"].astype(np.float64)).sum(axis=0) / m.sum()
+
+
+def mean_grip(sim, body: str) -> float:
+    """Mass-weighted mean of the controller's grip (0..1, ``kernels.control.grip``) on the body's
+    live particles: 1 while it holds them all, 0 once they are frozen or molten."""
+    from polyalloy.kernels import control as kc
+
+    i = _controlled(sim, body)
+    grip = np.zeros(sim.n_particles, sim.np_real)
+    kc.grips(sim.particles_fields, sim.materials, sim.knobs, grip)
+    s = sim.particles(retired=True)
+    keep = s["alive"] & (s["body"] == i)
+    m = s["mass"][keep].astype(np.float64)
+    return float((m * grip[keep]).sum() / m.sum()) if m.sum() > 0 else 0.0
+
+
+def fraction_above_melting(sim, body: str) -> float:
+    """Mass fraction of the body's live particles strictly above their material's melting point
+    (past the latent plateau: fully liquid and hotter)."""
+    s = _select(sim, body=body)
+    m = s["mass"].astype(np.float64)
+    t_melt = np.array([sim.scene.materials[n].melting_point or np.inf for n in sim.material_names])
+    hot = s["T"].astype(np.float64) > t_melt[s["material"]]
+    return float(m[hot].sum() / m.sum()) if m.sum() > 0 else 0.0
+
+
+def surface_level(sim, material: str, quantile: float = 0.99) -> float:
+    """Height (m, along y) of a liquid's free surface: the ``quantile`` of its live particles'
+    heights (0.99: robust to a few splashed drops, one percent of the depth below the top)."""
+    s = _select(sim, material)
+    if len(s["x"]) == 0:
+        raise ConfigError(f"no live particles of {material!r} to find a surface")
+    return float(np.quantile(s["x"][:, 1].astype(np.float64), quantile))
+
+
+def fraction_below(sim, body: str, level: float) -> float:
+    """Mass fraction of the body's live particles below the height ``level`` (m, along y)."""
+    s = _select(sim, body=body)
+    m = s["mass"].astype(np.float64)
+    return float(m[s["x"][:, 1] < level].sum() / m.sum()) if m.sum() > 0 else 0.0
+
+
+def earlier_shape_error(sim, body: str, k: int) -> float:
+    """``shape_error`` toward the body's ``k``-th earlier shape (``Body.earlier``) placed where the
+    glitch puts it: the mean distance of its particles outside that shape over its height."""
+    i = _controlled(sim, body)
+    x = _select(sim, body=body)["x"]
+    if len(x) == 0:
+        return 0.0
+    d = sim.controller.earlier_distance(i, k, x, sim.t)
+    return float(np.maximum(d, 0.0).mean() / sim.scene.bodies[i].earlier_shapes()[k].height)

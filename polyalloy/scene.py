@@ -17,7 +17,7 @@ import numpy as np
 
 from polyalloy.body import Template, Walk
 from polyalloy.errors import ConfigError
-from polyalloy.events import AIR, Emitter, Grenade, Gunshot, HeatSource, Retemper
+from polyalloy.events import AIR, ControlChange, Emitter, Grenade, Gunshot, HeatSource, Retemper
 from polyalloy.materials import POLYALLOY, Material
 from polyalloy.shapes import Shape, _vec
 from polyalloy.kernels.sdf import SURFACE_NAMES
@@ -38,7 +38,11 @@ class Body:
     ``Humanoid``) is the shape the controller holds the body to; the body's particles get home
     points in it by an optimal-transport-like matching, so ``shape`` may differ (a blob that
     reforms into a man) or be the template itself. ``walk`` moves the template's pose along a
-    path; ``earlier`` is the shape a ``glitch`` drifts parts toward."""
+    path; ``earlier`` is the shape a ``glitch`` drifts parts toward, or a sequence of shapes
+    that the glitch cycles through, one per pulse (``Control.glitch_rate``). ``follow``: the
+    template's root rides on the body's centre of mass instead of standing where it was put
+    (or walking), so the controller holds his shape wherever he goes (is knocked, falls) rather
+    than dragging him back to a place."""
 
     name: str
     shape: Shape
@@ -48,7 +52,8 @@ class Body:
     temperature: float = 293.15
     template: Template | None = None
     walk: Walk | None = None
-    earlier: Template | None = None
+    earlier: Template | Sequence[Template] | None = None
+    follow: bool = False
 
     def __post_init__(self):
         _vec(self.velocity, 2, f"body {self.name!r} velocity")
@@ -58,8 +63,20 @@ class Body:
         if self.template is not None and not isinstance(self.template, Template):
             raise ConfigError(f"body {self.name!r}: template must be a polyalloy.body Template, "
                               f"got {type(self.template).__name__}")
-        if (self.walk is not None or self.earlier is not None) and self.template is None:
-            raise ConfigError(f"body {self.name!r}: walk and earlier need a template")
+        if (self.walk is not None or self.earlier is not None or self.follow) and self.template is None:
+            raise ConfigError(f"body {self.name!r}: walk, earlier and follow need a template")
+        if self.walk is not None and self.follow:
+            raise ConfigError(f"body {self.name!r}: a template either walks or follows the body, not both")
+        if self.earlier is not None and (not self.earlier_shapes()
+                                         or not all(isinstance(e, Template) for e in self.earlier_shapes())):
+            raise ConfigError(f"body {self.name!r}: earlier must be a polyalloy.body Template or a non-empty "
+                              f"sequence of them")
+
+    def earlier_shapes(self) -> tuple:
+        """The earlier shapes as a tuple (empty when there is none), in the order the glitch cycles."""
+        if self.earlier is None:
+            return ()
+        return (self.earlier,) if isinstance(self.earlier, Template) else tuple(self.earlier)
 
 
 @dataclass
@@ -95,7 +112,9 @@ class Control:
     ``frequency`` (Hz) and ``damping`` (ratio) of the pull toward home, ``hold`` (fraction of
     the gripped weight the controller carries), ``max_accel`` (m/s^2 cap), ``grip_fade`` (K
     below the melting point over which the grip fades out), ``glitch`` (0..1: parts drift
-    toward the body's ``earlier`` shape), ``mimic_decay`` (s: a copied colour's return to
+    toward the body's ``earlier`` shape, in pulses of ``glitch_rate`` Hz, each part's pulse
+    out of step with the others' by up to ``glitch_spread`` of a period; with several earlier
+    shapes each pulse goes to the next one), ``mimic_decay`` (s: a copied colour's return to
     chrome), ``volume_relax`` (s: gripped material forgets volume changes, so fragments
     fuse), ``fine`` (1/s: rate at which a particle closes the part of its home error that the
     grid's average misses, so cracks between fragments close), ``reassign_distance`` (in template heights: a gripped particle farther than this
@@ -108,6 +127,8 @@ class Control:
     max_accel: float = 60.0
     grip_fade: float = 150.0
     glitch: float = 0.0
+    glitch_rate: float = 0.4
+    glitch_spread: float = 1.0
     mimic_decay: float = 1.5
     volume_relax: float = 0.1
     fine: float = 5.0
@@ -115,7 +136,8 @@ class Control:
     reassign_every: float = 0.1
 
     RANGES = {"gain": (0.0, 100.0), "frequency": (0.01, 100.0), "damping": (0.0, 100.0), "hold": (0.0, 2.0),
-              "max_accel": (0.0, 1e5), "grip_fade": (1e-3, 1e4), "glitch": (0.0, 1.0), "mimic_decay": (1e-3, 1e4), "volume_relax": (1e-3, 1e4), "fine": (0.0, 1e3),
+              "max_accel": (0.0, 1e5), "grip_fade": (1e-3, 1e4), "glitch": (0.0, 1.0),
+              "glitch_rate": (0.01, 20.0), "glitch_spread": (0.0, 1.0), "mimic_decay": (1e-3, 1e4), "volume_relax": (1e-3, 1e4), "fine": (0.0, 1e3),
               "reassign_distance": (1e-3, 100.0), "reassign_every": (1e-3, 100.0)}
 
     def __post_init__(self):
@@ -378,15 +400,16 @@ class Scene:
 
     def add_body(self, name: str, shape: Shape, material: str, velocity=(0.0, 0.0, 0.0), color=None,
                  temperature: float = 293.15, template: Template | None = None, walk: Walk | None = None,
-                 earlier: Template | None = None) -> "Scene":
-        """Fill ``shape`` with ``material``; ``template`` (and ``walk``, ``earlier``) put it under
-        the mimetic controller, see ``Body``. ``shape`` may be the template itself."""
+                 earlier=None, follow: bool = False) -> "Scene":
+        """Fill ``shape`` with ``material``; ``template`` (and ``walk``, ``earlier``, ``follow``) put
+        it under the mimetic controller, see ``Body``. ``shape`` may be the template itself."""
         if material not in self.materials:
             raise ConfigError(f"body {name!r}: unknown material {material!r}; add it with add_material first "
                               f"(known: {', '.join(self.materials) or 'none'})")
         if template is not None and self.materials[material].kind != POLYALLOY:
             raise ConfigError(f"body {name!r}: only polyalloy can be controlled, not {material!r}")
-        self.bodies.append(Body(name, shape, material, velocity, color, temperature, template, walk, earlier))
+        self.bodies.append(Body(name, shape, material, velocity, color, temperature, template, walk, earlier,
+                                follow))
         return self
 
     def add_collider(self, name: str, shape: Shape, surface: str = "separate", friction: float = 0.0,
@@ -404,6 +427,16 @@ class Scene:
     def grenade(self, time: float, point, impulse: float, heat: float, radius: float) -> "Scene":
         """At ``time`` (s): a radial ``impulse`` (N s) and ``heat`` (J) within ``radius`` (m) of ``point``."""
         self.events.append(Grenade(time, point, impulse, heat, radius))
+        return self
+
+    def control_at(self, time: float, **values) -> "Scene":
+        """At ``time`` (s): change the controller's settings (``Control`` names: ``gain=0.2``,
+        ``glitch=1``), as ``Simulation.set_control`` does; later changes build on earlier ones."""
+        for key, value in values.items():
+            if key not in Control.RANGES:
+                raise ConfigError(f"control_at: unknown control setting {key!r}; known: {', '.join(Control.RANGES)}")
+            dataclasses.replace(self.control, **{key: value})  # validates the value
+        self.events.append(ControlChange(time, dict(values)))
         return self
 
     def heat(self, region: Shape, power: float, start: float = 0.0, end: float = 1e9) -> "Scene":

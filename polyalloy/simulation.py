@@ -17,7 +17,7 @@ import numpy as np
 from polyalloy import preflight, runtime
 from polyalloy.errors import ConfigError, SimulationError
 from polyalloy.kernels import fields as kf
-from polyalloy.events import AIR, Grenade, Gunshot, HeatSource, Retemper
+from polyalloy.events import AIR, ControlChange, Grenade, Gunshot, HeatSource, Retemper
 from polyalloy.kernels import events as kev
 from polyalloy.kernels import control as kc
 from polyalloy.kernels import heat, mpm
@@ -109,6 +109,7 @@ class Simulation:
             if e.collider not in names + [AIR]:
                 raise ConfigError(f"retemper: unknown collider {e.collider!r}; the scene has {', '.join(names) or 'none'}")
         self._collider_rows = [[k for k, r in enumerate(rows) if r["owner"] == ci] for ci in range(len(names))]
+        self.control_changes = sorted((e for e in scene.events if isinstance(e, ControlChange)), key=lambda e: e.time)
         region_rows = []
         for hi_, e in enumerate(self.heaters):
             region_rows += [dict(r, owner=hi_) for r in e.region.rows(d)]
@@ -152,6 +153,7 @@ class Simulation:
         self._next_impulse = 0
         self._next_fill = 0
         self._next_retemper = 0
+        self._next_control = 0
         self.t = 0.0
         self.frame = 0
         self.substeps = 0
@@ -274,6 +276,8 @@ class Simulation:
         k.ctrl_max_accel[None] = c.max_accel
         k.grip_fade[None] = c.grip_fade
         k.glitch[None] = c.glitch
+        k.glitch_rate[None] = c.glitch_rate
+        k.glitch_spread[None] = c.glitch_spread
         k.mimic_decay[None] = c.mimic_decay
         k.volume_relax[None] = c.volume_relax
         k.ctrl_fine[None] = c.fine
@@ -302,8 +306,12 @@ class Simulation:
                 if m > 0:
                     kev.heat_region(pf, self.regions, i, self.t, e.power * dt / m)
                     self.events_energy += e.power * dt
-        if self.controller is not None and self.controller.moving:
-            self.controller.upload_pose(self.t)
+        if self.controller is not None:
+            self.controller.maybe_cycle(self.t)
+            if self.controller.following:
+                self.controller.track_bodies(self.t)
+            if self.controller.moving:
+                self.controller.upload_pose(self.t)
         mpm.clear_grid(g)
         mpm.p2g(pf, g, self.materials, self.control_table, self.knobs, dt, self.t)
         mpm.collect_blocks(g)
@@ -346,12 +354,18 @@ class Simulation:
             times.append(self.fills[self._next_fill][0])
         if self._next_retemper < len(self.retempers):
             times.append(self.retempers[self._next_retemper].time)
+        if self._next_control < len(self.control_changes):
+            times.append(self.control_changes[self._next_control].time)
         return max(min(times), self.t)
 
     def _apply_due_events(self) -> None:
-        """Fire the gunshots and grenades, switch on the emitter fills and change the collider
-        temperatures due at ``t``."""
+        """Change the controller's settings, fire the gunshots and grenades, switch on the emitter
+        fills and change the collider temperatures due at ``t``."""
         pf = self.particles_fields
+        while self._next_control < len(self.control_changes) and \
+                self.control_changes[self._next_control].time <= self.t + 1e-12:
+            self.set_control(**self.control_changes[self._next_control].values)
+            self._next_control += 1
         while self._next_retemper < len(self.retempers) and \
                 self.retempers[self._next_retemper].time <= self.t + 1e-12:
             e = self.retempers[self._next_retemper]
@@ -470,6 +484,8 @@ class Simulation:
                 setattr(self, key[len("host/"):], a.copy() if isinstance(value, np.ndarray) else type(value)(a.item()))
         if self.controller is not None:
             self.controller.load_state({k[len("control/"):]: v for k, v in state.items() if k.startswith("control/")})
+        for change in self.control_changes[: self._next_control]:  # the host's copy of the settings
+            self.set_control(**change.values)
 
     # --- reading --------------------------------------------------------------------------
     def particles(self, retired: bool = False) -> dict:
