@@ -83,7 +83,7 @@ def test_a_scene_without_claims_is_reported_not_an_error(tmp_path):
 @pytest.mark.parametrize("args,needle", [
     (["no_such_scene"], "unknown scene"),
     (["bars", "--set", "gapp=0.1"], "unknown key 'gapp'"),
-    (["bars", "--set", "gap=wide"], "gap needs a number"),
+    (["bars", "--set", "gap=wide"], "'gap' needs a number"),
     (["bars", "--set", "dim=4"], "dim must be 2 or 3"),
     (["bars", "--seconds", "-1"], "--seconds"),
 ])
