@@ -129,7 +129,7 @@ def test_write_png_atomic_removes_its_temp_file_on_error(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(Image.Image, "save", fail)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(PolyalloyError, match="disk full"):
         write_png_atomic(tmp_path / "frame_00000.png", np.zeros((4, 4, 3), np.uint8))
     assert os.listdir(tmp_path) == []
     with pytest.raises(PolyalloyError):
