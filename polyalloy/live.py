@@ -252,9 +252,7 @@ class LiveSession:
 
             for k in MATERIAL_KEYS:
                 getattr(sim.materials, k)[i] = float(row[k])
-            alpha = max(sc.materials[m].diffusivity() for m in sim.material_names)
-            if sim.thermal and alpha > 0:
-                sim.heat_dt = 0.5 * sc.dx ** 2 / (4 * sim.dim * alpha)
+            sim.update_limits()
             sim.knobs.max_wave[None] = max(float(sim.knobs.max_wave[None]), mat.wave_speed())
         else:
             self.get(key)  # the unknown-key error with the list of known ones

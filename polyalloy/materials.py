@@ -72,6 +72,10 @@ class Material:
         th = self.thermal()
         return self.conductivity / (self.density * min(th["c_s"], th["c_l"]))
 
+    def kinematic_viscosity(self) -> float:
+        """Largest kinematic viscosity eta / rho (m^2/s) of any phase, for the explicit viscous step."""
+        return self.row()["viscosity"] / self.density
+
     def moduli(self) -> dict:
         """Parameters of the device row: ``mu``, ``lam`` (Lame, Pa), ``bulk`` (Pa), ``viscosity`` (Pa s),
         ``theta_c``/``theta_s`` (plastic compression/stretch limits) and ``hardening``."""

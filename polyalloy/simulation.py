@@ -5,7 +5,8 @@ of DESIGN.md: heat sources and the controller's pose -> clear grid -> P2G -> gri
 (gravity, control forces, colliders, walls) -> heat conduction -> G2P -> mimicry; between
 substeps, due events fire and the controller heals (``polyalloy.control``). The time
 step adapts every substep to the CFL limit of the fastest particle and the fastest elastic
-wave of the materials present; a watchdog stops the run with a message when the state
+wave of the materials present, within the explicit limits of conduction, viscosity and the
+controller's spring; a watchdog stops the run with a message when the state
 turns non-finite.
 """
 from __future__ import annotations
@@ -145,8 +146,7 @@ class Simulation:
             self.controller.upload_pose(0.0)
         # the first dt sees the stiffest phase of every material present; G2P then reports the live one
         self.knobs.max_wave[None] = max(scene.materials[b.material].wave_speed() for b in scene.bodies)
-        alpha = max(m.diffusivity() for m in mats)
-        self.heat_dt = 0.5 * dx * dx / (4 * d * alpha) if self.thermal and alpha > 0 else math.inf
+        self.update_limits()
         self.boundary_energy = 0.0  # J that entered through hot/cold colliders and the air
         self.events_energy = 0.0  # J added by heat sources and grenades
         self.spawned_energy = 0.0  # J of enthalpy brought in by emitter fills
@@ -286,14 +286,30 @@ class Simulation:
     def n_particles(self) -> int:
         return int(self.particles_fields.n[None])
 
+    def update_limits(self) -> None:
+        """The explicit limits that follow from the materials and dx alone (call again after a
+        material changes): ``heat_dt``, half the conduction limit dx^2 / (4 dim alpha) of
+        ``kernels.heat``, and ``viscous_dt``, the momentum-diffusion limit dx^2 / (2 dim nu) of
+        the explicit viscous stress (nu = eta / rho; measured stable up to 1.5x it in 2D, 2x in 3D)."""
+        mats = [self.scene.materials[m] for m in self.material_names]
+        dx, d = self.scene.dx, self.dim
+        alpha = max(m.diffusivity() for m in mats)
+        self.heat_dt = 0.5 * dx * dx / (4 * d * alpha) if self.thermal and alpha > 0 else math.inf
+        nu = max(m.kinematic_viscosity() for m in mats)
+        self.viscous_dt = dx * dx / (2 * d * nu) if nu > 0 else math.inf
+
     def stable_dt(self) -> float:
         """CFL step: cfl * dx / (fastest particle + fastest elastic wave of the live phases),
-        capped by dt_max and by the explicit conduction limit."""
+        capped by dt_max, the explicit conduction and viscous limits (``update_limits``) and,
+        on a controlled run, the explicit limit of the controller's spring
+        (``polyalloy.scene.Control.spring_dt``)."""
         speed = float(self.knobs.max_speed[None])
         if not math.isfinite(speed) or self.knobs.bad[None]:
             self._blow_up()
         wave = float(self.knobs.max_wave[None])
-        return min(self.scene.dt_max, self.heat_dt, self.scene.cfl * self.scene.dx / max(speed + wave, 1e-9))
+        spring = self.scene.control.spring_dt() if self.controlled else math.inf
+        return min(self.scene.dt_max, self.heat_dt, self.viscous_dt, spring,
+                   self.scene.cfl * self.scene.dx / max(speed + wave, 1e-9))
 
     def substep(self, dt: float) -> None:
         """One MLS-MPM substep of ``dt`` seconds (after ``forces`` and the heat sources active now)."""

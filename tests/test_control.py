@@ -109,6 +109,25 @@ def test_grip_is_zero_when_frozen_and_fades_out_by_melting(runtime):
         assert np.all(g[T >= pa.melting_point] < 1e-3)
 
 
+def test_a_stiff_undamped_controller_spring_does_not_gain_energy(runtime):
+    """The pull toward home is an explicit spring: at gain 100 and 100 Hz (the top of their
+    ranges), undamped, it is stable only for dt < 3.2e-4 s, below the elastic CFL step. A blob
+    held 2 cm off its home oscillates; with nothing to feed it, its fastest particle must slow
+    down (measured: 0.38 of the first frame's speed after six frames; without the spring's
+    limit in the step it sped up to 1.6x)."""
+    sc = man_scene(2, width=1.0)
+    sc.control = dataclasses.replace(sc.control, gain=100.0, frequency=100.0, damping=0.0, max_accel=1e5)
+    sc.add_body("blob", Sphere(centre=(0.5, 0.5, 0.5), radius=0.1), "pa",
+                template=ShapeTemplate(shape=Sphere(centre=(0.5, 0.52, 0.5), radius=0.1)))
+    with Simulation(sc) as sim:
+        assert sim.stable_dt() <= sc.control.spring_dt() * (1 + 1e-6)
+        speeds = []
+        for _ in range(6):
+            sim.step_frame()
+            speeds.append(np.linalg.norm(sim.particles()["v"], axis=1).max())
+        assert speeds[-1] < speeds[0]
+
+
 # --- a 2D man: reform, a gunshot heals, a live gain ------------------------------------------
 @pytest.fixture(scope="module")
 def reform2d(runtime):
