@@ -405,8 +405,8 @@ class LiveSession:
         c = centre.astype(sim.np_real)
         m = kev.mass_in_sphere(sim.particles_fields, c, radius)
         if m > 0:
-            kev.kick(sim.particles_fields, c, radius, np.zeros(sim.dim, sim.np_real), 0.0, 0.0, power * dt)
-            sim.events_energy += power * dt * m
+            missing = kev.kick(sim.particles_fields, c, radius, np.zeros(sim.dim, sim.np_real), 0.0, 0.0, power * dt)
+            sim.book_event_heat(power * dt * m, missing, f"the brush of {-power:g} W/kg")
 
     # --- the timeline -------------------------------------------------------------------
     def _record(self, kind: str, **args) -> None:

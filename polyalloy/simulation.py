@@ -11,6 +11,7 @@ turns non-finite.
 """
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -29,6 +30,8 @@ from polyalloy.scene import DEFAULT_COLORS, Scene
 MIN_DT = 1e-8  # s; a step below this means the run has exploded
 BLOWUP_RETRIES = 3  # a frame that blows up is tried again from its start at cfl / 2, / 4, / 8
 SCRATCH = ("grid",)  # containers every substep rewrites from the particles: no part of a checkpoint
+
+log = logging.getLogger("polyalloy")
 
 
 class Simulation:
@@ -149,6 +152,7 @@ class Simulation:
         self.update_limits()
         self.boundary_energy = 0.0  # J that entered through hot/cold colliders and the air
         self.events_energy = 0.0  # J added by heat sources and grenades
+        self.chill_missing = 0.0  # J that chills could not take from particles already at 0 K
         self.spawned_energy = 0.0  # J of enthalpy brought in by emitter fills
         self._next_impulse = 0
         self._next_fill = 0
@@ -320,8 +324,8 @@ class Simulation:
             if e.start <= self.t < e.end:
                 m = kev.mass_in_region(pf, self.regions, i, self.t)
                 if m > 0:
-                    kev.heat_region(pf, self.regions, i, self.t, e.power * dt / m)
-                    self.events_energy += e.power * dt
+                    self.book_event_heat(e.power * dt, kev.heat_region(pf, self.regions, i, self.t, e.power * dt / m),
+                                         f"the chill of {-e.power:g} W")
         if self.controller is not None:
             self.controller.maybe_cycle(self.t)
             if self.controller.following:
@@ -417,10 +421,22 @@ class Simulation:
             dv = (direction / np.linalg.norm(direction) * e.impulse / m).astype(self.np_real)
             kev.kick(pf, centre, e.radius, dv, 0.0, e.damage, 0.0)
         else:
-            kev.kick(pf, centre, e.radius, np.zeros(self.dim, self.np_real), e.impulse / m, 0.0, e.heat / m)
-            self.events_energy += e.heat
+            missing = kev.kick(pf, centre, e.radius, np.zeros(self.dim, self.np_real), e.impulse / m, 0.0, e.heat / m)
+            self.book_event_heat(e.heat, missing, f"the grenade's {e.heat:g} J")
         self.knobs.max_speed[None] = max(float(self.knobs.max_speed[None]), e.impulse / m)
         return m
+
+    def book_event_heat(self, asked: float, missing: float, what: str) -> None:
+        """Book ``asked`` J of event heat in the energy budget, less the ``missing`` J of a chill
+        that particles at 0 K could not give up (``kernels.events.add_enthalpy``); the first
+        time a chill hits absolute zero it says so in a warning, and ``chill_missing`` adds up
+        what was not taken."""
+        self.events_energy += asked + missing
+        if missing > 0:
+            if self.chill_missing == 0:
+                log.warning("%s drove particles to absolute zero at t = %.4f s: they stay at 0 K and %.3g J "
+                            "of it was not taken; use a weaker chill", what, self.t, missing)
+            self.chill_missing += missing
 
     def energy_accounts(self) -> dict:
         """Energy (J) that entered since t = 0 by each route; see ``polyalloy.metrics.energy_budget``."""
