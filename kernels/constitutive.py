@@ -136,10 +136,12 @@ def polyalloy_stress_stretch(mats: ti.template(), mat: ti.i32, F, sig, C, T, f):
 
 @ti.func
 def polyalloy_wave_speed(mats: ti.template(), mat: ti.i32, T, f):
-    """Speed (m/s) of the fastest elastic wave of a polyalloy particle in its current state."""
+    """Speed (m/s) of the fastest elastic wave of a polyalloy particle in its current state:
+    sqrt(M / rho) with the P-wave modulus M = (1 - f)(lambda + 2 mu) + f K, since the stress
+    (``polyalloy_stress_svd``) adds the solid share and the liquid share, so their stiffnesses add."""
     s = frozen_weight(mats, mat, T)
     modulus = ((1.0 - s) * (mats.lam[mat] + 2.0 * mats.mu[mat]) + s * (mats.lam_f[mat] + 2.0 * mats.mu_f[mat]))
-    return ti.sqrt(ti.max(modulus * (1.0 - f), f * mats.bulk[mat]) / mats.density[mat])
+    return ti.sqrt((modulus * (1.0 - f) + f * mats.bulk[mat]) / mats.density[mat])
 
 
 @ti.func

@@ -30,6 +30,7 @@ from polyalloy.errors import ConfigError
 from polyalloy.events import Gunshot
 from polyalloy.kernels import events as kev
 from polyalloy.kernels import live as klive
+from polyalloy.kernels import mpm
 
 SIZE = (320, 184)  # px, the window's image (scaled up there) and the benchmark's: 640x360 draws 3x slower
 VIEWS = ("surface", "points")
@@ -253,7 +254,8 @@ class LiveSession:
             for k in MATERIAL_KEYS:
                 getattr(sim.materials, k)[i] = float(row[k])
             sim.update_limits()
-            sim.knobs.max_wave[None] = max(float(sim.knobs.max_wave[None]), mat.wave_speed())
+            sim.knobs.max_wave[None] = max(float(sim.knobs.max_wave[None]),
+                                           mpm.max_wave_speed(sim.particles_fields, sim.materials, 0, sim.n_particles))
         else:
             self.get(key)  # the unknown-key error with the list of known ones
 

@@ -3,7 +3,8 @@
 Each class names a constitutive model of ``kernels.constitutive``; particles of several
 materials share one grid and look their parameters up by material id. Moduli are
 art-directed (softer than real metal or water) so that a preview runs at a usable time
-step; the stable step follows from them (``wave_speed``) and is chosen automatically.
+step; the stable step follows from them (``kernels.constitutive.wave_speed`` of each particle's
+state, and ``kinematic_viscosity``) and is chosen automatically.
 """
 from __future__ import annotations
 
@@ -80,11 +81,6 @@ class Material:
         """Parameters of the device row: ``mu``, ``lam`` (Lame, Pa), ``bulk`` (Pa), ``viscosity`` (Pa s),
         ``theta_c``/``theta_s`` (plastic compression/stretch limits) and ``hardening``."""
         raise NotImplementedError
-
-    def wave_speed(self) -> float:
-        """Speed of the fastest elastic wave (m/s): sqrt((lambda + 2 mu) / rho), or sqrt(K / rho)."""
-        m = self.row()
-        return math.sqrt(max(m["lam"] + 2 * m["mu"], m["bulk"]) / self.density)
 
     def row(self) -> dict:
         r = dict(kind=self.kind, density=self.density, mu=0.0, lam=0.0, bulk=0.0, viscosity=0.0,
@@ -241,10 +237,6 @@ class Polyalloy(Material):
                     yield_strain=self.yield_strain, fracture_strain=self.fracture_strain,
                     rubble_alpha=drucker_prager_alpha(self.rubble_friction_angle),
                     T_b=self.brittle_point, band=self.band, hysteresis=self.hysteresis)
-
-    def wave_speed(self) -> float:
-        m = self.row()
-        return math.sqrt(max(m["lam_f"] + 2 * m["mu_f"], m["lam"] + 2 * m["mu"], m["bulk"]) / self.density)
 
 
 @dataclass

@@ -147,8 +147,6 @@ class Simulation:
             self.controller = Controller(self, samples)
             self.controller.upload_particles()
             self.controller.upload_pose(0.0)
-        # the first dt sees the stiffest phase of every material present; G2P then reports the live one
-        self.knobs.max_wave[None] = max(scene.materials[b.material].wave_speed() for b in scene.bodies)
         self.update_limits()
         self.boundary_energy = 0.0  # J that entered through hot/cold colliders and the air
         self.events_energy = 0.0  # J added by heat sources and grenades
@@ -253,7 +251,10 @@ class Simulation:
             start += count
         self.initial_energy = float(mh[:live].sum())
         mpm.compute_stress(p, self.materials)  # every slot, pooled ones included
-        self.knobs.max_speed[None] = float(np.linalg.norm(v, axis=1).max())  # the first dt sees the launch speed
+        # the first dt sees the launch speed and the elastic waves of every slot, emitters' included;
+        # G2P then reports the live ones, and each fill adds its own as it starts
+        self.knobs.max_speed[None] = float(np.linalg.norm(v, axis=1).max())
+        self.knobs.max_wave[None] = mpm.max_wave_speed(p, self.materials, 0, n)
 
     def _initial_phase(self, body) -> int:
         m = self.scene.materials[body.material]
@@ -408,6 +409,8 @@ class Simulation:
             self.spawned_energy += energy
             self.knobs.max_speed[None] = max(float(self.knobs.max_speed[None]), max(
                 float(np.linalg.norm(np.asarray(e.velocity, float)[: self.dim])) for e in self.scene.emitters))
+            self.knobs.max_wave[None] = max(float(self.knobs.max_wave[None]),
+                                            mpm.max_wave_speed(pf, self.materials, start, end))
 
     def apply_impulse(self, e) -> float:
         """Fire a ``Gunshot`` or ``Grenade`` now (whatever its ``time``); returns the mass (kg) it hit."""

@@ -6,7 +6,7 @@ import taichi as ti
 
 from polyalloy.kernels import constitutive as cm
 from polyalloy.kernels.fields import MaterialTable
-from polyalloy.materials import Polyalloy
+from polyalloy.materials import Elastic, ElastoPlastic, Fluid, Polyalloy
 
 
 def rotations(rng, n: int, dim: int) -> np.ndarray:
@@ -106,3 +106,48 @@ def test_inverted_and_degenerate_particles_get_the_svd_stress(runtime, dim):
     modulus = 2 * row["mu"] + row["lam"]
     a, b = out_path.to_numpy(), out_svd.to_numpy()
     assert np.abs(a - b).max() <= 5e-5 * modulus, np.abs(a - b).max() / modulus
+
+
+def test_the_step_wave_speed_is_the_stiffness_of_the_stress(runtime):
+    """The time step's wave speed (``wave_speed``) is sqrt(M / rho) with M the P-wave modulus
+    that the stress really has: d tau_xx / d eps_xx of a small uniaxial stretch (central
+    difference, eps = 1e-3), for polyalloy frozen and mimetic at every liquid fraction across
+    the melt (where the stress adds its solid and liquid shares), and for a liquid, an elastic
+    and an elasto-plastic solid. Before, the wave speed took the larger of the two shares, and
+    its M came out up to 45% too low across the melt (the speed 26%)."""
+    mats = [Polyalloy(), Polyalloy(), Fluid(), Elastic(), ElastoPlastic()]
+    temps = [100.0, 293.0, 293.0, 293.0, 293.0]
+    fracs = np.linspace(0.0, 1.0, 9)
+    cases = [(i, T, f) for i, T in enumerate(temps) for f in (fracs if isinstance(mats[i], Polyalloy) else [0.0])]
+    n = len(cases)
+    table = MaterialTable(len(mats), ti.f32)
+    table.upload([m.row() for m in mats])
+    mat = ti.field(ti.i32, n)
+    T = ti.field(ti.f32, n)
+    f = ti.field(ti.f32, n)
+    modulus = ti.field(ti.f32, n)
+    wave = ti.field(ti.f32, n)
+    mat.from_numpy(np.array([c[0] for c in cases], np.int32))
+    T.from_numpy(np.array([c[1] for c in cases], np.float32))
+    f.from_numpy(np.array([c[2] for c in cases], np.float32))
+    eps = 1e-3
+
+    @ti.kernel
+    def probe():
+        for i in range(n):
+            stretched = ti.Matrix.identity(ti.f32, 2)
+            squeezed = ti.Matrix.identity(ti.f32, 2)
+            stretched[0, 0] += eps
+            squeezed[0, 0] -= eps
+            zero = ti.Matrix.zero(ti.f32, 2, 2)
+            up = cm.kirchhoff_stress(table, mat[i], stretched, zero, 1.0, T[i], f[i], 0.0)
+            down = cm.kirchhoff_stress(table, mat[i], squeezed, zero, 1.0, T[i], f[i], 0.0)
+            modulus[i] = (up[0, 0] - down[0, 0]) / (2.0 * eps)
+            wave[i] = cm.wave_speed(table, mat[i], T[i], f[i])
+
+    probe()
+    rho = np.array([mats[c[0]].density for c in cases])
+    stress_modulus, step_modulus = modulus.to_numpy(), rho * wave.to_numpy().astype(float) ** 2
+    assert np.all(stress_modulus > 0)
+    # measured 1.1e-4: f32 rounding of the difference of two stresses a 1e-3 strain apart
+    assert np.abs(step_modulus / stress_modulus - 1).max() < 1e-3, np.c_[step_modulus, stress_modulus]

@@ -228,6 +228,26 @@ def test_a_very_viscous_liquid_falls_without_blowing_up():
     assert np.abs(v[:, 0]).max() < 2e-6 * G * sim.t
 
 
+def test_an_emitter_fill_steps_at_its_own_wave_speed():
+    """A soft pool (c = 3.2 m/s) and an emitter that pours a stiff solid (c = 360 m/s) at
+    t = 0.02 s: the substep after the fill must already obey the stiff material's CFL limit
+    (before, it took the pool's wave speed: a step 58x too long)."""
+    scene = make_scene(2, size=(1.0, 1.0), gravity=0.0)
+    scene.add_material("soft", Fluid(density=1000.0, bulk_modulus=1e4))
+    scene.add_material("stiff", Elastic(density=1000.0, youngs_modulus=1e8))
+    scene.add_body("pool", Box(centre=(0.3, 0.3, 0), half_size=(0.1, 0.1, 0)), "soft")
+    scene.pour("drop", Box(centre=(0.7, 0.7, 0), half_size=(0.03, 0.03, 0)), "stiff", rate=1.0,
+               start=0.02, end=0.021)
+    sim = Simulation(scene)
+    stiff = math.sqrt(1e8 * 0.7 / (1.3 * 0.4) / 1000.0)  # m/s: sqrt((lambda + 2 mu) / rho) at nu = 0.3
+    steps = []
+    substep = sim.substep
+    sim.substep = lambda dt: (steps.append((sim.t, dt)), substep(dt))
+    sim.advance_to(0.021)
+    after = [dt for t, dt in steps if t >= 0.02 - 1e-12]
+    assert after and max(after) <= scene.cfl * scene.dx / stiff * (1 + 1e-4)
+
+
 def test_first_step_accounts_for_the_initial_velocity():
     """A body launched at t = 0 must not take its first step at the at-rest limit."""
     scene = make_scene(2, size=(4.0, 1.0), gravity=0.0)
