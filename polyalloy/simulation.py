@@ -75,7 +75,7 @@ class Simulation:
         self.body_shapes.upload(body_rows)
         samples = [self._sample(i, b) for i, b in enumerate(scene.bodies)]
         n_bodies = sum(len(s[0]) for s in samples)
-        self.fills = []  # (time, start, end, enthalpy J) of each emitter fill, by time
+        self.fills = []  # (time, start, end, enthalpy J, source) of each emitter fill, by time
         for ei, em in enumerate(scene.emitters):
             bi = len(scene.bodies) + ei
             first = self._sample(bi, em)
@@ -243,12 +243,14 @@ class Simulation:
         live = int(sum(len(s[0]) for s in samples[:n_bodies]))
         p.alive.from_numpy((np.arange(n) < live).astype(np.int32))
         p.n[None] = live
-        # the pool: (time, first, end, enthalpy) per fill, switched on by advance_to
+        # the pool: (time, first, end, enthalpy, source) per fill, switched on by advance_to
         mh = mass.astype(np.float64) * H.astype(self.np_real).astype(np.float64)
         start, self.fills = live, []
-        for (t_fill, _, count) in fills:
-            self.fills.append((t_fill, start, start + count, float(mh[start:start + count].sum())))
+        for (t_fill, source, count) in fills:
+            self.fills.append((t_fill, start, start + count, float(mh[start:start + count].sum()), source))
             start += count
+        self.fill_starts = np.array([f[1] for f in self.fills], np.int64)  # increasing: the pool's order
+        self.fill_started = np.zeros(len(self.fills), bool)
         self.initial_energy = float(mh[:live].sum())
         mpm.compute_stress(p, self.materials)  # every slot, pooled ones included
         # the first dt sees the launch speed and the elastic waves of every slot, emitters' included;
@@ -371,8 +373,8 @@ class Simulation:
         times = [math.inf]
         if self._next_impulse < len(self.impulses):
             times.append(self.impulses[self._next_impulse].time)
-        if self._next_fill < len(self.fills):
-            times.append(self.fills[self._next_fill][0])
+        # the next fill to come (fills waiting for free space are checked every substep anyway)
+        times.append(next((f[0] for f in self.fills[self._next_fill:] if f[0] > self.t + 1e-12), math.inf))
         if self._next_retemper < len(self.retempers):
             times.append(self.retempers[self._next_retemper].time)
         if self._next_control < len(self.control_changes):
@@ -381,7 +383,8 @@ class Simulation:
 
     def _apply_due_events(self) -> None:
         """Change the controller's settings, fire the gunshots and grenades, switch on the emitter
-        fills and change the collider temperatures due at ``t``."""
+        fills due at ``t`` whose emitter is free of live particles (the others wait, in order),
+        and change the collider temperatures due at ``t``."""
         pf = self.particles_fields
         while self._next_control < len(self.control_changes) and \
                 self.control_changes[self._next_control].time <= self.t + 1e-12:
@@ -402,15 +405,34 @@ class Simulation:
         while self._next_impulse < len(self.impulses) and self.impulses[self._next_impulse].time <= self.t + 1e-12:
             self._next_impulse += 1
             self.apply_impulse(self.impulses[self._next_impulse - 1])
-        while self._next_fill < len(self.fills) and self.fills[self._next_fill][0] <= self.t + 1e-12:
-            _, start, end, energy = self.fills[self._next_fill]
-            self._next_fill += 1
+        # a fill goes in only while its emitter holds no live particle (the last fill has left it and
+        # the pour has not backed up into it), so fills never overlap; a blocked fill waits, and
+        # the fills of other emitters go past it
+        free = {}  # source -> whether its emitter can take a fill now
+        for k in range(self._next_fill, len(self.fills)):
+            t_fill, start, end, energy, source = self.fills[k]
+            if t_fill > self.t + 1e-12:
+                break
+            if self._fill_started(k):
+                continue
+            if source not in free:
+                free[source] = kev.mass_in_region(pf, self.body_shapes, source, self.t) <= 0
+            if not free[source]:
+                continue
+            free[source] = False  # this fill takes it
+            self.fill_started[np.searchsorted(self.fill_starts, start)] = True
             kev.activate(pf, start, end)
             self.spawned_energy += energy
             self.knobs.max_speed[None] = max(float(self.knobs.max_speed[None]), max(
                 float(np.linalg.norm(np.asarray(e.velocity, float)[: self.dim])) for e in self.scene.emitters))
             self.knobs.max_wave[None] = max(float(self.knobs.max_wave[None]),
                                             mpm.max_wave_speed(pf, self.materials, start, end))
+        while self._next_fill < len(self.fills) and self._fill_started(self._next_fill):
+            self._next_fill += 1
+
+    def _fill_started(self, k: int) -> bool:
+        """Whether ``fills[k]`` has gone in (looked up by its first slot: live re-timing re-sorts ``fills``)."""
+        return bool(self.fill_started[np.searchsorted(self.fill_starts, self.fills[k][1])])
 
     def apply_impulse(self, e) -> float:
         """Fire a ``Gunshot`` or ``Grenade`` now (whatever its ``time``); returns the mass (kg) it hit."""
