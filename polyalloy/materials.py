@@ -181,7 +181,7 @@ class Polyalloy(Material):
       (``frozen_youngs_modulus``), brittle: a particle stretched past ``fracture_strain``
       (principal strain, varied +-30% per particle) is fully damaged and carries no tension.
       Fully damaged frozen material is rubble: a cohesionless Drucker-Prager granular solid
-      with ``rubble_friction_angle`` (degrees) that keeps the dilation it opened, so loose
+      (Hencky strain and stress) with ``rubble_friction_angle`` (degrees) that keeps the dilation it opened, so loose
       rubble falls and piles up (with a slope) instead of springing apart.
     - *mimetic* between T_b and ``melting_point``: a soft "gelatine", fixed-corotated
       (``youngs_modulus``) with volume-preserving von Mises plasticity: the deviatoric Hencky
