@@ -5,8 +5,7 @@ material kind read from the material table.
 import taichi as ti
 
 from polyalloy.kernels.heat import frozen_weight
-
-FLUID, ELASTIC, PLASTIC, POLYALLOY = 0, 1, 2, 3  # keep in step with polyalloy.materials
+from polyalloy.kernels.kinds import ELASTIC, FLUID, PLASTIC, POLYALLOY  # noqa: F401  (re-exported)
 
 
 @ti.func

@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass, fields
 
 from polyalloy.errors import ConfigError
+from polyalloy.kernels.kinds import ELASTIC, FLUID, PLASTIC, POLYALLOY  # noqa: F401  (the kinds, defined once)
 
-FLUID, ELASTIC, PLASTIC, POLYALLOY = 0, 1, 2, 3
 NO_TRANSITION = 1.0e30  # K: the melting point of a material without a phase change
 
 
@@ -33,7 +33,7 @@ class Material:
     above it (None: the same), ``conductivity`` k (W/(m K); 0 insulates), ``melting_point``
     T_m (K; None: no phase change) with ``latent_heat`` L (J/kg). Specific enthalpy (J/kg)
     is measured from 0 K: H = c_s T below T_m, a plateau of width L at T_m, and
-    c_s T_m + L + c_l (T - T_m) above it (see ``kernels.heat``).
+    c_s T_m + L + c_l (T - T_m) above it (written once, in ``kernels.heat``).
     """
 
     density: float = 1000.0
@@ -60,13 +60,6 @@ class Material:
         return dict(c_s=self.specific_heat, c_l=c_l, conductivity=self.conductivity,
                     T_m=NO_TRANSITION if self.melting_point is None else self.melting_point,
                     latent=self.latent_heat)
-
-    def enthalpy(self, T: float) -> float:
-        """Specific enthalpy (J/kg) of the material at temperature ``T`` (K), solid side at T_m."""
-        th = self.thermal()
-        if T <= th["T_m"]:
-            return th["c_s"] * T
-        return th["c_s"] * th["T_m"] + th["latent"] + th["c_l"] * (T - th["T_m"])
 
     def diffusivity(self) -> float:
         """Largest thermal diffusivity k / (rho c) (m^2/s), for the explicit conduction step."""

@@ -224,7 +224,6 @@ class Simulation:
         vol0 = (sc.dx / sc.particles_per_cell) ** d
         mass = (density[body] * vol0).astype(self.np_real)
         T = np.array([b.temperature for b in self.sources], float)[body]
-        H = np.array([m.enthalpy(b.temperature) for m, b in zip(material, self.sources)], float)[body]
         p.x.from_numpy(x)
         p.v.from_numpy(v)
         p.C.from_numpy(np.zeros((n, d, d), self.np_real))
@@ -235,8 +234,8 @@ class Simulation:
         p.vol0.from_numpy(np.full(n, vol0, self.np_real))
         p.mass.from_numpy(mass)
         p.T.from_numpy(T.astype(self.np_real))
-        p.H.from_numpy(H.astype(self.np_real))
-        p.phase.from_numpy(np.array([self._initial_phase(b) for b in self.sources], np.int32)[body])
+        heat.set_thermal_state(p, self.materials, 0, n)  # H and the phase from T, by the device's curve
+        H = p.H.to_numpy()[:n]
         p.damage.from_numpy(np.zeros(n, self.np_real))
         p.part.from_numpy(np.full(n, -1, np.int32))
         p.color.from_numpy(self.source_colors()[body].astype(self.np_real))
@@ -244,7 +243,7 @@ class Simulation:
         p.alive.from_numpy((np.arange(n) < live).astype(np.int32))
         p.n[None] = live
         # the pool: (time, first, end, enthalpy, source) per fill, switched on by advance_to
-        mh = mass.astype(np.float64) * H.astype(self.np_real).astype(np.float64)
+        mh = mass.astype(np.float64) * H.astype(np.float64)
         start, self.fills = live, []
         for (t_fill, source, count) in fills:
             self.fills.append((t_fill, start, start + count, float(mh[start:start + count].sum()), source))
@@ -257,12 +256,6 @@ class Simulation:
         # G2P then reports the live ones, and each fill adds its own as it starts
         self.knobs.max_speed[None] = float(np.linalg.norm(v, axis=1).max())
         self.knobs.max_wave[None] = mpm.max_wave_speed(p, self.materials, 0, n)
-
-    def _initial_phase(self, body) -> int:
-        m = self.scene.materials[body.material]
-        if m.kind == POLYALLOY and body.temperature < m.brittle_point:
-            return heat.FROZEN
-        return heat.MOLTEN if m.melting_point is not None and body.temperature > m.melting_point else heat.MIMETIC
 
     # --- running --------------------------------------------------------------------------
     def set_control(self, **values) -> None:
@@ -567,6 +560,12 @@ class Simulation:
         return np.array([b.color if b.color is not None else
                          DEFAULT_COLORS.get(self.scene.materials[b.material].kind, (0.8, 0.8, 0.8))
                          for b in self.sources], np.float32)
+
+    def liquid_fraction(self) -> np.ndarray:
+        """Liquid fraction (0 solid .. 1 liquid) of each live particle, by the device's enthalpy curve."""
+        out = np.zeros(self.n_particles, self.np_real)
+        heat.liquid_fractions(self.particles_fields, self.materials, out)
+        return out[self.particles_fields.alive.to_numpy()[: self.n_particles].astype(bool)]
 
     def total_mass(self) -> float:
         """Mass of the live particles (kg)."""

@@ -16,6 +16,7 @@ from polyalloy.body import Humanoid, ShapeTemplate, Walk
 from polyalloy.control import sample_template, transport_match
 from polyalloy.errors import ConfigError
 from polyalloy.kernels import control as kc
+from polyalloy.kernels import heat
 from polyalloy.materials import Polyalloy
 from polyalloy.scene import Scene, Texture
 from polyalloy.shapes import Box, Plane, Sphere, Union
@@ -92,12 +93,10 @@ def test_grip_is_zero_when_frozen_and_fades_out_by_melting(runtime):
         pa = sc.materials["pa"]
         n = sim.n_particles
         T = np.linspace(100.0, 1300.0, n)
-        H = np.array([pa.enthalpy(t) for t in T])
-        phase = np.where(T < pa.brittle_point, 0, np.where(T > pa.melting_point, 2, 1)).astype(np.int32)
         pf = sim.particles_fields
         pf.T.from_numpy(np.pad(T, (0, pf.capacity - n)).astype(sim.np_real))
-        pf.H.from_numpy(np.pad(H, (0, pf.capacity - n)).astype(sim.np_real))
-        pf.phase.from_numpy(np.pad(phase, (0, pf.capacity - n)))
+        heat.set_thermal_state(pf, sim.materials, 0, n)  # H and phase at those temperatures
+        phase = pf.phase.to_numpy()[:n]
         g = np.zeros(n, sim.np_real)
         kc.grips(pf, sim.materials, sim.knobs, g)
         fade = sc.control.grip_fade
