@@ -5,8 +5,7 @@ material kind read from the material table.
 import taichi as ti
 
 from polyalloy.kernels.heat import frozen_weight
-
-FLUID, ELASTIC, PLASTIC, POLYALLOY = 0, 1, 2, 3  # keep in step with polyalloy.materials
+from polyalloy.kernels.kinds import ELASTIC, FLUID, PLASTIC, POLYALLOY  # noqa: F401  (re-exported)
 
 
 @ti.func
@@ -34,7 +33,8 @@ def polyalloy_stress(mats: ti.template(), mat: ti.i32, F, C, T, f, damage):
     """Polyalloy: fixed-corotated stress whose moduli blend from mimetic to frozen by the frozen
     weight s(T) and fade with the liquid fraction f, plus f times the molten liquid's stress.
     Damage d removes the tensile principal stresses of the frozen share: a fully damaged
-    frozen particle resists compression only (it cannot hold a crack closed)."""
+    frozen particle resists compression only (it cannot hold a crack closed), with the Hencky
+    stress of the rubble model (``polyalloy_stress_svd``)."""
     U, sig, V = ti.svd(F)
     return polyalloy_stress_svd(mats, mat, U, sig, C, T, f, damage)
 
@@ -54,16 +54,33 @@ def polyalloy_moduli(mats: ti.template(), mat: ti.i32, sig, T, f):
 
 
 @ti.func
+def is_rubble(mats: ti.template(), mat: ti.i32, T, damage):
+    """Whether a polyalloy particle is rubble: fully damaged and mostly frozen (s > 1/2), so that
+    its return mapping (``rubble_return``) and its stress are the Hencky Drucker-Prager model."""
+    return damage >= 1.0 and frozen_weight(mats, mat, T) > 0.5
+
+
+@ti.func
 def polyalloy_stress_svd(mats: ti.template(), mat: ti.i32, U, sig, C, T, f, damage):
-    """``polyalloy_stress`` from a known SVD F = U sig V^T (the stress does not need V)."""
+    """``polyalloy_stress`` from a known SVD F = U sig V^T (the stress does not need V). Rubble
+    (``is_rubble``) takes the Hencky stress of its return mapping instead, tau_d = 2 mu eps_d +
+    lam tr(eps) with eps = log(sig) (Klar et al. 2016), without a tension cut: the returned
+    state then lies on the Drucker-Prager cone |dev tau| <= -alpha tr(tau)."""
     dim = ti.static(U.n)
     s, mu, lam, J = polyalloy_moduli(mats, mat, sig, T, f)
     principal = ti.Matrix.zero(float, dim, dim)
-    for d in ti.static(range(dim)):
-        tau_d = 2.0 * mu * (sig[d, d] - 1.0) * sig[d, d] + lam * (J - 1.0) * J
-        if tau_d > 0.0:
-            tau_d *= 1.0 - s * damage
-        principal[d, d] = tau_d
+    if is_rubble(mats, mat, T, damage):
+        eps = ti.Vector.zero(float, dim)
+        for d in ti.static(range(dim)):
+            eps[d] = ti.log(ti.max(sig[d, d], 1e-4))
+        for d in ti.static(range(dim)):
+            principal[d, d] = 2.0 * mu * eps[d] + lam * eps.sum()
+    else:
+        for d in ti.static(range(dim)):
+            tau_d = 2.0 * mu * (sig[d, d] - 1.0) * sig[d, d] + lam * (J - 1.0) * J
+            if tau_d > 0.0:
+                tau_d *= 1.0 - s * damage
+            principal[d, d] = tau_d
     tau = U @ principal @ U.transpose()
     if f > 0.0:
         tau += f * fluid_stress(J, C, mats.bulk[mat], mats.viscosity[mat])
@@ -136,10 +153,12 @@ def polyalloy_stress_stretch(mats: ti.template(), mat: ti.i32, F, sig, C, T, f):
 
 @ti.func
 def polyalloy_wave_speed(mats: ti.template(), mat: ti.i32, T, f):
-    """Speed (m/s) of the fastest elastic wave of a polyalloy particle in its current state."""
+    """Speed (m/s) of the fastest elastic wave of a polyalloy particle in its current state:
+    sqrt(M / rho) with the P-wave modulus M = (1 - f)(lambda + 2 mu) + f K, since the stress
+    (``polyalloy_stress_svd``) adds the solid share and the liquid share, so their stiffnesses add."""
     s = frozen_weight(mats, mat, T)
     modulus = ((1.0 - s) * (mats.lam[mat] + 2.0 * mats.mu[mat]) + s * (mats.lam_f[mat] + 2.0 * mats.mu_f[mat]))
-    return ti.sqrt(ti.max(modulus * (1.0 - f), f * mats.bulk[mat]) / mats.density[mat])
+    return ti.sqrt((modulus * (1.0 - f) + f * mats.bulk[mat]) / mats.density[mat])
 
 
 @ti.func
@@ -182,7 +201,9 @@ def rubble_return(mats: ti.template(), mat: ti.i32, sig, Jp):
     however far apart the pieces lie, and the rubble would spring apart like a gas). In
     expansion (tr eps >= 0) the stress is zero and the volume goes into Jp; in compression the
     deviatoric strain is returned to the cone |dev| <= -alpha tr(eps) (d lam + 2 mu) / (2 mu),
-    alpha from the friction angle. Returns the new singular values and Jp."""
+    alpha from the friction angle, which is the stress cone |dev tau| <= -alpha tr(tau) of the
+    Hencky stress that ``polyalloy_stress_svd`` gives rubble (the frozen moduli's ratio lam / mu
+    is the blended one's: both phases share one Poisson ratio). Returns the new singular values and Jp."""
     dim = ti.static(sig.n)
     eps = ti.Vector.zero(float, dim)
     for d in ti.static(range(dim)):
@@ -251,7 +272,7 @@ def polyalloy_return(mats: ti.template(), mat: ti.i32, F, U, sig, V, Jp, T, f, d
             stretch = ti.max(stretch, sig[d, d] - 1.0)
         if stretch > mats.fracture_strain[mat] * toughness:
             damage = 1.0
-        if damage >= 1.0:
+        if is_rubble(mats, mat, T, damage):
             sig, Jp = rubble_return(mats, mat, sig, Jp)
             F_new = U @ sig @ V.transpose()
     else:

@@ -1,7 +1,8 @@
 """Kernels of the timeline events (polyalloy.events): impulses, heat deposits, emitter pools.
 
 Each deposit is two passes: the mass inside the region first, then every particle inside
-gets its share (dv = impulse / mass, dH = energy / mass), so the totals are exact.
+gets its share (dv = impulse / mass, dH = energy / mass), so the totals are exact. A chill
+stops at absolute zero (``add_enthalpy``): the deposits return the joules they could not take.
 """
 import taichi as ti
 
@@ -22,11 +23,22 @@ def mass_in_sphere(parts: ti.template(), centre: ti.types.ndarray(), radius: flo
     return total
 
 
+@ti.func
+def add_enthalpy(parts: ti.template(), p, dH):
+    """H += dH (J/kg) for particle ``p``, held at H >= 0 (0 K: enthalpy counts from absolute zero,
+    and nothing is colder); returns the energy (J) of the chill that it could not give up."""
+    H = parts.H[p] + dH
+    parts.H[p] = ti.max(H, 0.0)
+    return parts.mass[p] * ti.max(-H, 0.0)
+
+
 @ti.kernel
 def kick(parts: ti.template(), centre: ti.types.ndarray(), radius: float, dv: ti.types.ndarray(),
-         radial_dv: float, damage: float, dH: float):
+         radial_dv: float, damage: float, dH: float) -> float:
     """Particles within ``radius`` of ``centre``: v += dv + radial_dv * (x - c)/|x - c|,
-    damage = max(damage, given), H += dH (J/kg)."""
+    damage = max(damage, given), H += dH (J/kg, ``add_enthalpy``). Returns the joules of a
+    chill that particles at 0 K could not give up."""
+    missing = 0.0
     for p in range(parts.n[None]):
         if parts.alive[p]:
             r = parts.x[p]
@@ -40,7 +52,8 @@ def kick(parts: ti.template(), centre: ti.types.ndarray(), radius: float, dv: ti
                     step += radial_dv * r / dist
                 parts.v[p] += step
                 parts.damage[p] = ti.max(parts.damage[p], damage)
-                parts.H[p] += dH
+                missing += add_enthalpy(parts, p, dH)
+    return missing
 
 
 @ti.func
@@ -64,11 +77,14 @@ def mass_in_region(parts: ti.template(), regions: ti.template(), owner: ti.i32, 
 
 
 @ti.kernel
-def heat_region(parts: ti.template(), regions: ti.template(), owner: ti.i32, t: float, dH: float):
-    """H += dH (J/kg) for the live particles inside the shape ``owner`` of ``regions``."""
+def heat_region(parts: ti.template(), regions: ti.template(), owner: ti.i32, t: float, dH: float) -> float:
+    """H += dH (J/kg, ``add_enthalpy``) for the live particles inside the shape ``owner`` of
+    ``regions``. Returns the joules of a chill that particles at 0 K could not give up."""
+    missing = 0.0
     for p in range(parts.n[None]):
         if parts.alive[p] and in_region(regions, owner, parts.x[p], t):
-            parts.H[p] += dH
+            missing += add_enthalpy(parts, p, dH)
+    return missing
 
 
 @ti.kernel

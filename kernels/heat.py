@@ -32,11 +32,10 @@ simulation keeps dt at half of that.
 import taichi as ti
 
 from polyalloy.kernels.fields import active_node
+from polyalloy.kernels.kinds import FROZEN, MIMETIC, MOLTEN, POLYALLOY  # noqa: F401  (re-exported)
 from polyalloy.kernels.sdf import shape_sdf
 
-FROZEN, MIMETIC, MOLTEN = 0, 1, 2
 RELAX = 0.1  # sub-cell temperature relaxation, in units of the cell conduction rate alpha / dx^2
-POLYALLOY = 3  # keep in step with polyalloy.materials
 
 
 @ti.func
@@ -49,6 +48,16 @@ def liquid_fraction(mats: ti.template(), mat: ti.i32, H):
     elif H > h_solidus:
         f = 1.0
     return f
+
+
+@ti.func
+def enthalpy_of(mats: ti.template(), mat: ti.i32, T):
+    """Specific enthalpy (J/kg) at temperature ``T`` (K), on the solid side at T_m: the curve of
+    the module docstring, which ``temperature_of`` inverts."""
+    H = mats.c_s[mat] * T
+    if T > mats.T_m[mat]:
+        H = mats.c_s[mat] * mats.T_m[mat] + mats.latent[mat] + mats.c_l[mat] * (T - mats.T_m[mat])
+    return H
 
 
 @ti.func
@@ -79,12 +88,17 @@ def frozen_weight(mats: ti.template(), mat: ti.i32, T):
 
 @ti.func
 def next_phase(mats: ti.template(), mat: ti.i32, phase: ti.i32, T, f):
-    """The stored phase after this substep, with hysteresis: frozen -> mimetic only above
-    T_b + hysteresis, mimetic -> frozen only below T_b - hysteresis; mimetic -> molten once the
-    liquid fraction f passes 3/4, and molten -> mimetic only once f is below 1/4 and T is below
-    T_m + hysteresis. A material that is not polyalloy is never frozen. Applied twice so that a
-    jump across both bands resolves in one substep."""
-    h = mats.hysteresis[mat]
+    """The stored phase after this substep, with the material's hysteresis (``phase_change``)."""
+    return phase_change(mats, mat, phase, T, f, mats.hysteresis[mat])
+
+
+@ti.func
+def phase_change(mats: ti.template(), mat: ti.i32, phase: ti.i32, T, f, h):
+    """The phase that ``phase`` goes to at temperature T and liquid fraction f, with a hysteresis
+    of ``h`` kelvin: frozen -> mimetic only above T_b + h, mimetic -> frozen only below T_b - h;
+    mimetic -> molten once f passes 3/4, and molten -> mimetic only once f is below 1/4 and T
+    is below T_m + h. A material that is not polyalloy is never frozen. Applied twice so that a
+    jump across both bands resolves in one call."""
     cold = mats.kind[mat] == POLYALLOY
     for _ in ti.static(range(2)):
         if phase == FROZEN and (not cold or T > mats.T_b[mat] + h):
@@ -96,6 +110,24 @@ def next_phase(mats: ti.template(), mat: ti.i32, phase: ti.i32, T, f):
         elif phase == MOLTEN and f < 0.25 and T < mats.T_m[mat] + h:
             phase = MIMETIC
     return phase
+
+
+@ti.kernel
+def set_thermal_state(parts: ti.template(), mats: ti.template(), start: ti.i32, end: ti.i32):
+    """Slots [start, end) from their temperature ``T``: the enthalpy ``H`` (``enthalpy_of``) and the
+    phase that a mimetic particle settles in at that state without hysteresis (``phase_change``)."""
+    for p in range(start, end):
+        mat = parts.material[p]
+        H = enthalpy_of(mats, mat, parts.T[p])
+        parts.H[p] = H
+        parts.phase[p] = phase_change(mats, mat, MIMETIC, parts.T[p], liquid_fraction(mats, mat, H), 0.0)
+
+
+@ti.kernel
+def liquid_fractions(parts: ti.template(), mats: ti.template(), out: ti.types.ndarray()):
+    """``out[p]``: the liquid fraction (``liquid_fraction``) of each particle slot below ``parts.n``."""
+    for p in range(parts.n[None]):
+        out[p] = liquid_fraction(mats, parts.material[p], parts.H[p])
 
 
 @ti.func

@@ -226,6 +226,17 @@ def compute_stress(parts: ti.template(), mats: ti.template()):
                                         parts.damage[p])
 
 
+@ti.kernel
+def max_wave_speed(parts: ti.template(), mats: ti.template(), start: ti.i32, end: ti.i32) -> float:
+    """The fastest elastic wave (m/s, ``wave_speed``) of the particle slots [start, end) in their
+    current state, live or still pooled: the first step's, and an emitter fill's as it starts."""
+    c = 0.0
+    for p in range(start, end):
+        mat = parts.material[p]
+        ti.atomic_max(c, wave_speed(mats, mat, parts.T[p], liquid_fraction(mats, mat, parts.H[p])))
+    return c
+
+
 @ti.func
 def toughness(p):
     """A fixed pseudo-random factor in [0.7, 1.3] per particle index (integer hash), so that

@@ -15,8 +15,10 @@
 - ``Emitter`` (``Scene.pour``): from ``start`` to ``end``, a fresh fill of ``shape`` with
   ``material`` at ``temperature`` (K) and ``velocity`` (m/s) every ``shape volume / rate``
   seconds (``rate`` in m^3/s). Its particles are allocated with the simulation (a pool) and
-  switched on when due, so nothing is reallocated mid-run; aim ``rate`` at about the
-  emitter's cross-section times the speed so successive fills do not overlap.
+  switched on when due, so nothing is reallocated mid-run. A fill goes in only once the
+  emitter holds no live particle (the last fill has left it), so fills never overlap: a
+  ``rate`` above the emitter's cross-section times the speed pours at that lower rate, and a
+  pour that backs up into its emitter waits (later fills of every emitter wait behind it).
 """
 from __future__ import annotations
 

@@ -30,6 +30,7 @@ from polyalloy.errors import ConfigError
 from polyalloy.events import Gunshot
 from polyalloy.kernels import events as kev
 from polyalloy.kernels import live as klive
+from polyalloy.kernels import mpm
 
 SIZE = (320, 184)  # px, the window's image (scaled up there) and the benchmark's: 640x360 draws 3x slower
 VIEWS = ("surface", "points")
@@ -252,10 +253,9 @@ class LiveSession:
 
             for k in MATERIAL_KEYS:
                 getattr(sim.materials, k)[i] = float(row[k])
-            alpha = max(sc.materials[m].diffusivity() for m in sim.material_names)
-            if sim.thermal and alpha > 0:
-                sim.heat_dt = 0.5 * sc.dx ** 2 / (4 * sim.dim * alpha)
-            sim.knobs.max_wave[None] = max(float(sim.knobs.max_wave[None]), mat.wave_speed())
+            sim.update_limits()
+            sim.knobs.max_wave[None] = max(float(sim.knobs.max_wave[None]),
+                                           mpm.max_wave_speed(sim.particles_fields, sim.materials, 0, sim.n_particles))
         else:
             self.get(key)  # the unknown-key error with the list of known ones
 
@@ -407,8 +407,8 @@ class LiveSession:
         c = centre.astype(sim.np_real)
         m = kev.mass_in_sphere(sim.particles_fields, c, radius)
         if m > 0:
-            kev.kick(sim.particles_fields, c, radius, np.zeros(sim.dim, sim.np_real), 0.0, 0.0, power * dt)
-            sim.events_energy += power * dt * m
+            missing = kev.kick(sim.particles_fields, c, radius, np.zeros(sim.dim, sim.np_real), 0.0, 0.0, power * dt)
+            sim.book_event_heat(power * dt * m, missing, f"the brush of {-power:g} W/kg")
 
     # --- the timeline -------------------------------------------------------------------
     def _record(self, kind: str, **args) -> None:

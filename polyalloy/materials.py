@@ -3,7 +3,8 @@
 Each class names a constitutive model of ``kernels.constitutive``; particles of several
 materials share one grid and look their parameters up by material id. Moduli are
 art-directed (softer than real metal or water) so that a preview runs at a usable time
-step; the stable step follows from them (``wave_speed``) and is chosen automatically.
+step; the stable step follows from them (``kernels.constitutive.wave_speed`` of each particle's
+state, and ``kinematic_viscosity``) and is chosen automatically.
 """
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import math
 from dataclasses import dataclass, fields
 
 from polyalloy.errors import ConfigError
+from polyalloy.kernels.kinds import ELASTIC, FLUID, PLASTIC, POLYALLOY  # noqa: F401  (the kinds, defined once)
 
-FLUID, ELASTIC, PLASTIC, POLYALLOY = 0, 1, 2, 3
 NO_TRANSITION = 1.0e30  # K: the melting point of a material without a phase change
 
 
@@ -32,7 +33,7 @@ class Material:
     above it (None: the same), ``conductivity`` k (W/(m K); 0 insulates), ``melting_point``
     T_m (K; None: no phase change) with ``latent_heat`` L (J/kg). Specific enthalpy (J/kg)
     is measured from 0 K: H = c_s T below T_m, a plateau of width L at T_m, and
-    c_s T_m + L + c_l (T - T_m) above it (see ``kernels.heat``).
+    c_s T_m + L + c_l (T - T_m) above it (written once, in ``kernels.heat``).
     """
 
     density: float = 1000.0
@@ -60,27 +61,19 @@ class Material:
                     T_m=NO_TRANSITION if self.melting_point is None else self.melting_point,
                     latent=self.latent_heat)
 
-    def enthalpy(self, T: float) -> float:
-        """Specific enthalpy (J/kg) of the material at temperature ``T`` (K), solid side at T_m."""
-        th = self.thermal()
-        if T <= th["T_m"]:
-            return th["c_s"] * T
-        return th["c_s"] * th["T_m"] + th["latent"] + th["c_l"] * (T - th["T_m"])
-
     def diffusivity(self) -> float:
         """Largest thermal diffusivity k / (rho c) (m^2/s), for the explicit conduction step."""
         th = self.thermal()
         return self.conductivity / (self.density * min(th["c_s"], th["c_l"]))
 
+    def kinematic_viscosity(self) -> float:
+        """Largest kinematic viscosity eta / rho (m^2/s) of any phase, for the explicit viscous step."""
+        return self.row()["viscosity"] / self.density
+
     def moduli(self) -> dict:
         """Parameters of the device row: ``mu``, ``lam`` (Lame, Pa), ``bulk`` (Pa), ``viscosity`` (Pa s),
         ``theta_c``/``theta_s`` (plastic compression/stretch limits) and ``hardening``."""
         raise NotImplementedError
-
-    def wave_speed(self) -> float:
-        """Speed of the fastest elastic wave (m/s): sqrt((lambda + 2 mu) / rho), or sqrt(K / rho)."""
-        m = self.row()
-        return math.sqrt(max(m["lam"] + 2 * m["mu"], m["bulk"]) / self.density)
 
     def row(self) -> dict:
         r = dict(kind=self.kind, density=self.density, mu=0.0, lam=0.0, bulk=0.0, viscosity=0.0,
@@ -181,7 +174,7 @@ class Polyalloy(Material):
       (``frozen_youngs_modulus``), brittle: a particle stretched past ``fracture_strain``
       (principal strain, varied +-30% per particle) is fully damaged and carries no tension.
       Fully damaged frozen material is rubble: a cohesionless Drucker-Prager granular solid
-      with ``rubble_friction_angle`` (degrees) that keeps the dilation it opened, so loose
+      (Hencky strain and stress) with ``rubble_friction_angle`` (degrees) that keeps the dilation it opened, so loose
       rubble falls and piles up (with a slope) instead of springing apart.
     - *mimetic* between T_b and ``melting_point``: a soft "gelatine", fixed-corotated
       (``youngs_modulus``) with volume-preserving von Mises plasticity: the deviatoric Hencky
@@ -237,10 +230,6 @@ class Polyalloy(Material):
                     yield_strain=self.yield_strain, fracture_strain=self.fracture_strain,
                     rubble_alpha=drucker_prager_alpha(self.rubble_friction_angle),
                     T_b=self.brittle_point, band=self.band, hysteresis=self.hysteresis)
-
-    def wave_speed(self) -> float:
-        m = self.row()
-        return math.sqrt(max(m["lam_f"] + 2 * m["mu_f"], m["lam"] + 2 * m["mu"], m["bulk"]) / self.density)
 
 
 @dataclass

@@ -146,6 +146,14 @@ class Control:
             if not (isinstance(value, (int, float)) and math.isfinite(value) and lo <= value <= hi):
                 raise ConfigError(f"control.{key} = {value!r} is out of range [{lo:g}, {hi:g}]")
 
+    def spring_dt(self) -> float:
+        """Explicit limit (s) of the pull toward home (``kernels.control.control_accel``): its spring,
+        of stiffness gain omega^2 per unit mass, is integrated by symplectic Euler, stable for
+        dt < 2 / (omega sqrt(gain)) without damping (the implicit damping only widens that); half of it."""
+        if self.gain <= 0:
+            return math.inf
+        return 1.0 / (2 * math.pi * self.frequency * math.sqrt(self.gain))
+
 
 @dataclass
 class Collider:

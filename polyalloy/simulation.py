@@ -5,11 +5,13 @@ of DESIGN.md: heat sources and the controller's pose -> clear grid -> P2G -> gri
 (gravity, control forces, colliders, walls) -> heat conduction -> G2P -> mimicry; between
 substeps, due events fire and the controller heals (``polyalloy.control``). The time
 step adapts every substep to the CFL limit of the fastest particle and the fastest elastic
-wave of the materials present; a watchdog stops the run with a message when the state
+wave of the materials present, within the explicit limits of conduction, viscosity and the
+controller's spring; a watchdog stops the run with a message when the state
 turns non-finite.
 """
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -22,7 +24,7 @@ from polyalloy.kernels import events as kev
 from polyalloy.kernels import control as kc
 from polyalloy.kernels import heat, mpm
 from polyalloy.materials import POLYALLOY
-from polyalloy.kernels.sdf import SURFACE_NAMES, ShapeTable, evaluate_sdf
+from polyalloy.kernels.sdf import SURFACE_NAMES, evaluate_sdf
 from polyalloy.scene import DEFAULT_COLORS, Scene
 
 MIN_DT = 1e-8  # s; a step below this means the run has exploded
@@ -30,6 +32,8 @@ BLOWUP_RETRIES = 3  # a frame that blows up is tried again from its start at cfl
 SCRATCH = ("grid",)
 KIT_ATTRIBUTES = ("particles_fields", "grid", "control_table", "materials", "colliders", "regions", "knobs",
                   "body_shapes")  # containers every substep rewrites from the particles: no part of a checkpoint
+
+log = logging.getLogger("polyalloy")
 
 
 class Simulation:
@@ -72,7 +76,7 @@ class Simulation:
         self.body_shapes.upload(body_rows)
         samples = [self._sample(i, b) for i, b in enumerate(scene.bodies)]
         n_bodies = sum(len(s[0]) for s in samples)
-        self.fills = []  # (time, start, end, enthalpy J) of each emitter fill, by time
+        self.fills = []  # (time, start, end, enthalpy J, source) of each emitter fill, by time
         for ei, em in enumerate(scene.emitters):
             bi = len(scene.bodies) + ei
             first = self._sample(bi, em)
@@ -142,12 +146,10 @@ class Simulation:
             self.controller = Controller(self, samples)
             self.controller.upload_particles()
             self.controller.upload_pose(0.0)
-        # the first dt sees the stiffest phase of every material present; G2P then reports the live one
-        self.knobs.max_wave[None] = max(scene.materials[b.material].wave_speed() for b in scene.bodies)
-        alpha = max(m.diffusivity() for m in mats)
-        self.heat_dt = 0.5 * dx * dx / (4 * d * alpha) if self.thermal and alpha > 0 else math.inf
+        self.update_limits()
         self.boundary_energy = 0.0  # J that entered through hot/cold colliders and the air
         self.events_energy = 0.0  # J added by heat sources and grenades
+        self.chill_missing = 0.0  # J that chills could not take from particles already at 0 K
         self.spawned_energy = 0.0  # J of enthalpy brought in by emitter fills
         self._next_impulse = 0
         self._next_fill = 0
@@ -242,7 +244,6 @@ class Simulation:
         vol0 = (sc.dx / sc.particles_per_cell) ** d
         mass = (density[body] * vol0).astype(self.np_real)
         T = np.array([b.temperature for b in self.sources], float)[body]
-        H = np.array([m.enthalpy(b.temperature) for m, b in zip(material, self.sources)], float)[body]
         pad = lambda a, fill=0: np.concatenate([a, np.full((cap - n,) + a.shape[1:], fill, a.dtype)])  # noqa: E731
         p.x.from_numpy(pad(x))
         p.v.from_numpy(pad(v))
@@ -254,29 +255,30 @@ class Simulation:
         p.vol0.from_numpy(np.full(cap, vol0, self.np_real))
         p.mass.from_numpy(pad(mass))
         p.T.from_numpy(pad(T.astype(self.np_real)))
-        p.H.from_numpy(pad(H.astype(self.np_real)))
-        p.phase.from_numpy(pad(np.array([self._initial_phase(b) for b in self.sources], np.int32)[body]))
+        p.H.from_numpy(np.zeros(cap, self.np_real))
+        p.phase.from_numpy(np.zeros(cap, np.int32))
+        heat.set_thermal_state(p, self.materials, 0, n)  # H and the phase from T, by the device's curve
+        H = p.H.to_numpy()[:n]
         p.damage.from_numpy(np.zeros(cap, self.np_real))
         p.part.from_numpy(np.full(cap, -1, np.int32))
         p.color.from_numpy(pad(self.source_colors()[body].astype(self.np_real)))
         live = int(sum(len(s[0]) for s in samples[:n_bodies]))
         p.alive.from_numpy((np.arange(cap) < live).astype(np.int32))
         p.n[None] = live
-        # the pool: (time, first, end, enthalpy) per fill, switched on by advance_to
-        mh = mass.astype(np.float64) * H.astype(self.np_real).astype(np.float64)
+        # the pool: (time, first, end, enthalpy, source) per fill, switched on by advance_to
+        mh = mass.astype(np.float64) * H.astype(np.float64)
         start, self.fills = live, []
-        for (t_fill, _, count) in fills:
-            self.fills.append((t_fill, start, start + count, float(mh[start:start + count].sum())))
+        for (t_fill, source, count) in fills:
+            self.fills.append((t_fill, start, start + count, float(mh[start:start + count].sum()), source))
             start += count
+        self.fill_starts = np.array([f[1] for f in self.fills], np.int64)  # increasing: the pool's order
+        self.fill_started = np.zeros(len(self.fills), bool)
         self.initial_energy = float(mh[:live].sum())
         mpm.compute_stress(p, self.materials)  # every slot, pooled ones included
-        self.knobs.max_speed[None] = float(np.linalg.norm(v, axis=1).max())  # the first dt sees the launch speed
-
-    def _initial_phase(self, body) -> int:
-        m = self.scene.materials[body.material]
-        if m.kind == POLYALLOY and body.temperature < m.brittle_point:
-            return heat.FROZEN
-        return heat.MOLTEN if m.melting_point is not None and body.temperature > m.melting_point else heat.MIMETIC
+        # the first dt sees the launch speed and the elastic waves of every slot, emitters' included;
+        # G2P then reports the live ones, and each fill adds its own as it starts
+        self.knobs.max_speed[None] = float(np.linalg.norm(v, axis=1).max())
+        self.knobs.max_wave[None] = mpm.max_wave_speed(p, self.materials, 0, n)
 
     # --- running --------------------------------------------------------------------------
     def set_control(self, **values) -> None:
@@ -307,14 +309,30 @@ class Simulation:
     def n_particles(self) -> int:
         return int(self.particles_fields.n[None])
 
+    def update_limits(self) -> None:
+        """The explicit limits that follow from the materials and dx alone (call again after a
+        material changes): ``heat_dt``, half the conduction limit dx^2 / (4 dim alpha) of
+        ``kernels.heat``, and ``viscous_dt``, the momentum-diffusion limit dx^2 / (2 dim nu) of
+        the explicit viscous stress (nu = eta / rho; measured stable up to 1.5x it in 2D, 2x in 3D)."""
+        mats = [self.scene.materials[m] for m in self.material_names]
+        dx, d = self.scene.dx, self.dim
+        alpha = max(m.diffusivity() for m in mats)
+        self.heat_dt = 0.5 * dx * dx / (4 * d * alpha) if self.thermal and alpha > 0 else math.inf
+        nu = max(m.kinematic_viscosity() for m in mats)
+        self.viscous_dt = dx * dx / (2 * d * nu) if nu > 0 else math.inf
+
     def stable_dt(self) -> float:
         """CFL step: cfl * dx / (fastest particle + fastest elastic wave of the live phases),
-        capped by dt_max and by the explicit conduction limit."""
+        capped by dt_max, the explicit conduction and viscous limits (``update_limits``) and,
+        on a controlled run, the explicit limit of the controller's spring
+        (``polyalloy.scene.Control.spring_dt``)."""
         speed = float(self.knobs.max_speed[None])
         if not math.isfinite(speed) or self.knobs.bad[None]:
             self._blow_up()
         wave = float(self.knobs.max_wave[None])
-        return min(self.scene.dt_max, self.heat_dt, self.scene.cfl * self.scene.dx / max(speed + wave, 1e-9))
+        spring = self.scene.control.spring_dt() if self.controlled else math.inf
+        return min(self.scene.dt_max, self.heat_dt, self.viscous_dt, spring,
+                   self.scene.cfl * self.scene.dx / max(speed + wave, 1e-9))
 
     def substep(self, dt: float) -> None:
         """One MLS-MPM substep of ``dt`` seconds (after ``forces`` and the heat sources active now)."""
@@ -325,8 +343,8 @@ class Simulation:
             if e.start <= self.t < e.end:
                 m = kev.mass_in_region(pf, self.regions, i, self.t)
                 if m > 0:
-                    kev.heat_region(pf, self.regions, i, self.t, e.power * dt / m)
-                    self.events_energy += e.power * dt
+                    self.book_event_heat(e.power * dt, kev.heat_region(pf, self.regions, i, self.t, e.power * dt / m),
+                                         f"the chill of {-e.power:g} W")
         if self.controller is not None:
             self.controller.maybe_cycle(self.t)
             if self.controller.following:
@@ -371,8 +389,8 @@ class Simulation:
         times = [math.inf]
         if self._next_impulse < len(self.impulses):
             times.append(self.impulses[self._next_impulse].time)
-        if self._next_fill < len(self.fills):
-            times.append(self.fills[self._next_fill][0])
+        # the next fill to come (fills waiting for free space are checked every substep anyway)
+        times.append(next((f[0] for f in self.fills[self._next_fill:] if f[0] > self.t + 1e-12), math.inf))
         if self._next_retemper < len(self.retempers):
             times.append(self.retempers[self._next_retemper].time)
         if self._next_control < len(self.control_changes):
@@ -381,7 +399,8 @@ class Simulation:
 
     def _apply_due_events(self) -> None:
         """Change the controller's settings, fire the gunshots and grenades, switch on the emitter
-        fills and change the collider temperatures due at ``t``."""
+        fills due at ``t`` whose emitter is free of live particles (the others wait, in order),
+        and change the collider temperatures due at ``t``."""
         pf = self.particles_fields
         while self._next_control < len(self.control_changes) and \
                 self.control_changes[self._next_control].time <= self.t + 1e-12:
@@ -402,13 +421,34 @@ class Simulation:
         while self._next_impulse < len(self.impulses) and self.impulses[self._next_impulse].time <= self.t + 1e-12:
             self._next_impulse += 1
             self.apply_impulse(self.impulses[self._next_impulse - 1])
-        while self._next_fill < len(self.fills) and self.fills[self._next_fill][0] <= self.t + 1e-12:
-            _, start, end, energy = self.fills[self._next_fill]
-            self._next_fill += 1
+        # a fill goes in only while its emitter holds no live particle (the last fill has left it and
+        # the pour has not backed up into it), so fills never overlap; a blocked fill waits, and
+        # the fills of other emitters go past it
+        free = {}  # source -> whether its emitter can take a fill now
+        for k in range(self._next_fill, len(self.fills)):
+            t_fill, start, end, energy, source = self.fills[k]
+            if t_fill > self.t + 1e-12:
+                break
+            if self._fill_started(k):
+                continue
+            if source not in free:
+                free[source] = kev.mass_in_region(pf, self.body_shapes, source, self.t) <= 0
+            if not free[source]:
+                continue
+            free[source] = False  # this fill takes it
+            self.fill_started[np.searchsorted(self.fill_starts, start)] = True
             kev.activate(pf, start, end)
             self.spawned_energy += energy
             self.knobs.max_speed[None] = max(float(self.knobs.max_speed[None]), max(
                 float(np.linalg.norm(np.asarray(e.velocity, float)[: self.dim])) for e in self.scene.emitters))
+            self.knobs.max_wave[None] = max(float(self.knobs.max_wave[None]),
+                                            mpm.max_wave_speed(pf, self.materials, start, end))
+        while self._next_fill < len(self.fills) and self._fill_started(self._next_fill):
+            self._next_fill += 1
+
+    def _fill_started(self, k: int) -> bool:
+        """Whether ``fills[k]`` has gone in (looked up by its first slot: live re-timing re-sorts ``fills``)."""
+        return bool(self.fill_started[np.searchsorted(self.fill_starts, self.fills[k][1])])
 
     def apply_impulse(self, e) -> float:
         """Fire a ``Gunshot`` or ``Grenade`` now (whatever its ``time``); returns the mass (kg) it hit."""
@@ -422,10 +462,22 @@ class Simulation:
             dv = (direction / np.linalg.norm(direction) * e.impulse / m).astype(self.np_real)
             kev.kick(pf, centre, e.radius, dv, 0.0, e.damage, 0.0)
         else:
-            kev.kick(pf, centre, e.radius, np.zeros(self.dim, self.np_real), e.impulse / m, 0.0, e.heat / m)
-            self.events_energy += e.heat
+            missing = kev.kick(pf, centre, e.radius, np.zeros(self.dim, self.np_real), e.impulse / m, 0.0, e.heat / m)
+            self.book_event_heat(e.heat, missing, f"the grenade's {e.heat:g} J")
         self.knobs.max_speed[None] = max(float(self.knobs.max_speed[None]), e.impulse / m)
         return m
+
+    def book_event_heat(self, asked: float, missing: float, what: str) -> None:
+        """Book ``asked`` J of event heat in the energy budget, less the ``missing`` J of a chill
+        that particles at 0 K could not give up (``kernels.events.add_enthalpy``); the first
+        time a chill hits absolute zero it says so in a warning, and ``chill_missing`` adds up
+        what was not taken."""
+        self.events_energy += asked + missing
+        if missing > 0:
+            if self.chill_missing == 0:
+                log.warning("%s drove particles to absolute zero at t = %.4f s: they stay at 0 K and %.3g J "
+                            "of it was not taken; use a weaker chill", what, self.t, missing)
+            self.chill_missing += missing
 
     def energy_accounts(self) -> dict:
         """Energy (J) that entered since t = 0 by each route; see ``polyalloy.metrics.energy_budget``."""
@@ -531,6 +583,12 @@ class Simulation:
         return np.array([b.color if b.color is not None else
                          DEFAULT_COLORS.get(self.scene.materials[b.material].kind, (0.8, 0.8, 0.8))
                          for b in self.sources], np.float32)
+
+    def liquid_fraction(self) -> np.ndarray:
+        """Liquid fraction (0 solid .. 1 liquid) of each live particle, by the device's enthalpy curve."""
+        out = np.zeros(self.n_particles, self.np_real)
+        heat.liquid_fractions(self.particles_fields, self.materials, out)
+        return out[self.particles_fields.alive.to_numpy()[: self.n_particles].astype(bool)]
 
     def total_mass(self) -> float:
         """Mass of the live particles (kg)."""

@@ -5,6 +5,8 @@ Sizes are tiny on purpose (hundreds to a few thousand particles, coarse 3D grids
 kernel compiles once per Simulation, so tests that can share one run do so through
 module-scoped fixtures.
 """
+from __future__ import annotations
+
 import os
 
 import numpy as np

@@ -6,7 +6,7 @@ import taichi as ti
 
 from polyalloy.kernels import constitutive as cm
 from polyalloy.kernels.fields import MaterialTable
-from polyalloy.materials import Polyalloy
+from polyalloy.materials import Elastic, ElastoPlastic, Fluid, Polyalloy
 
 
 def rotations(rng, n: int, dim: int) -> np.ndarray:
@@ -106,3 +106,90 @@ def test_inverted_and_degenerate_particles_get_the_svd_stress(runtime, dim):
     modulus = 2 * row["mu"] + row["lam"]
     a, b = out_path.to_numpy(), out_svd.to_numpy()
     assert np.abs(a - b).max() <= 5e-5 * modulus, np.abs(a - b).max() / modulus
+
+
+def test_the_step_wave_speed_is_the_stiffness_of_the_stress(runtime):
+    """The time step's wave speed (``wave_speed``) is sqrt(M / rho) with M the P-wave modulus
+    that the stress really has: d tau_xx / d eps_xx of a small uniaxial stretch (central
+    difference, eps = 1e-3), for polyalloy frozen and mimetic at every liquid fraction across
+    the melt (where the stress adds its solid and liquid shares), and for a liquid, an elastic
+    and an elasto-plastic solid. Before, the wave speed took the larger of the two shares, and
+    its M came out up to 45% too low across the melt (the speed 26%)."""
+    mats = [Polyalloy(), Polyalloy(), Fluid(), Elastic(), ElastoPlastic()]
+    temps = [100.0, 293.0, 293.0, 293.0, 293.0]
+    fracs = np.linspace(0.0, 1.0, 9)
+    cases = [(i, T, f) for i, T in enumerate(temps) for f in (fracs if isinstance(mats[i], Polyalloy) else [0.0])]
+    n = len(cases)
+    table = MaterialTable(len(mats), ti.f32)
+    table.upload([m.row() for m in mats])
+    mat = ti.field(ti.i32, n)
+    T = ti.field(ti.f32, n)
+    f = ti.field(ti.f32, n)
+    modulus = ti.field(ti.f32, n)
+    wave = ti.field(ti.f32, n)
+    mat.from_numpy(np.array([c[0] for c in cases], np.int32))
+    T.from_numpy(np.array([c[1] for c in cases], np.float32))
+    f.from_numpy(np.array([c[2] for c in cases], np.float32))
+    eps = 1e-3
+
+    @ti.kernel
+    def probe():
+        for i in range(n):
+            stretched = ti.Matrix.identity(ti.f32, 2)
+            squeezed = ti.Matrix.identity(ti.f32, 2)
+            stretched[0, 0] += eps
+            squeezed[0, 0] -= eps
+            zero = ti.Matrix.zero(ti.f32, 2, 2)
+            up = cm.kirchhoff_stress(table, mat[i], stretched, zero, 1.0, T[i], f[i], 0.0)
+            down = cm.kirchhoff_stress(table, mat[i], squeezed, zero, 1.0, T[i], f[i], 0.0)
+            modulus[i] = (up[0, 0] - down[0, 0]) / (2.0 * eps)
+            wave[i] = cm.wave_speed(table, mat[i], T[i], f[i])
+
+    probe()
+    rho = np.array([mats[c[0]].density for c in cases])
+    stress_modulus, step_modulus = modulus.to_numpy(), rho * wave.to_numpy().astype(float) ** 2
+    assert np.all(stress_modulus > 0)
+    # measured 1.1e-4: f32 rounding of the difference of two stresses a 1e-3 strain apart
+    assert np.abs(step_modulus / stress_modulus - 1).max() < 1e-3, np.c_[step_modulus, stress_modulus]
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_returned_rubble_lies_on_the_drucker_prager_cone(runtime, dim):
+    """Rubble's return mapping and its stress are one model (Hencky): for 2,000 trial F (random
+    rotations, stretches 0.8..1.1), the stress after the return satisfies |dev tau| <= -alpha
+    tr(tau) (cohesionless Drucker-Prager, alpha of the 45 degree friction angle), with equality
+    for every state that was returned, and no stress in expansion. Measured: off the cone by at
+    most 3.6e-7 of the stress scale (f32); with the fixed-corotated stress of before, by 7.5%."""
+    rng = np.random.default_rng(10 + dim)
+    n = 2000
+    s = rng.uniform(0.8, 1.1, (n, dim))
+    F = np.einsum("nij,nj,njk->nik", rotations(rng, n, dim), s, rotations(rng, n, dim)).astype(np.float32)
+    pa = Polyalloy()
+    table = MaterialTable(1, ti.f32)
+    table.upload([pa.row()])
+    Fs = ti.Matrix.field(dim, dim, ti.f32, n)
+    Fs.from_numpy(F)
+    tau = ti.Matrix.field(dim, dim, ti.f32, n)
+    T = 0.5 * pa.brittle_point  # deep frozen
+
+    @ti.kernel
+    def returned():
+        for i in range(n):
+            _, _, damage, U, sig, _ = cm.polyalloy_deformation(table, 0, Fs[i], 1.0, T, 0.0, 1.0, 1.0)
+            tau[i] = cm.polyalloy_stress_svd(table, 0, U, sig, ti.Matrix.zero(ti.f32, dim, dim), T, 0.0, damage)
+
+    returned()
+    principal = np.linalg.eigvalsh(tau.to_numpy().astype(float))
+    trace = principal.sum(axis=1)
+    dev = np.linalg.norm(principal - trace[:, None] / dim, axis=1)
+    alpha = pa.row()["rubble_alpha"]
+    scale = np.abs(principal).max()
+    eps = np.log(s)
+    trial_dev = np.linalg.norm(eps - eps.mean(axis=1, keepdims=True), axis=1)
+    mu, lam = pa.row()["mu_f"], pa.row()["lam_f"]
+    outside = trial_dev > -alpha * (dim * lam + 2 * mu) / (2 * mu) * eps.sum(axis=1)
+    squeezed = outside & (eps.sum(axis=1) < 0)
+    assert squeezed.sum() > 100 and (eps.sum(axis=1) >= 0).sum() > 100
+    assert np.all(dev + alpha * trace <= 4e-6 * scale)  # inside or on the cone
+    assert np.abs(dev + alpha * trace)[squeezed].max() <= 4e-6 * scale, np.abs(dev + alpha * trace)[squeezed].max() / scale
+    assert np.abs(principal[eps.sum(axis=1) >= 0]).max() <= 4e-6 * scale  # expansion: loose grains

@@ -16,6 +16,7 @@ from polyalloy.body import Humanoid, ShapeTemplate, Walk
 from polyalloy.control import sample_template, transport_match
 from polyalloy.errors import ConfigError
 from polyalloy.kernels import control as kc
+from polyalloy.kernels import heat
 from polyalloy.materials import Polyalloy
 from polyalloy.scene import Scene, Texture
 from polyalloy.shapes import Box, Plane, Sphere, Union
@@ -92,12 +93,10 @@ def test_grip_is_zero_when_frozen_and_fades_out_by_melting(runtime):
         pa = sc.materials["pa"]
         n = sim.n_particles
         T = np.linspace(100.0, 1300.0, n)
-        H = np.array([pa.enthalpy(t) for t in T])
-        phase = np.where(T < pa.brittle_point, 0, np.where(T > pa.melting_point, 2, 1)).astype(np.int32)
         pf = sim.particles_fields
         pf.T.from_numpy(np.pad(T, (0, pf.capacity - n)).astype(sim.np_real))
-        pf.H.from_numpy(np.pad(H, (0, pf.capacity - n)).astype(sim.np_real))
-        pf.phase.from_numpy(np.pad(phase, (0, pf.capacity - n)))
+        heat.set_thermal_state(pf, sim.materials, 0, n)  # H and phase at those temperatures
+        phase = pf.phase.to_numpy()[:n]
         g = np.zeros(n, sim.np_real)
         kc.grips(pf, sim.materials, sim.knobs, g)
         fade = sc.control.grip_fade
@@ -107,6 +106,25 @@ def test_grip_is_zero_when_frozen_and_fades_out_by_melting(runtime):
         hot = (T >= pa.melting_point - fade) & (T <= pa.melting_point)
         assert np.all(np.diff(g[hot]) <= 1e-6) and g[hot][-1] < 1e-3  # fades monotonically to 0
         assert np.all(g[T >= pa.melting_point] < 1e-3)
+
+
+def test_a_stiff_undamped_controller_spring_does_not_gain_energy(runtime):
+    """The pull toward home is an explicit spring: at gain 100 and 100 Hz (the top of their
+    ranges), undamped, it is stable only for dt < 3.2e-4 s, below the elastic CFL step. A blob
+    held 2 cm off its home oscillates; with nothing to feed it, its fastest particle must slow
+    down (measured: 0.38 of the first frame's speed after six frames; without the spring's
+    limit in the step it sped up to 1.6x)."""
+    sc = man_scene(2, width=1.0)
+    sc.control = dataclasses.replace(sc.control, gain=100.0, frequency=100.0, damping=0.0, max_accel=1e5)
+    sc.add_body("blob", Sphere(centre=(0.5, 0.5, 0.5), radius=0.1), "pa",
+                template=ShapeTemplate(shape=Sphere(centre=(0.5, 0.52, 0.5), radius=0.1)))
+    with Simulation(sc) as sim:
+        assert sim.stable_dt() <= sc.control.spring_dt() * (1 + 1e-6)
+        speeds = []
+        for _ in range(6):
+            sim.step_frame()
+            speeds.append(np.linalg.norm(sim.particles()["v"], axis=1).max())
+        assert speeds[-1] < speeds[0]
 
 
 # --- a 2D man: reform, a gunshot heals, a live gain ------------------------------------------

@@ -124,7 +124,7 @@ def test_random_materials_work_or_say_why(args):
         m = cls(**kwargs)
         row = m.row()
         assert all(np.all(np.isfinite(np.asarray(v, float))) for v in row.values())
-        assert math.isfinite(m.wave_speed()) and math.isfinite(m.enthalpy(300.0))
+        assert math.isfinite(m.kinematic_viscosity())
 
     return works_or_says_why(run)
 

@@ -73,7 +73,7 @@ def test_phase_hysteresis_does_not_flicker_at_the_brittle_point():
 # --- the materials together -------------------------------------------------------------------
 def test_nitrogen_poured_on_warm_polyalloy_cools_it_and_boils_off_with_the_budget_closed():
     """Liquid nitrogen poured on a warm polyalloy block: the block cools, the nitrogen takes in
-    its latent heat and retires, and thermal + vapour - (initial + spawned + air) closes within 2%."""
+    its latent heat and retires, and thermal + vapour - (initial + spawned + air) closes to 5e-6."""
     scene = make_scene(2, size=(1.0, 0.6), dx=1 / 64)
     scene.add_material("t1000", Polyalloy())
     scene.add_material("ln2", LiquidNitrogen())
@@ -95,7 +95,7 @@ def test_nitrogen_poured_on_warm_polyalloy_cools_it_and_boils_off_with_the_budge
     assert s["T"][block].mean() < block0 - 10.0
     budget = metrics.energy_budget(sim)
     assert budget["vapour"] > 0 and budget["spawned_in"] > 0
-    assert budget["relative_imbalance"] <= 0.02, budget
+    assert budget["relative_imbalance"] <= 5e-6, budget  # measured 4.4e-7
 
 
 def test_mimetic_block_dropped_into_molten_steel_melts_and_loses_its_shape():
@@ -205,8 +205,29 @@ def test_heat_source_and_grenade_deliver_their_energy_and_impulse():
     sim.advance_to(0.15)
     budget = metrics.energy_budget(sim)
     assert budget["events_in"] == pytest.approx(25000.0, rel=1e-6)
+    # measured 1.5e-3 for both: f32 drops part of each substep's H += dH (the known limit of
+    # docs/physics.md), a real loss that these thresholds (7x) leave room for
     assert budget["thermal"] - e0 == pytest.approx(25000.0, rel=0.01)
     assert budget["relative_imbalance"] < 0.01
+
+
+def test_a_chill_stops_at_absolute_zero_and_says_so(caplog):
+    """A 200 MW chill for 0.05 s asks 1e7 J of a polyalloy block that holds 9.75e6 J (72 kg per
+    metre at 300 K): its particles reach 0 K and stay there (before the floor they went on to
+    -8 K), the budget books only what was taken, and a warning says so once."""
+    scene = make_scene(2, gravity=0.0, size=(1.0, 1.0), dx=1 / 64, air_coefficient=0.0)
+    scene.add_material("t1000", Polyalloy())
+    scene.add_body("block", Box(centre=(0.5, 0.5, 0.5), half_size=(0.05, 0.05, 0.1)), "t1000", temperature=300.0)
+    scene.chill(Box(centre=(0.5, 0.5, 0.5), half_size=(0.1, 0.1, 0.1)), power=2.0e8, start=0.0, end=0.05)
+    sim = Simulation(scene)
+    with caplog.at_level("WARNING", logger="polyalloy"):
+        sim.advance_to(0.06)
+    T = sim.particles()["T"]
+    # 0 K up to the f32 rounding of conduction between nodes at 0 K (measured |T| <= 1e-21 K)
+    assert np.abs(T).max() < 1e-3
+    assert sim.chill_missing > 0
+    assert metrics.energy_budget(sim)["relative_imbalance"] < 1e-7  # measured 7.6e-9 (f32 sums of H)
+    assert sum("absolute zero" in r.getMessage() for r in caplog.records) == 1
 
 
 @pytest.mark.parametrize("floor_temperature", [77.0, None], ids=["cold_floor", "adiabatic_floor"])
@@ -238,7 +259,7 @@ def test_frozen_feet_stick_to_a_cold_floor(floor_temperature):
 
 def test_heat_flows_and_energy_is_conserved_in_3d():
     """The insulated-box check in 3D on the sparse grid: hot and cold polyalloy cubes touch on
-    an adiabatic floor; the cold one warms and sum(m H) stays within 0.5%."""
+    an adiabatic floor; the cold one warms (measured 120 -> 188 K) and sum(m H) stays within 5e-8."""
     scene = make_scene(3, size=(1.0, 0.6, 1.0), air_coefficient=0.0)
     scene.add_material("t1000", Polyalloy())
     scene.add_body("hot", Box(centre=(0.4, 0.2, 0.5), half_size=(0.1, 0.1, 0.1)), "t1000", temperature=900.0)
@@ -250,7 +271,7 @@ def test_heat_flows_and_energy_is_conserved_in_3d():
     sim.advance_to(0.2)
     s = sim.particles()
     assert s["T"][cold].mean() > 120.0 + 30.0
-    assert abs(metrics.energy_budget(sim)["thermal"] - start) <= 0.005 * start
+    assert abs(metrics.energy_budget(sim)["thermal"] - start) <= 5e-8 * start  # measured 4.2e-9
 
 
 @pytest.mark.parametrize("target", ["plate", "air"])
@@ -271,10 +292,9 @@ def test_retemper_changes_a_collider_or_the_air_on_the_timeline(target):
     sim = Simulation(scene)
     sim.advance_to(0.1)
     assert np.all(sim.particles()["T"] == pytest.approx(293.0, abs=1e-3))  # nothing cold until 0.1 s
-    assert sim.boundary_energy == 0.0
     sim.advance_to(0.2)
     assert sim.boundary_energy < 0  # heat left through the plate or to the air
     assert sim.particles()["T"].mean() < 293.0 - 20.0  # measured through the plate: 176 K
     now = float(sim.colliders.temperature[0]) if target == "plate" else float(sim.knobs.air_temperature[None])
     assert now == 77.0
-    assert metrics.energy_budget(sim)["relative_imbalance"] <= 0.005
+    assert metrics.energy_budget(sim)["relative_imbalance"] <= 1e-6  # measured 6.6e-9 (plate), 1.0e-7 (air)

@@ -137,6 +137,8 @@ def test_live_parameters_reach_the_device(stand):
     stand.set("materials.polyalloy.viscosity", 2.0)
     i = stand.sim.material_names.index("polyalloy")
     assert abs(stand.sim.materials.viscosity[i] - 2.0) < 1e-6
+    rho, dx = stand.scene.materials["polyalloy"].density, stand.scene.dx
+    assert stand.sim.viscous_dt == pytest.approx(rho * dx * dx / (2 * stand.sim.dim * 2.0))  # the step follows
     stand.set("colliders.floor.temperature", 100.0)
     assert abs(stand.sim.colliders.temperature[0] - 100.0) < 1e-4
     stand.set("control.frequency", 5.0)

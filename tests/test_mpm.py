@@ -35,7 +35,7 @@ def transfer_sim(request):
 
 def test_grid_mass_after_p2g_equals_particle_mass(transfer_sim):
     sim = transfer_sim
-    assert sim.grid_mass() == pytest.approx(sim.total_mass(), rel=1e-5)
+    assert sim.grid_mass() == pytest.approx(sim.total_mass(), rel=validate.TOLERANCE["grid_mass"])
 
 
 def test_sampled_mass_matches_body_volume(transfer_sim):
@@ -50,7 +50,7 @@ def test_sampled_mass_matches_body_volume(transfer_sim):
 def test_grid_momentum_after_p2g_equals_particle_momentum(transfer_sim):
     sim = transfer_sim
     p, scale = sim.momentum(), validate.momentum_scale(sim)
-    np.testing.assert_allclose(sim.grid_momentum(), p, rtol=0, atol=1e-5 * scale)
+    np.testing.assert_allclose(sim.grid_momentum(), p, rtol=0, atol=validate.TOLERANCE["grid_momentum"] * scale)
     assert np.abs(p).max() > 0.05 * scale  # a real, non-zero momentum was compared
 
 
@@ -68,7 +68,7 @@ def test_momentum_conserved_in_a_collision_without_gravity(transfer_sim):
     substeps = sim.substeps
     record = run_frames(sim, 3, probe)
     for p, _, lo, hi in record:
-        np.testing.assert_allclose(p, p0, rtol=0, atol=2e-6 * scale)
+        np.testing.assert_allclose(p, p0, rtol=0, atol=validate.TOLERANCE["momentum_drift"] * scale)
         assert np.all(lo > 3 * DX[dim]) and np.all(hi < 1.0 - 3 * DX[dim])  # no wall was touched
     assert record[-1][1] < 1.5  # the drop hit the brick and lost speed: the bodies did interact
     assert sim.substeps - substeps > 60
@@ -92,7 +92,7 @@ def test_free_fall_matches_analytic_parabola(dropped_ball):
     dim, y0, record = dropped_ball
     err = validate.free_fall_errors(y0, record, DX[dim])
     assert err["frames"] >= 6
-    assert err["drop"] <= 0.01 and err["speed"] <= 0.01, err
+    assert err["drop"] <= validate.FALL_DROP and err["speed"] <= validate.TOLERANCE["fall_speed"], err
 
 
 def test_elastic_ball_bounces_and_never_enters_the_floor(dropped_ball):
@@ -210,6 +210,63 @@ def test_time_step_follows_the_cfl_limit_and_shrinks_when_fast():
     assert max(steps[1:]) <= fast_limit * (1 + 1e-6)
     assert sim.last_dt <= fast_limit * (1 + 1e-6)
     assert max(steps[1:]) < 0.3 * max(slow)
+
+
+def test_a_very_viscous_liquid_falls_without_blowing_up():
+    """The explicit viscous stress is stable only for dt <= rho dx^2 / (2 dim eta): a syrup of
+    eta = 1000 Pa s at dx = 1/128 m needs 1.5e-5 s, where the wave limit alone gives 3e-4 s
+    (with the wave limit alone, the velocities were 17x g t off by t = 0.01 s and then blew up)."""
+    scene = make_scene(2, size=(0.5, 0.5), dx=1 / 128)
+    scene.add_material("syrup", Fluid(density=1000.0, bulk_modulus=1e5, viscosity=1000.0))
+    scene.add_body("drop", Box(centre=(0.25, 0.3, 0), half_size=(0.05, 0.08, 0)), "syrup")
+    sim = Simulation(scene)
+    limit = 1000.0 * scene.dx ** 2 / (2 * 2 * 1000.0)
+    assert sim.stable_dt() <= limit * (1 + 1e-6)
+    sim.advance_to(0.01)
+    v = sim.particles()["v"]
+    # a falling body does not shear, so the syrup falls freely (relative to g t, measured 6.2e-6 and 2.2e-7)
+    assert np.abs(v[:, 1] + G * sim.t).max() < 6e-5 * G * sim.t
+    assert np.abs(v[:, 0]).max() < 2e-6 * G * sim.t
+
+
+def test_an_emitter_fill_steps_at_its_own_wave_speed():
+    """A soft pool (c = 3.2 m/s) and an emitter that pours a stiff solid (c = 360 m/s) at
+    t = 0.02 s: the substep after the fill must already obey the stiff material's CFL limit
+    (before, it took the pool's wave speed: a step 58x too long)."""
+    scene = make_scene(2, size=(1.0, 1.0), gravity=0.0)
+    scene.add_material("soft", Fluid(density=1000.0, bulk_modulus=1e4))
+    scene.add_material("stiff", Elastic(density=1000.0, youngs_modulus=1e8))
+    scene.add_body("pool", Box(centre=(0.3, 0.3, 0), half_size=(0.1, 0.1, 0)), "soft")
+    scene.pour("drop", Box(centre=(0.7, 0.7, 0), half_size=(0.03, 0.03, 0)), "stiff", rate=1.0,
+               start=0.02, end=0.021)
+    sim = Simulation(scene)
+    stiff = math.sqrt(1e8 * 0.7 / (1.3 * 0.4) / 1000.0)  # m/s: sqrt((lambda + 2 mu) / rho) at nu = 0.3
+    steps = []
+    substep = sim.substep
+    sim.substep = lambda dt: (steps.append((sim.t, dt)), substep(dt))
+    sim.advance_to(0.021)
+    after = [dt for t, dt in steps if t >= 0.02 - 1e-12]
+    assert after and max(after) <= scene.cfl * scene.dx / stiff * (1 + 1e-4)
+
+
+def test_an_emitter_pours_only_into_free_space():
+    """A jet asked to pour 3x what its stream carries away (0.3 m^2/s through a 0.1 m mouth at
+    1 m/s, no gravity): each fill waits until the last one has left the emitter, so the jet
+    keeps the liquid's density (measured 0.97 of it over the jet's bounding box, 27.8 kg poured)
+    where fills on the timer piled up inside each other to 2.5x (63 kg)."""
+    scene = make_scene(2, size=(1.0, 1.0), gravity=0.0)
+    scene.add_material("water", Fluid(density=1000.0, bulk_modulus=1e5))
+    scene.add_body("drop", Box(centre=(0.9, 0.1, 0), half_size=(0.02, 0.02, 0)), "water")
+    scene.pour("jet", Box(centre=(0.2, 0.5, 0), half_size=(0.02, 0.05, 0)), "water", rate=0.3,
+               velocity=(1.0, 0, 0), start=0.0, end=0.2)
+    sim = Simulation(scene)
+    sim.advance_to(0.25)
+    s = sim.particles()
+    jet = s["body"] == 1
+    x, mass = s["x"][jet], s["mass"][jet].sum()
+    area = np.prod(x.max(axis=0) - x.min(axis=0) + scene.dx / 2)
+    assert mass / area < 1.1 * 1000.0
+    assert mass >= 0.1 * 1.0 * 0.2 * 1000.0  # at least what the stream carries away in 0.2 s
 
 
 def test_first_step_accounts_for_the_initial_velocity():
