@@ -323,13 +323,10 @@ class Controller:
         A1, b1, _, _ = self.pose_maps(t + h, roots=False)
         A0, b0, _, _ = self.pose_maps(max(t - h, 0.0), roots=False)
         span = t + h - max(t - h, 0.0)
-        tb = self.table
-        tb.A.from_numpy(A.astype(npr))
-        tb.b.from_numpy(b.astype(npr))
-        tb.Ad.from_numpy(((A1 - A0) / span).astype(npr))
-        tb.bd.from_numpy(((b1 - b0) / span).astype(npr))
-        tb.RA.from_numpy(RA.astype(npr))
-        tb.Rb.from_numpy(Rb.astype(npr))
+        maps = np.stack([np.concatenate([A, b[..., None]], axis=2),
+                         np.concatenate([(A1 - A0) / span, ((b1 - b0) / span)[..., None]], axis=2),
+                         np.concatenate([RA, Rb[..., None]], axis=2)], axis=1)
+        kc.set_pose(self.table, maps.astype(npr))
 
     # --- healing --------------------------------------------------------------------------
     def maybe_reassign(self, t: float) -> int:
