@@ -30,6 +30,9 @@ from polyalloy.errors import ConfigError
 from polyalloy.shapes import Box, Capsule, Shape, Sphere, _vec, rotation_matrix
 
 
+POSES_REMEMBERED = 8  # per template: a substep asks for the poses at t - h, t, t + h and the root's
+
+
 def _is_number(x) -> bool:
     return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
 
@@ -149,7 +152,19 @@ class Template(Shape):
 
     def transforms(self, pose: Pose, dim: int) -> tuple[np.ndarray, np.ndarray]:
         """Per part, the affine map (A, b) from rest world coordinates (the template placed at
-        its own ``position`` and ``heading``) to the posed world."""
+        its own ``position`` and ``heading``) to the posed world. The last few poses are
+        remembered: a figure that stands still asks for the same one every substep."""
+        key = (dim, tuple(float(v) for v in pose.position), float(pose.heading),
+               tuple(sorted((name, float(angle)) for name, angle in pose.joints.items())))
+        memo = self.__dict__.setdefault("_posed", {})
+        if key not in memo:
+            if len(memo) >= POSES_REMEMBERED:
+                memo.pop(next(iter(memo)))
+            memo[key] = self._transforms(pose, dim)
+        A, b = memo[key]
+        return A.copy(), b.copy()
+
+    def _transforms(self, pose: Pose, dim: int) -> tuple[np.ndarray, np.ndarray]:
         joints, part_joints = self._skeleton(dim)
         for name in pose.joints:
             if name not in joints:
