@@ -16,8 +16,9 @@ options; ``T_*`` below):
    and stay behind as a piece of their own.
 5. He reaches up (3D: the walk cycle raises his left arm as he nears the line; 2D: he walks with
    it raised, see ``ReachingMan``) and his hand hits the cold line, which bursts over it (a second
-   pour, ``drench``, falling from above the line): the arm freezes onto the line and snaps off as
-   the body goes on; then the drench and the vapour freeze the rest of him and he falls.
+   pour, ``drench``, falling from above the line): the arm freezes against the line; then the
+   drench and the vapour freeze the rest of him and he falls. (Measured in 2D: the drench and the
+   body pull the frozen hand off the line; the arm breaks off as its own piece when he falls.)
 6. A gunshot at ``T_SHOT`` shatters the frozen body into many pieces, which come to rest on the
    cold plate (those that slid past its end, toward the crucible, on the floor).
 7. The line runs empty (adiabatic at ``T_EMPTY``) and a crucible tips:
