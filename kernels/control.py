@@ -39,6 +39,21 @@ def grip(mats: ti.template(), knobs: ti.template(), mat: ti.i32, phase: ti.i32, 
     return g
 
 
+@ti.kernel
+def set_pose(ctrl: ti.template(), maps: ti.types.ndarray()):
+    """Write every part's maps, packed as ``maps[k] = [[A | b], [Ad | bd], [RA | Rb]]`` (3, dim,
+    dim + 1), in one launch: six ``from_numpy`` calls a substep cost more than a 2D P2G."""
+    for k in range(maps.shape[0]):
+        for i in ti.static(range(ctrl.A.n)):
+            for j in ti.static(range(ctrl.A.n)):
+                ctrl.A[k][i, j] = maps[k, 0, i, j]
+                ctrl.Ad[k][i, j] = maps[k, 1, i, j]
+                ctrl.RA[k][i, j] = maps[k, 2, i, j]
+            ctrl.b[k][i] = maps[k, 0, i, ctrl.A.n]
+            ctrl.bd[k][i] = maps[k, 1, i, ctrl.A.n]
+            ctrl.Rb[k][i] = maps[k, 2, i, ctrl.A.n]
+
+
 @ti.func
 def glitch_weight(knobs: ti.template(), part: ti.i32, t):
     """How far part ``part`` drifts toward the earlier shape at time ``t``: ``glitch`` times a

@@ -30,6 +30,9 @@ from polyalloy.errors import ConfigError
 from polyalloy.shapes import Box, Capsule, Shape, Sphere, _vec, rotation_matrix
 
 
+POSES_REMEMBERED = 8  # per template: a substep asks for the poses at t - h, t, t + h and the root's
+
+
 def _is_number(x) -> bool:
     return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
 
@@ -137,10 +140,32 @@ class Template(Shape):
             R = np.diag([1.0 if math.cos(math.radians(pose.heading)) >= 0 else -1.0, 1.0])
         return R, pos
 
+    def _skeleton(self, dim: int) -> tuple[dict, list]:
+        """The joints (``_joints``) and the joint of each part, made once per height and dim: the
+        controller asks for the transforms several times a substep, and building the parts'
+        shapes each time cost more than the substep's kernels."""
+        cache = self.__dict__.setdefault("_skeletons", {})
+        key = (self.height, dim)
+        if key not in cache:
+            cache[key] = (self._joints(), [joint for _, joint, _ in self._parts(dim)])
+        return cache[key]
+
     def transforms(self, pose: Pose, dim: int) -> tuple[np.ndarray, np.ndarray]:
         """Per part, the affine map (A, b) from rest world coordinates (the template placed at
-        its own ``position`` and ``heading``) to the posed world."""
-        joints = self._joints()
+        its own ``position`` and ``heading``) to the posed world. The last few poses are
+        remembered: a figure that stands still asks for the same one every substep."""
+        key = (dim, tuple(float(v) for v in pose.position), float(pose.heading),
+               tuple(sorted((name, float(angle)) for name, angle in pose.joints.items())))
+        memo = self.__dict__.setdefault("_posed", {})
+        if key not in memo:
+            if len(memo) >= POSES_REMEMBERED:
+                memo.pop(next(iter(memo)))
+            memo[key] = self._transforms(pose, dim)
+        A, b = memo[key]
+        return A.copy(), b.copy()
+
+    def _transforms(self, pose: Pose, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        joints, part_joints = self._skeleton(dim)
         for name in pose.joints:
             if name not in joints:
                 raise ConfigError(f"unknown joint {name!r}; the template has {', '.join(joints) or 'none'}")
@@ -161,7 +186,7 @@ class Template(Shape):
             return cache[j]
 
         A, b = [], []
-        for _, joint, _ in self._parts(dim):
+        for joint in part_joints:
             M, c = local(joint)
             # world_rest -> rest-origin coords -> joint chain -> posed world
             Ak = R1 @ M @ R0.T

@@ -35,7 +35,6 @@ import numpy as np
 
 from polyalloy.body import _transform_row
 from polyalloy.kernels import control as kc
-from polyalloy.kernels import fields as kf
 from polyalloy.kernels.sdf import evaluate_sdf
 
 LEAF = 48  # points per leaf of the recursive bisection, matched exactly
@@ -293,33 +292,33 @@ class Controller:
         if changed:
             self.upload_particles()
 
-    def pose_maps(self, t: float):
-        """Per part (A, b) at ``t``, and per part the body's root map (RA, Rb)."""
+    def pose_maps(self, t: float, roots: bool = True):
+        """Per part (A, b) at ``t``, and per part the body's root map (RA, Rb; None unless ``roots``)."""
         sc, d = self.sim.scene, self.sim.dim
         A, b, RA, Rb = [], [], [], []
         for i in self.bodies:
             body = sc.bodies[i]
             pose = self.pose(i, t)
             Ai, bi = body.template.transforms(pose, d)
-            root = type(pose)(position=pose.position, heading=pose.heading)
-            Ri, ri = body.template.transforms(root, d)
-            A.append(Ai), b.append(bi), RA.append(Ri), Rb.append(ri)
+            A.append(Ai), b.append(bi)
+            if roots:
+                Ri, ri = body.template.transforms(type(pose)(position=pose.position, heading=pose.heading), d)
+                RA.append(Ri), Rb.append(ri)
+        if not roots:
+            return np.concatenate(A), np.concatenate(b), None, None
         return np.concatenate(A), np.concatenate(b), np.concatenate(RA), np.concatenate(Rb)
 
     def upload_pose(self, t: float, h: float = 1e-3) -> None:
         """The part maps at ``t`` and their time derivatives (central differences over ``h`` s)."""
         npr = self.sim.np_real
         A, b, RA, Rb = self.pose_maps(t)
-        A1, b1, _, _ = self.pose_maps(t + h)
-        A0, b0, _, _ = self.pose_maps(max(t - h, 0.0))
+        A1, b1, _, _ = self.pose_maps(t + h, roots=False)
+        A0, b0, _, _ = self.pose_maps(max(t - h, 0.0), roots=False)
         span = t + h - max(t - h, 0.0)
-        tb = self.table
-        kf.put(tb.A, A.astype(npr))
-        kf.put(tb.b, b.astype(npr))
-        kf.put(tb.Ad, ((A1 - A0) / span).astype(npr))
-        kf.put(tb.bd, ((b1 - b0) / span).astype(npr))
-        kf.put(tb.RA, RA.astype(npr))
-        kf.put(tb.Rb, Rb.astype(npr))
+        maps = np.stack([np.concatenate([A, b[..., None]], axis=2),
+                         np.concatenate([(A1 - A0) / span, ((b1 - b0) / span)[..., None]], axis=2),
+                         np.concatenate([RA, Rb[..., None]], axis=2)], axis=1)
+        kc.set_pose(self.table, maps.astype(npr))
 
     # --- healing --------------------------------------------------------------------------
     def maybe_reassign(self, t: float) -> int:

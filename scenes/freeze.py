@@ -11,13 +11,14 @@ options; ``T_*`` below):
 3. He walks into the flood: the nitrogen, the cold plate and the cold vapour over the spill
    (the air, retempered to 77 K) freeze him from the feet up (frost); frozen metal has no grip,
    so the controller cannot move what froze.
-4. His frozen legs are held by the plate; his upper body, still mimetic, walks on and the frozen
-   legs snap and stay behind as a piece of their own. (Measured in 2D: the feet freeze in
-   mid-stride, not planted, so the ``feet_stuck`` and ``feet_on_floor`` claims fail.)
-5. He reaches up (the arm is raised by the walk cycle as he nears the line) and his hand hits the
-   cold line, which bursts over it (a second pour, ``drench``); then the drench and the vapour
-   freeze the rest of him and he falls. (Measured in 2D: the hand freezes on the line but the arm
-   is not pulled off it, so the ``arm_off`` claim fails.)
+4. His feet freeze while planted on the cold plate (it reaches back under his first steps into
+   the flood) and stick to it; his upper body, still mimetic, walks on and the frozen legs snap
+   and stay behind as a piece of their own.
+5. He reaches up (3D: the walk cycle raises his left arm as he nears the line; 2D: he walks with
+   it raised, see ``ReachingMan``) and his hand hits the cold line, which bursts over it (a second
+   pour, ``drench``, falling from above the line): the arm freezes against the line; then the
+   drench and the vapour freeze the rest of him and he falls. (Measured in 2D: the drench and the
+   body pull the frozen hand off the line; the arm breaks off as its own piece when he falls.)
 6. A gunshot at ``T_SHOT`` shatters the frozen body into many pieces, which come to rest on the
    cold plate (those that slid past its end, toward the crucible, on the floor).
 7. The line runs empty (adiabatic at ``T_EMPTY``) and a crucible tips:
@@ -26,15 +27,18 @@ options; ``T_*`` below):
    ``T_HOT`` the plate is held at ``PLATE_HOT`` K (art-directed: a thick plate under a thin
    overflow warms far below the steel's 1800 K), so the pieces lying on it warm above the brittle
    point and become mimetic again, and none can melt (the plate is ~550 K below the melting
-   point). Pieces beyond the plate's end are touched by the overflow itself. ``steel_heat=0``
-   removes the plate's heat: the plate only stops being cold.
+   point). The glowing overflow also heats the air over the spill to ``AIR_HOT`` K (``GLOW``):
+   that reaches the pieces beyond the plate's end. ``steel_heat=0`` removes both: the plate
+   only stops being cold and the air stays at room temperature.
 8. The thawed pieces are gripped again: they crawl together, coalesce into one blob and the blob
    rises into the man (the controller's healing and reform), standing at the end of his walk.
 
 Options: ``dim`` (2: a side view, no tanker; 3), ``speed`` (m/s), ``steel_heat`` (1 on, 0 off).
 The claims (``claims``) check each step with numbers and report the time each was met.
 """
+import dataclasses
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -42,30 +46,69 @@ from polyalloy.body import Humanoid, Walk
 from polyalloy.errors import ConfigError
 from polyalloy.materials import LiquidNitrogen, MoltenSteel, Polyalloy
 from polyalloy.scene import Camera, Scene
-from polyalloy.shapes import Box, Cylinder, Plane, Sphere
+from polyalloy.shapes import Box, Capsule, Cylinder, Plane, Sphere, rotation_matrix
 
 FLOOR = 0.05  # m
 START, END = 0.5, 2.6  # m: x where the walk starts and ends
-PLATE = (1.15, 2.75)  # m: x extent of the floor plate the nitrogen floods
-LINE = (2.0, 1.93, 0.09)  # m: x, y and radius of the nitrogen line across the hall
-LN2_T, PLATE_HOT = 77.4, 650.0  # K
+PLATE = (0.8, 2.75)  # m: x extent of the floor plate the nitrogen floods (his feet freeze onto its start)
+LINE = (2.0, 2.0, 0.09)  # m: x, y and radius of the nitrogen line across the hall
+LN2_T, PLATE_HOT, AIR_HOT = 77.4, 650.0, 450.0  # K
 VAPOUR = 1.0e5  # W/(m^2 K): heat transfer from the metal's surface to the cold vapour
+GLOW = 3.0e4  # W/(m^2 K): from the air the glowing steel heats to the metal's surface (thaws a 10 cm piece in ~2 s)
 T_WALK, T_COLD, T_DRENCH, T_SHOT, T_EMPTY, T_STEEL, T_HOT = 0.2, 0.55, 2.1, 5.0, 6.2, 6.0, 6.6  # s
 DURATION = 11.0  # s
 SHOT = (2.35, 0.3, 400.0, 0.15)  # x, y (m), impulse (N s; per metre of depth in 2D, halved in 3D), radius (m)
 REACH = (0.85, 0.3, 170.0)  # the raised arm: from metres walked, over metres, to degrees at the shoulder
 
 
+@dataclass
 class ReachingMan(Humanoid):
     """The man of the beat: walks like a ``Humanoid`` and, from ``REACH[0]`` metres along his
-    walk, raises his left arm straight up toward the nitrogen line (over ``REACH[1]`` metres)."""
+    walk, raises his left arm straight up toward the nitrogen line (over ``REACH[1]`` metres).
+    ``raised``: the left arm is raised (``REACH[2]`` degrees at the shoulder) from the start, in
+    his rest shape. The 2D side view needs it: there an arm hanging at his side lies on his
+    torso, one continuum with it, and the controller cannot lift it out (measured: a handful of
+    its particles tore out, the rest stayed in the torso)."""
+
+    raised: bool = False
+
+    def _joints(self):
+        j = super()._joints()
+        if self.raised:
+            pivot = j["shoulder_l"][1]
+            for name in ("elbow_l", "wrist_l"):
+                j[name] = (j[name][0], _raise(j[name][1], pivot))
+        return j
+
+    def _parts(self, dim=3):
+        parts = super()._parts(dim)
+        if not self.raised:
+            return parts
+        pivot = super()._joints()["shoulder_l"][1]
+        return [(name, joint, [_raised(sh, pivot) for sh in shapes] if name in ARM else shapes)
+                for name, joint, shapes in parts]
 
     def gait(self, s, stride, dim=3):
         out = super().gait(s, stride, dim)
+        if self.raised:
+            return out
         u = min(max((s - REACH[0]) / REACH[1], 0.0), 1.0)
         out["shoulder_l"] = (1.0 - u) * out.get("shoulder_l", 0.0) + u * REACH[2]
         out["elbow_l"] = (1.0 - u) * out.get("elbow_l", 0.0)
         return out
+
+
+def _raise(point, pivot):
+    """``point`` (rest coordinates) turned by ``REACH[2]`` degrees about ``pivot`` in the x-y plane."""
+    q, c = np.asarray(point, float), np.asarray(pivot, float)
+    return tuple(rotation_matrix((0.0, 0.0, REACH[2]), 3) @ (q - c) + c)
+
+
+def _raised(shape, pivot):
+    """A capsule or sphere of the arm turned like ``_raise``."""
+    if isinstance(shape, Capsule):
+        return dataclasses.replace(shape, a=_raise(shape.a, pivot), b=_raise(shape.b, pivot))
+    return dataclasses.replace(shape, centre=_raise(shape.centre, pivot))
 
 
 def build(quality: str = "preview", dim: int = 3, speed: float = 0.6, steel_heat: int = 1) -> Scene:
@@ -95,6 +138,9 @@ def build(quality: str = "preview", dim: int = 3, speed: float = 0.6, steel_heat
     scene.retemper(T_COLD, "air", LN2_T, VAPOUR)
     scene.retemper(T_STEEL, "air", scene.air_temperature, scene.air_coefficient)
     scene.retemper(T_HOT, "plate", PLATE_HOT if steel_heat else None)
+    # the glowing overflow heats the air over the spill: it reaches the pieces beyond the plate
+    scene.retemper(T_HOT, "air", AIR_HOT if steel_heat else scene.air_temperature,
+                   GLOW if steel_heat else scene.air_coefficient)
     lx, ly, lr = LINE
     line = (Cylinder(centre=(lx, ly, 0.8), radius=lr, half_height=0.8, rotation=(90.0, 0.0, 0.0)) if dim == 3
             else Sphere(centre=(lx, ly, zc), radius=lr))
@@ -107,7 +153,7 @@ def build(quality: str = "preview", dim: int = 3, speed: float = 0.6, steel_heat
         scene.add_collider("tanker", Cylinder(centre=(1.9, FLOOR + 0.36, 0.34), radius=0.32, half_height=0.95,
                                               rotation=(0.0, 0.0, 90.0)),
                            color=(0.7, 0.72, 0.75), temperature=LN2_T)
-    man = ReachingMan(position=(START, FLOOR, zc))
+    man = ReachingMan(position=(START, FLOOR, zc), raised=dim == 2)
     scene.add_body("man", man, "polyalloy", template=man,
                    walk=Walk(path=[(START, 0, zc), (END, 0, zc)], speed=speed, start=T_WALK))
     # the flood: slabs of nitrogen dropped on the plate ahead of him (3D: out of the tanker's split side)
@@ -115,7 +161,7 @@ def build(quality: str = "preview", dim: int = 3, speed: float = 0.6, steel_heat
     _pour(scene, "flood", (1.85, 0.45, fz), (0.55, 0.06, 0.25), (0.0, -1.5, 0.9 if dim == 3 else 0.0), "nitrogen",
           LN2_T, 0.3, 0.7)
     # the drench: the burst line pours over his raised arm and then over him
-    _pour(scene, "drench", (lx - 0.1, ly - 0.1, zc), (0.15, 0.04, 0.15), (0.0, -1.2, 0.0), "nitrogen", LN2_T,
+    _pour(scene, "drench", (lx - 0.1, ly + 0.2, zc), (0.15, 0.04, 0.15), (0.0, -1.2, 0.0), "nitrogen", LN2_T,
           T_DRENCH, T_DRENCH + 0.6)
     # the overflow: molten steel from the crucible's lip onto the floor beside the plate
     _pour(scene, "overflow", (3.06, 0.5, zc), (0.04, 0.05, 0.1), (-1.0, -0.3, 0.0), "steel", 1800.0,
@@ -138,6 +184,10 @@ def _pour(scene, name, centre, half, velocity, material, temperature, start, end
 
 # --- claims ----------------------------------------------------------------------------------
 WALKED_ON = 0.15  # m: how far the body moves on while the frozen feet stay put
+# cells: the layer of a body that rests on a collider. MPM contact holds a particle about a cell
+# off the surface (measured at dx = 2.5 cm: a standing foot's lowest particles 0.020 m up, a foot
+# frozen onto the cold plate 0.033 m: its nodes stick within a cell of the plate before it settles)
+CONTACT = 2
 LEGS = ("thigh_l", "thigh_r", "shin_l", "shin_r", "foot_l", "foot_r")
 ARM = ("upper_arm_l", "forearm_l", "hand_l")
 
@@ -178,8 +228,8 @@ class _Origin:
 
 class _Stuck:
     """The stuck feet. On the first frame on which 90% of the feet (``_Origin``) are below the
-    brittle point (``since``), the frozen foot particles within a cell of the floor are the planted
-    feet; from then until the man's centre of mass has moved on ``WALKED_ON`` m along x (or the
+    brittle point (``since``), the frozen foot particles within ``CONTACT`` cells of the floor are
+    the planted feet; from then until the man's centre of mass has moved on ``WALKED_ON`` m along x (or the
     shot): the largest median speed (m/s) of the planted feet, their highest median height above
     the floor (m), and how far the centre moved (m)."""
 
@@ -202,7 +252,7 @@ class _Stuck:
             self.since = sim.t
             self.x0 = _com(sim)
             s = sim.particles()
-            low = s["x"][s["body"] == 0][:, 1] < FLOOR + sim.scene.dx
+            low = s["x"][s["body"] == 0][:, 1] < FLOOR + CONTACT * sim.scene.dx
             self.planted = self.origin.masks["feet"] & _frozen(sim) & low
         if self.moved >= WALKED_ON:
             return  # the body has moved on: what the feet do later (the legs snap) is another claim

@@ -85,6 +85,21 @@ def test_humanoid_parts_and_pose():
     assert abs(top - 1.8) < 0.02
 
 
+def test_remembered_poses_are_the_computed_ones():
+    """``transforms`` remembers its last poses (once a walk ends the controller asks for the same
+    one every substep): its answer equals a fresh template's, for a pose met again after others,
+    and changing a returned array does not change the next answer."""
+    man = Humanoid(position=(1.0, 0.0, 0.5))
+    walk = Walk(path=[(1.0, 0, 0.5), (2.0, 0, 0.5)], speed=0.6)
+    for t in [0.1 * k for k in range(12)] + [0.3, 0.3, 5.0, 5.0]:
+        pose = man.pose_at(t, 2, walk)
+        A, b = man.transforms(pose, 2)
+        A0, b0 = Humanoid(position=(1.0, 0.0, 0.5)).transforms(pose, 2)
+        assert np.array_equal(A, A0) and np.array_equal(b, b0)
+        A[:] = 0.0
+        assert np.array_equal(man.transforms(pose, 2)[0], A0)
+
+
 def test_grip_is_zero_when_frozen_and_fades_out_by_melting(runtime):
     sc = man_scene(2)
     sc.add_body("blob", Sphere(centre=(1.0, 0.5, 0.5), radius=0.1), "pa",
