@@ -58,7 +58,9 @@ def energy_budget(sim) -> dict:
     alive = s["alive"]
     mh = m * s["H"].astype(np.float64)
     thermal = float(mh[alive].sum())
-    vapour = float(mh[~alive].sum())
+    # not alive: boiled off, or an emitter fill still waiting in its pool (fills may start out of
+    # order when one waits for its emitter to clear, so a waiting fill can lie below n)
+    vapour = float(mh[~alive & ~sim.waiting_slots()].sum())
     kinetic = float(0.5 * (m[alive] * (s["v"][alive].astype(np.float64) ** 2).sum(axis=1)).sum())
     acc = sim.energy_accounts()
     imbalance = thermal + vapour - acc["initial"] - acc["boundary_in"] - acc["events_in"] - acc["spawned_in"]

@@ -446,6 +446,14 @@ class Simulation:
         while self._next_fill < len(self.fills) and self._fill_started(self._next_fill):
             self._next_fill += 1
 
+    def waiting_slots(self) -> np.ndarray:
+        """(n_particles,) bool: the slots of emitter fills that have not gone in yet."""
+        out = np.zeros(self.n_particles, bool)
+        for k, (_, start, end, _, _) in enumerate(self.fills):
+            if start < len(out) and not self._fill_started(k):
+                out[start:end] = True
+        return out
+
     def _fill_started(self, k: int) -> bool:
         """Whether ``fills[k]`` has gone in (looked up by its first slot: live re-timing re-sorts ``fills``)."""
         return bool(self.fill_started[np.searchsorted(self.fill_starts, self.fills[k][1])])
