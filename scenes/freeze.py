@@ -51,13 +51,16 @@ from polyalloy.shapes import Box, Capsule, Cylinder, Plane, Sphere, rotation_mat
 FLOOR = 0.05  # m
 START, END = 0.5, 2.6  # m: x where the walk starts and ends
 PLATE = (0.8, 2.75)  # m: x extent of the floor plate the nitrogen floods (his feet freeze onto its start)
-LINE = (2.0, 2.0, 0.09)  # m: x, y and radius of the nitrogen line across the hall
+LINE = (2.0, 1.96, 0.09)  # m: x, y and radius of the nitrogen line across the hall
 LN2_T, PLATE_HOT, AIR_HOT = 77.4, 650.0, 450.0  # K
 VAPOUR = 1.0e5  # W/(m^2 K): heat transfer from the metal's surface to the cold vapour
 GLOW = 3.0e4  # W/(m^2 K): from the air the glowing steel heats to the metal's surface (thaws a 10 cm piece in ~2 s)
 T_WALK, T_COLD, T_DRENCH, T_SHOT, T_EMPTY, T_STEEL, T_HOT = 0.2, 0.55, 2.1, 5.0, 6.2, 6.0, 6.6  # s
 DURATION = 11.0  # s
 SHOT = (2.35, 0.3, 400.0, 0.15)  # x, y (m), impulse (N s; per metre of depth in 2D, halved in 3D), radius (m)
+FLOOD = (1.85, 0.45, 0.55, 0.06, -1.5)  # 2D flood emitter: centre x, y, half sizes x, y (m), falling speed (m/s)
+DRENCH = (-0.1, 0.2, 0.15, 0.04, -1.2, 0.6)  # from the line: dx, dy, half sizes x, y (m), falling speed (m/s), duration (s)
+SHOT_DAMAGE = 1.0  # the shot's damage where it hits (1: the hit metal turns to loose grains)
 REACH = (0.85, 0.3, 170.0)  # the raised arm: from metres walked, over metres, to degrees at the shoulder
 
 
@@ -158,17 +161,19 @@ def build(quality: str = "preview", dim: int = 3, speed: float = 0.6, steel_heat
                    walk=Walk(path=[(START, 0, zc), (END, 0, zc)], speed=speed, start=T_WALK))
     # the flood: slabs of nitrogen dropped on the plate ahead of him (3D: out of the tanker's split side)
     fz = 0.75 if dim == 3 else zc
-    _pour(scene, "flood", (1.85, 0.45, fz), (0.55, 0.06, 0.25), (0.0, -1.5, 0.9 if dim == 3 else 0.0), "nitrogen",
+    fx, fy, fhx, fhy, fv = FLOOD
+    _pour(scene, "flood", (fx, fy, fz), (fhx, fhy, 0.25), (0.0, fv, 0.9 if dim == 3 else 0.0), "nitrogen",
           LN2_T, 0.3, 0.7)
     # the drench: the burst line pours over his raised arm and then over him
-    _pour(scene, "drench", (lx - 0.1, ly + 0.2, zc), (0.15, 0.04, 0.15), (0.0, -1.2, 0.0), "nitrogen", LN2_T,
-          T_DRENCH, T_DRENCH + 0.6)
+    ddx, ddy, dhx, dhy, dv, dt = DRENCH
+    _pour(scene, "drench", (lx + ddx, ly + ddy, zc), (dhx, dhy, 0.15), (0.0, dv, 0.0), "nitrogen", LN2_T,
+          T_DRENCH, T_DRENCH + dt)
     # the overflow: molten steel from the crucible's lip onto the floor beside the plate
     _pour(scene, "overflow", (3.06, 0.5, zc), (0.04, 0.05, 0.1), (-1.0, -0.3, 0.0), "steel", 1800.0,
           T_STEEL, T_STEEL + 0.8)
     # the shot: from above into the frozen body lying on the plate
     scene.gunshot(T_SHOT, point=(SHOT[0], SHOT[1], zc), direction=(0.3, -1.0, 0.0), impulse=SHOT[2] * (
-        1.0 if dim == 2 else 0.5), radius=SHOT[3])
+        1.0 if dim == 2 else 0.5), radius=SHOT[3], damage=SHOT_DAMAGE)
     return scene
 
 
