@@ -14,6 +14,21 @@ MATERIAL_KEYS = ("density", "mu", "lam", "bulk", "viscosity", "theta_c", "theta_
                  "c_s", "c_l", "conductivity", "T_m", "latent", "boils")
 
 
+GRID_BLOCK = 4  # nodes per axis of a grid block (the unit of the active-block list)
+
+
+def put(field, a) -> None:
+    """Write ``a`` (numpy, its first axis the rows) into the first rows of ``field``, zeros after
+    them: containers from the pool hold more rows than a simulation uses."""
+    import numpy as np
+
+    a = np.asarray(a)
+    rows = field.shape[0]
+    if len(a) < rows:
+        a = np.concatenate([a, np.zeros((rows - len(a),) + a.shape[1:], a.dtype)])
+    field.from_numpy(np.ascontiguousarray(a))
+
+
 def particle_bytes(dim: int, real: int) -> int:
     """Bytes per ``Particles`` slot with ``real``-byte floats (checked before allocating)."""
     return 5 * 4 + real * (9 + 4 * dim + 3 * dim * dim)
@@ -95,21 +110,25 @@ class Grid:
     mass times the home error, kg m; then divided by ``ctrl_m``), ``ctrl_v`` (dim, likewise
     the home velocity), see ``kernels.control``.
     ``serial`` (compile-time) runs P2G on one thread, faster than float atomics on a CPU.
+
+    The storage holds ``alloc_res`` nodes per axis (at least ``res``): simulations of other
+    sizes reuse one Grid and its compiled kernels (``polyalloy.pool``). So the geometry of the
+    simulation that holds the grid now lives in 0-D fields, never in compile-time constants:
+    ``spacing`` (dx, m), ``inv_spacing`` (1/dx), ``corner`` (dim, the position of node 0, m) and
+    ``extent`` (dim, the nodes in use per axis); ``set_geometry`` writes them, and the host keeps
+    a copy in ``host_res``, ``host_dx`` and ``host_origin``.
     """
 
-    def __init__(self, dim: int, res, dx: float, origin, dtype, block: int = 4, thermal: bool = False,
+    def __init__(self, dim: int, alloc_res, dtype, block: int = GRID_BLOCK, thermal: bool = False,
                  serial: bool = False, control: bool = False, builder=None):
         fb = ti.root if builder is None else builder
         self.dim = dim
-        self.res = tuple(int(r) for r in res)
-        self.dx = float(dx)
-        self.inv_dx = 1.0 / float(dx)
-        self.origin = tuple(float(o) for o in origin)
+        self.alloc_res = tuple(int(r) for r in alloc_res)
         self.block = block
         self.thermal = bool(thermal)
         self.control = bool(control)
         self.serial = bool(serial)
-        self.n_blocks = tuple(-(-r // block) for r in self.res)
+        self.n_blocks = tuple(-(-r // block) for r in self.alloc_res)
         total = 1
         for nb in self.n_blocks:
             total *= nb
@@ -132,6 +151,22 @@ class Grid:
         fb.dense(indices, self.n_blocks).place(self.block_mask)
         self.block_list = new_field(fb, ti.i32, total, dim)
         self.n_active = new_field(fb, ti.i32, ())
+        self.spacing = new_field(fb, dtype, ())
+        self.inv_spacing = new_field(fb, dtype, ())
+        self.corner = new_field(fb, dtype, (), dim)
+        self.extent = new_field(fb, ti.i32, (), dim)
+        self.host_res, self.host_dx, self.host_origin = self.alloc_res, 0.0, (0.0,) * dim
+
+    def set_geometry(self, res, dx: float, origin) -> None:
+        """Use ``res`` nodes per axis (at most ``alloc_res``) of spacing ``dx`` (m), node 0 at ``origin`` (m)."""
+        res = tuple(int(r) for r in res)
+        if any(r > a for r, a in zip(res, self.alloc_res)):
+            raise ValueError(f"a grid of {res} nodes does not fit the {self.alloc_res} allocated")
+        self.host_res, self.host_dx, self.host_origin = res, float(dx), tuple(float(o) for o in origin)
+        self.spacing[None] = dx
+        self.inv_spacing[None] = 1.0 / dx
+        self.corner[None] = list(self.host_origin)
+        self.extent[None] = list(res)
 
 
 

@@ -123,10 +123,10 @@ def conduct(grid: ti.template(), cols: ti.template(), knobs: ti.template(), dt: 
         hc = grid.hc[I]
         if hc > 0.0:
             T = grid.T[I] / hc
-            x = ti.Vector(grid.origin, dt=float) + I.cast(float) * grid.dx
+            x = grid.corner[None] + I.cast(float) * grid.spacing[None]
             for s in range(cols.count[None]):
                 Tc = cols.temperature[s]
-                if Tc > 0.0 and shape_sdf(cols, s, x, t) < 0.5 * grid.dx:
+                if Tc > 0.0 and shape_sdf(cols, s, x, t) < 0.5 * grid.spacing[None]:
                     # a node in a hot or cold collider, or within half a cell of its surface (so
                     # the wall sits at the surface, not a cell inside it), is held at Tc
                     # its particles relax fully to Tc: sum_p w m c (Tc - T_p) = hc (Tc - T), no overshoot
@@ -136,7 +136,7 @@ def conduct(grid: ti.template(), cols: ti.template(), knobs: ti.template(), dt: 
                     boundary += hc * (Tc - T)
                     T = Tc
             grid.T[I] = T
-    area_scale = grid.dx ** (grid.dim - 2)
+    area_scale = grid.spacing[None] ** (grid.dim - 2)
     for i, k in ti.ndrange(grid.n_active[None], grid.block ** grid.dim):
         I = active_node(grid, i, k)
         hc = grid.hc[I]
@@ -153,10 +153,10 @@ def conduct(grid: ti.template(), cols: ti.template(), knobs: ti.template(), dt: 
                     flow += q
                     if grid.held[J] > 0.0:
                         wall += q
-                grad[d] = (grid.phi[I + e] - grid.phi[I - e]) * 0.5 * grid.inv_dx
+                grad[d] = (grid.phi[I + e] - grid.phi[I - e]) * 0.5 * grid.inv_spacing[None]
             scale = dt * knobs.heat_scale[None] * area_scale
             # free surface: Newton cooling on an area |grad phi| dx^d, never past the air temperature
-            area = grad.norm() * grid.dx ** grid.dim
+            area = grad.norm() * grid.spacing[None] ** grid.dim
             q_air = dt * knobs.air_coefficient[None] * area * (knobs.air_temperature[None] - Ti)
             q_max = hc * ti.abs(knobs.air_temperature[None] - Ti)
             q_air = ti.min(ti.max(q_air, -q_max), q_max)

@@ -25,10 +25,10 @@ def quadratic_weights(fx):
 @ti.func
 def stencil_base(grid: ti.template(), x):
     """Lower corner of the 3^dim stencil of position ``x`` and the offset within it, in cells."""
-    Xp = (x - ti.Vector(grid.origin, dt=float)) * grid.inv_dx
+    Xp = (x - grid.corner[None]) * grid.inv_spacing[None]
     base = ti.cast(ti.floor(Xp - 0.5), ti.i32)
     for d in ti.static(range(grid.dim)):
-        base[d] = ti.min(ti.max(base[d], 0), grid.res[d] - 3)
+        base[d] = ti.min(ti.max(base[d], 0), grid.extent[None][d] - 3)
     return base, Xp - base
 
 
@@ -102,14 +102,15 @@ def p2g(parts: ti.template(), grid: ti.template(), mats: ti.template(), ctrl: ti
             tau = parts.tau[p]
             mass = parts.mass[p]
             # MLS-MPM: the force term -V0 tau grad(w) folds into the affine matrix (Hu et al. 2018, eq. 29)
-            affine = (-dt * parts.vol0[p] * 4.0 * grid.inv_dx * grid.inv_dx) * tau + mass * parts.C[p]
+            inv_dx = grid.inv_spacing[None]
+            affine = (-dt * parts.vol0[p] * 4.0 * inv_dx * inv_dx) * tau + mass * parts.C[p]
             momentum = mass * parts.v[p]
             mc = 0.0
             vol = 0.0
             frozen = 0.0
             if ti.static(grid.thermal):
                 mc = mass * heat_capacity(mats, mat, f)
-                vol = parts.vol0[p] * grid.inv_dx ** grid.dim
+                vol = parts.vol0[p] * inv_dx ** grid.dim
                 frozen = mass * frozen_weight(mats, mat, T)
             g_mass = 0.0
             g_err = ti.Vector.zero(float, grid.dim)
@@ -122,7 +123,7 @@ def p2g(parts: ti.template(), grid: ti.template(), mats: ti.template(), ctrl: ti
                         g_err = g_mass * (home - parts.x[p])
                         g_vel = g_mass * home_v
             for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * grid.dim)))):
-                dpos = (offset - fx) * grid.dx
+                dpos = (offset - fx) * grid.spacing[None]
                 weight = 1.0
                 for d in ti.static(range(grid.dim)):
                     weight *= w[offset[d]][d]
@@ -187,15 +188,15 @@ def update_grid(grid: ti.template(), cols: ti.template(), knobs: ti.template(), 
             v = grid.v[I] / m + dt * knobs.gravity[None]
             if ti.static(grid.control):
                 v = control_accel(grid, knobs, I, v, dt)
-            x = ti.Vector(grid.origin, dt=float) + I.cast(float) * grid.dx
+            x = grid.corner[None] + I.cast(float) * grid.spacing[None]
             frozen = 0
             if ti.static(grid.thermal):
                 frozen = grid.frozen[I] > 0.5 * m
-            v = collide_node(cols, x, v, t, frozen, knobs.stick_below[None], grid.dx)
+            v = collide_node(cols, x, v, t, frozen, knobs.stick_below[None], grid.spacing[None])
             for d in ti.static(range(grid.dim)):
                 if I[d] <= DOMAIN_PAD and v[d] < 0.0:
                     v[d] = 0.0
-                if I[d] >= grid.res[d] - 1 - DOMAIN_PAD and v[d] > 0.0:
+                if I[d] >= grid.extent[None][d] - 1 - DOMAIN_PAD and v[d] > 0.0:
                     v[d] = 0.0
             grid.v[I] = v
 
@@ -256,7 +257,7 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
             c_err = ti.Vector.zero(float, grid.dim)
             c_mass = 0.0
             for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * grid.dim)))):
-                dpos = (offset - fx) * grid.dx
+                dpos = (offset - fx) * grid.spacing[None]
                 weight = 1.0
                 for d in ti.static(range(grid.dim)):
                     weight *= w[offset[d]][d]
@@ -265,7 +266,7 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
                     c_err += weight * grid.ctrl_e[base + offset]
                     c_mass += weight * grid.ctrl_m[base + offset]
                 new_v += weight * g_v
-                new_C += (4.0 * grid.inv_dx * grid.inv_dx * weight) * g_v.outer_product(dpos)
+                new_C += (4.0 * grid.inv_spacing[None] ** 2 * weight) * g_v.outer_product(dpos)
                 if ti.static(grid.thermal):
                     node = base + offset
                     dT += weight * (grid.dT[node] + grid.relax[node] * (grid.T[node] - parts.T[p]))
@@ -278,8 +279,8 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
                     x += close_gaps(parts, ctrl, knobs, p, g, c_err / c_mass, dt, t)
             x, new_v = push_out_of_colliders(cols, x, new_v, t + dt)
             for d in ti.static(range(grid.dim)):
-                lo = grid.origin[d] + DOMAIN_PAD * grid.dx
-                hi = grid.origin[d] + (grid.res[d] - 1 - DOMAIN_PAD) * grid.dx
+                lo = grid.corner[None][d] + DOMAIN_PAD * grid.spacing[None]
+                hi = grid.corner[None][d] + (grid.extent[None][d] - 1 - DOMAIN_PAD) * grid.spacing[None]
                 if x[d] < lo:
                     x[d] = lo
                     new_v[d] = ti.max(new_v[d], 0.0)

@@ -322,7 +322,9 @@ def run_scaling(sizes=SCALING_SIZES, max_particles: int = SCALING_MAX_PARTICLES,
         sim = Simulation(_water_scene("bench_scaling", n_grid, (0.0, 0.0, 0.0), domain, side / 2, (side,) * 3))
         x = sim.particles()["x"]
         shell = np.floor((x - x.min(axis=0)) / spacing).max(axis=1)
-        sim.particles_fields.x.from_numpy(np.ascontiguousarray(x[np.argsort(shell, kind="stable")]))
+        from polyalloy.kernels import fields as kf
+
+        kf.put(sim.particles_fields.x, x[np.argsort(shell, kind="stable")])
         dt = BASE_DT / n_grid
         case = None
         for n, _, _ in fits:
@@ -550,7 +552,7 @@ def _sparse_case(n_grid: int, dt: float, case: str) -> _Case:
     sim = Simulation(_water_scene(f"bench_sparse_{case}", n_grid, (lo, lo, lo), box, 0.5, SPARSE_BODY,
                                   gravity=0.0))
     c = _simulation_case(sim, dt, f"sparse_grid ({case} box)")
-    c.extra.update(domain_m=box, total_blocks=int(np.prod([-(-r // sim.grid.block) for r in sim.grid.res])))
+    c.extra.update(domain_m=box, total_blocks=int(np.prod([-(-r // sim.grid.block) for r in sim.grid.host_res])))
     return c
 
 
@@ -565,9 +567,8 @@ def _simulation_case(sim, dt: float, name: str) -> _Case:
         if mpm.count_nonfinite(sim.particles_fields) or not math.isfinite(sim.stable_dt()):
             raise SimulationError(f"{name} blew up during the benchmark; its timing is meaningless")
 
-    return _warm_up(_Case(lambda: sim.substep(dt), sim.n_particles, tuple(sim.grid.res), dt, check, sim=sim,
-                          field_bytes=_simulation_bytes(sim.dim, sim.particles_fields.capacity, sim.grid.res,
-                                                        sim.thermal, 8 if sim.np_real == np.float64 else 4)))
+    return _warm_up(_Case(lambda: sim.substep(dt), sim.n_particles, tuple(sim.grid.host_res), dt, check, sim=sim,
+                          field_bytes=sim.layout.nbytes()))
 
 
 def _simulation_bytes(dim: int, particles: int, res, thermal: bool, real: int = 4) -> int:

@@ -35,7 +35,7 @@ import numpy as np
 
 from polyalloy.body import _transform_row
 from polyalloy.kernels import control as kc
-from polyalloy.kernels.sdf import ShapeTable, evaluate_sdf
+from polyalloy.kernels.sdf import evaluate_sdf
 
 LEAF = 48  # points per leaf of the recursive bisection, matched exactly
 
@@ -72,9 +72,7 @@ def sample_template(template, dim: int, spacing: float, lo=None, hi=None) -> np.
     (and inside the box ``lo``..``hi`` when given), evaluated on the device; so
     ``len(points) * spacing**dim`` is the template's volume as the simulation sees it (the
     volume a body must hold to fill it)."""
-    import taichi as ti
-
-    from polyalloy import runtime
+    from polyalloy import pool, runtime
 
     rows = template.part_rows(dim)
     blo, bhi = template.bounds(dim)
@@ -85,14 +83,12 @@ def sample_template(template, dim: int, spacing: float, lo=None, hi=None) -> np.
     np_real = runtime.np_real()
     pts = np.ascontiguousarray(np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, dim), np_real)
     dist = np.empty(len(pts), dtype=np_real)
-    fb = ti.FieldsBuilder()
-    table = ShapeTable(dim, len(rows), runtime.real_dtype(), fb)
-    tree = fb.finalize()
+    table = pool.acquire_table(dim, len(rows))
     try:
         table.upload(rows)
         evaluate_sdf(table, -1, pts, dist, 0.0)
     finally:
-        tree.destroy()
+        pool.release_table(table)
     return pts[dist < 0].astype(np.float64)
 
 
@@ -128,10 +124,8 @@ class Controller:
             offset += len(tpl.part_names())
         self.n_parts = offset
         self.table = sim.control_table
-        fb = ti.FieldsBuilder()
-        self.part_shapes = ShapeTable(d, len(rows), sim.real, fb)  # owner: global part index
-        self.body_shapes = ShapeTable(d, len(body_rows), sim.real, fb)  # owner: body index, posed on demand
-        sim._trees.append(fb.finalize())
+        self.part_shapes = sim.kit.part_shapes  # owner: global part index
+        self.body_shapes = sim.kit.template_shapes  # owner: body index, posed on demand
         self.part_shapes.upload(rows)
         self.body_shapes.upload(body_rows)
         self._shapes_time = None
@@ -162,9 +156,7 @@ class Controller:
                 earlier_rows += [dict(r, owner=self.earlier_index[i, k], centre=np.asarray(r["centre"], float) + shift)
                                  for r in e.part_rows(d)]
         self.earlier_rest = earlier_rows
-        fb = ti.FieldsBuilder()
-        self.earlier_table = ShapeTable(d, max(1, len(earlier_rows)), sim.real, fb)  # posed on demand
-        sim._trees.append(fb.finalize())
+        self.earlier_table = sim.kit.earlier_shapes  # posed on demand
         self._earlier_time = None
 
     # --- set-up ---------------------------------------------------------------------------

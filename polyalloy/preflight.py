@@ -106,10 +106,13 @@ def memory_estimate(scene, image: tuple[int, int] | None = None, real_bytes: int
     ``state_copy`` (a host copy for checkpoints and blow-up retries), ``sampling`` (the largest body's
     lattice while it is sampled), ``grid``, ``renderer`` (``image`` = (width, height) px; 0 without),
     ``runtime`` (Taichi itself) and ``total``."""
+    from polyalloy import pool
+
     d = scene.dim
     n, lattice = particle_bound(scene)
     res, lo, hi = grid_shape(scene)
-    particle = n * kf.particle_bytes(d, real_bytes)
+    res = pool.grid_alloc(d, res, kf.GRID_BLOCK)  # what is allocated: sizes rounded up for reuse
+    particle = pool.bucket(n, pool.MIN_PARTICLES) * kf.particle_bytes(d, real_bytes)
     out = dict(particles=particle, state_copy=particle, sampling=lattice * (2 * d * 8 + real_bytes + 1),
                grid=int(np.prod(res, dtype=np.float64)) * kf.grid_node_bytes(d, real_bytes, is_thermal(scene),
                                                                              is_controlled(scene)),

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from polyalloy import preflight, runtime
+from polyalloy import pool, preflight, runtime
 from polyalloy.errors import ConfigError, SimulationError
 from polyalloy.kernels import fields as kf
 from polyalloy.events import AIR, ControlChange, Grenade, Gunshot, HeatSource, Retemper
@@ -27,7 +27,9 @@ from polyalloy.scene import DEFAULT_COLORS, Scene
 
 MIN_DT = 1e-8  # s; a step below this means the run has exploded
 BLOWUP_RETRIES = 3  # a frame that blows up is tried again from its start at cfl / 2, / 4, / 8
-SCRATCH = ("grid",)  # containers every substep rewrites from the particles: no part of a checkpoint
+SCRATCH = ("grid",)
+KIT_ATTRIBUTES = ("particles_fields", "grid", "control_table", "materials", "colliders", "regions", "knobs",
+                  "body_shapes")  # containers every substep rewrites from the particles: no part of a checkpoint
 
 
 class Simulation:
@@ -60,14 +62,13 @@ class Simulation:
         body_rows = []
         for bi, b in enumerate(self.sources):
             body_rows += [dict(r, owner=bi) for r in b.shape.rows(d)]
-        # every field lives in one of two SNode trees owned by this simulation, destroyed by
-        # close(): Taichi 1.7 crashes after a few hundred stray trees in one process
-        import taichi as ti
-
-        self._trees = []
-        fb = ti.FieldsBuilder()
-        self.body_shapes = ShapeTable(d, len(body_rows), self.real, fb)
-        self._trees.append(fb.finalize())
+        # every field lives in a kit of field containers taken from the pool (and given back by
+        # close()), so a later simulation of the same layout reuses its compiled kernels; the
+        # kit is chosen once the counts are known, the body shapes (needed to count the
+        # particles) come from a pooled table meanwhile
+        self.kit = None
+        sampler = pool.acquire_table(d, len(body_rows))
+        self.body_shapes = sampler
         self.body_shapes.upload(body_rows)
         samples = [self._sample(i, b) for i, b in enumerate(scene.bodies)]
         n_bodies = sum(len(s[0]) for s in samples)
@@ -113,16 +114,14 @@ class Simulation:
         region_rows = []
         for hi_, e in enumerate(self.heaters):
             region_rows += [dict(r, owner=hi_) for r in e.region.rows(d)]
-        fb = ti.FieldsBuilder()
-        self.particles_fields = kf.Particles(d, n, self.real, builder=fb)
-        self.grid = kf.Grid(d, res, dx, lo - pad * dx, self.real, thermal=self.thermal,
-                            serial=runtime.info().arch in ("x64", "arm64"), control=self.controlled, builder=fb)
-        self.control_table = kf.ControlTable(d, n_parts, len(self.sources), self.real, builder=fb)
-        self.materials = kf.MaterialTable(len(self.material_names), self.real, builder=fb)
-        self.colliders = ShapeTable(d, len(rows), self.real, fb)
-        self.regions = ShapeTable(d, len(region_rows), self.real, fb)
-        self.knobs = kf.Knobs(d, self.real, builder=fb)
-        self._trees.append(fb.finalize())
+        self.layout = layout = self._layout(res, n, n_parts, len(rows), len(region_rows), len(body_rows))
+        pool.release_table(sampler)
+        self.kit = kit = pool.acquire(layout)
+        self.particles_fields, self.grid, self.control_table = kit.particles, kit.grid, kit.control_table
+        self.materials, self.colliders, self.regions, self.knobs = kit.materials, kit.colliders, kit.regions, kit.knobs
+        self.body_shapes = kit.body_shapes
+        self.body_shapes.upload(body_rows)
+        self.grid.set_geometry(res, dx, lo - pad * dx)
         self.materials.upload([scene.materials[m].row() for m in self.material_names])
         self.colliders.upload(rows)
         self.regions.upload(region_rows)
@@ -133,7 +132,7 @@ class Simulation:
         brittle = [m.brittle_point for m in mats if m.kind == POLYALLOY]
         self.knobs.stick_below[None] = max(brittle) if brittle else 0.0
         self.set_control()
-        self.control_table.source_color.from_numpy(self.source_colors().astype(self.np_real))
+        kf.put(self.control_table.source_color, self.source_colors().astype(self.np_real))
         self._upload_particles(samples)
         self.controller = None
         self.forces = []  # callables force(sim, dt) run at the start of every substep (the live pokes)
@@ -160,13 +159,34 @@ class Simulation:
         self.last_dt = 0.0
 
     def close(self) -> None:
-        """Free this simulation's Taichi fields (also done when it is garbage-collected)."""
-        for tree in getattr(self, "_trees", []):
-            try:
-                tree.destroy()
-            except Exception:  # the runtime may already be gone at interpreter exit
-                pass
-        self._trees = []
+        """Give this simulation's fields back to the pool (``polyalloy.pool``) for the next
+        simulation of the same layout (also done when it is garbage-collected)."""
+        kit, self.kit = getattr(self, "kit", None), None
+        if kit is None:
+            return
+        for name in KIT_ATTRIBUTES:  # a closed simulation must not touch fields that serve another now
+            self.__dict__.pop(name, None)
+        try:
+            pool.release(kit)
+        except Exception:  # at interpreter exit the pool may be gone already
+            pass
+
+    def _layout(self, res, n: int, n_parts: int, n_colliders: int, n_regions: int, n_body_rows: int) -> pool.Layout:
+        """The pool layout of this simulation: its counts rounded up by ``pool.bucket``."""
+        sc, d, b = self.scene, self.dim, pool.bucket
+        templates = [body.template for body in sc.bodies if body.template is not None]
+        part_rows = sum(len(t.part_rows(d)) for t in templates)
+        earlier = sum(len(e.part_rows(d)) for body in sc.bodies if body.template is not None
+                      for e in body.earlier_shapes())
+        block, rows = kf.GRID_BLOCK, pool.MIN_ROWS
+        return pool.Layout(
+            dim=d, real=runtime.info().precision, particles=b(n, pool.MIN_PARTICLES), grid=pool.grid_alloc(d, res, block),
+            block=block, thermal=self.thermal, control=self.controlled,
+            serial=runtime.info().arch in ("x64", "arm64"), parts=b(n_parts, rows), sources=b(len(self.sources)),
+            materials=b(len(self.material_names)), colliders=b(n_colliders, rows), regions=b(n_regions, rows),
+            body_rows=b(n_body_rows, rows), part_rows=b(part_rows, rows) if self.controlled else 0,
+            template_rows=b(part_rows, rows) if self.controlled else 0,
+            earlier_rows=b(earlier, rows) if self.controlled else 0)
 
     def __del__(self):
         self.close()
@@ -215,7 +235,7 @@ class Simulation:
         body = np.array([i if i < n_bodies else fills[i - n_bodies][1] for i in range(len(samples))], np.int32)[src]
         x = np.concatenate([s[0] for s in samples]).astype(self.np_real)
         v = np.concatenate([s[1] for s in samples]).astype(self.np_real)
-        n = len(x)
+        n, cap = len(x), p.capacity
         mat_of = np.array([self.material_names.index(b.material) for b in self.sources], np.int32)
         material = [sc.materials[b.material] for b in self.sources]
         density = np.array([m.density for m in material])
@@ -223,23 +243,24 @@ class Simulation:
         mass = (density[body] * vol0).astype(self.np_real)
         T = np.array([b.temperature for b in self.sources], float)[body]
         H = np.array([m.enthalpy(b.temperature) for m, b in zip(material, self.sources)], float)[body]
-        p.x.from_numpy(x)
-        p.v.from_numpy(v)
-        p.C.from_numpy(np.zeros((n, d, d), self.np_real))
-        p.F.from_numpy(np.tile(np.eye(d, dtype=self.np_real), (n, 1, 1)))
-        p.Jp.from_numpy(np.ones(n, self.np_real))
-        p.material.from_numpy(mat_of[body])
-        p.body.from_numpy(body)
-        p.vol0.from_numpy(np.full(n, vol0, self.np_real))
-        p.mass.from_numpy(mass)
-        p.T.from_numpy(T.astype(self.np_real))
-        p.H.from_numpy(H.astype(self.np_real))
-        p.phase.from_numpy(np.array([self._initial_phase(b) for b in self.sources], np.int32)[body])
-        p.damage.from_numpy(np.zeros(n, self.np_real))
-        p.part.from_numpy(np.full(n, -1, np.int32))
-        p.color.from_numpy(self.source_colors()[body].astype(self.np_real))
+        pad = lambda a, fill=0: np.concatenate([a, np.full((cap - n,) + a.shape[1:], fill, a.dtype)])  # noqa: E731
+        p.x.from_numpy(pad(x))
+        p.v.from_numpy(pad(v))
+        p.C.from_numpy(np.zeros((cap, d, d), self.np_real))
+        p.F.from_numpy(np.tile(np.eye(d, dtype=self.np_real), (cap, 1, 1)))
+        p.Jp.from_numpy(np.ones(cap, self.np_real))
+        p.material.from_numpy(pad(mat_of[body]))
+        p.body.from_numpy(pad(body))
+        p.vol0.from_numpy(np.full(cap, vol0, self.np_real))
+        p.mass.from_numpy(pad(mass))
+        p.T.from_numpy(pad(T.astype(self.np_real)))
+        p.H.from_numpy(pad(H.astype(self.np_real)))
+        p.phase.from_numpy(pad(np.array([self._initial_phase(b) for b in self.sources], np.int32)[body]))
+        p.damage.from_numpy(np.zeros(cap, self.np_real))
+        p.part.from_numpy(np.full(cap, -1, np.int32))
+        p.color.from_numpy(pad(self.source_colors()[body].astype(self.np_real)))
         live = int(sum(len(s[0]) for s in samples[:n_bodies]))
-        p.alive.from_numpy((np.arange(n) < live).astype(np.int32))
+        p.alive.from_numpy((np.arange(cap) < live).astype(np.int32))
         p.n[None] = live
         # the pool: (time, first, end, enthalpy) per fill, switched on by advance_to
         mh = mass.astype(np.float64) * H.astype(self.np_real).astype(np.float64)

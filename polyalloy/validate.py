@@ -224,9 +224,11 @@ def collision_simulation(dim: int):
     v = s["v"].copy()
     r = s["x"][:, :2] - np.asarray(COLLISION_BRICK["centre"])
     v[brick, :2] += COLLISION_BRICK["omega"] * np.stack([-r[brick, 1], r[brick, 0]], axis=1)
-    sim.particles_fields.v.from_numpy(np.ascontiguousarray(v, dtype=sim.np_real))
+    from polyalloy.kernels import fields as kf
+
+    kf.put(sim.particles_fields.v, v.astype(sim.np_real))
     C = np.random.default_rng(1).normal(0.0, 5.0, (sim.n_particles, dim, dim)) * ~brick[:, None, None]
-    sim.particles_fields.C.from_numpy(C.astype(sim.np_real))
+    kf.put(sim.particles_fields.C, C.astype(sim.np_real))
     return sim
 
 

@@ -19,10 +19,27 @@ from polyalloy.validate import centre_of_mass  # noqa: F401  (tests import it fr
 DX = validate.SMALL_DX  # m; coarse enough that a 3D test compiles and runs in seconds
 
 
+# Kernels compile 3-4x faster with Taichi's advanced optimisation off and run 1.3-1.5x slower: at
+# the suite's sizes compiling is most of the time, so the suite (and the CLI runs it starts, which
+# inherit the variable) takes the trade. POLYALLOY_FAST_COMPILE=0 runs it on the optimised build;
+# tests/test_determinism.py always does.
+os.environ.setdefault("POLYALLOY_FAST_COMPILE", "1")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def runtime():
     """``polyalloy.init`` may be called once per process: every test shares this CPU runtime."""
     return polyalloy.init(arch="cpu", seed=0, debug=bool(os.environ.get("POLYALLOY_DEBUG")))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How often the suite's simulations shared compiled kernels (``polyalloy.pool``)."""
+    from polyalloy import pool
+
+    s = pool.stats()
+    if s["taken"]:
+        terminalreporter.write_line(f"field pool: {s['taken']} simulations in this process ran on "
+                                    f"{s['made']} sets of fields (each set compiles its kernels once)")
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,17 @@ def run_cli(*args, cwd=None, timeout=600):
                           cwd=cwd, env=ENV, timeout=timeout)
 
 
+def start_cli(*args, cwd=None):
+    """``polyalloy ARGS`` started in the background (``finish`` waits for it): runs side by side."""
+    return subprocess.Popen([sys.executable, "-m", "polyalloy.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=cwd, env=ENV)
+
+
+def finish(proc, timeout=900) -> subprocess.CompletedProcess:
+    stdout, stderr = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
 def assert_one_line_error(proc, *needles):
     assert proc.returncode != 0
     err = proc.stderr.strip()

@@ -1,6 +1,7 @@
 """Deterministic mode: two processes with the same seed produce bit-identical particles; another
 seed samples the bodies differently. Each run is its own process, since ``polyalloy.init`` runs
-once per process.
+once per process. These runs use the optimised build (the rest of the suite compiles with
+Taichi's advanced optimisation off, see conftest.py), so that build is tested too.
 """
 import os
 import subprocess
@@ -34,7 +35,7 @@ print(len(x), hashlib.sha256(x0.tobytes()).hexdigest(), hashlib.sha256(x.tobytes
 
 def run_in_subprocesses(*args) -> list[tuple[int, str, str]]:
     """Run ``RUN`` once per (seed, frames) pair, side by side, and parse each last line."""
-    env = dict(os.environ, ENABLE_TAICHI_HEADER_PRINT="0")
+    env = dict(os.environ, ENABLE_TAICHI_HEADER_PRINT="0", POLYALLOY_FAST_COMPILE="0")  # the optimised build
     procs = [subprocess.Popen([sys.executable, "-c", RUN, str(seed), str(frames)], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=env) for seed, frames in args]
     out = []

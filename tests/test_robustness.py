@@ -19,11 +19,12 @@ import numpy as np
 import pytest
 
 from conftest import make_scene
-from polyalloy import ConfigError, preflight
+from polyalloy import ConfigError, pool, preflight
 from polyalloy import simulation as simulation_module
 from polyalloy.body import Humanoid, Walk
 from polyalloy.errors import PolyalloyError
 from polyalloy.jobs import CHECKPOINT, LOCK, MANIFEST, RenderJob, _checksum, _read_checkpoint
+from polyalloy.kernels import fields as kf
 from polyalloy.materials import Elastic, Fluid, Polyalloy
 from polyalloy.scene import Camera
 from polyalloy.scenes import drop
@@ -196,7 +197,14 @@ def test_the_estimate_follows_dx_and_image_size():
     coarse = preflight.memory_estimate(dataclasses.replace(scene, dx=2 * scene.dx))
     # particles and grid scale as dx^-3; a sphere fills pi/6 of the lattice over its box
     assert est["particles"] / coarse["particles"] == pytest.approx(8, rel=0.1)
-    assert 6 < est["grid"] / coarse["grid"] < 8  # the stencil padding (fixed in nodes) is a larger share at 2 dx
+    # the grid as allocated: the nodes the scene needs (dx^-3, plus stencil padding), rounded up by
+    # the field pool (a power-of-two cube when small, else 32-node steps per axis)
+    res, _, _ = preflight.grid_shape(scene)
+    alloc = pool.grid_alloc(3, res, kf.GRID_BLOCK)
+    assert all(a >= r for a, r in zip(alloc, res))
+    assert est["grid"] == np.prod(alloc) * kf.grid_node_bytes(3, 4, preflight.is_thermal(scene),
+                                                              preflight.is_controlled(scene))
+    assert est["grid"] > 3 * coarse["grid"]
     film = preflight.memory_estimate(scene, image=(1920, 1080))
     small = preflight.memory_estimate(scene, image=(640, 360))
     assert film["renderer"] > 8 * small["renderer"] > 0 and est["renderer"] == 0
