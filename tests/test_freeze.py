@@ -7,45 +7,65 @@ The two runs differ only from ``T_HOT`` on (the moment the steel heats the plate
 so they share their first 6.6 s: one simulation runs to the last frame before ``T_HOT``, its state
 and its judge (whose measures remember the feet, the first mass, ...) are copied, and each branch
 goes on to the end with its own scene. That halves the cost of the negative case.
+
+The runs use the optimised build, as `polyalloy check freeze` does, in a process of their own:
+the rest of the suite compiles with Taichi's advanced optimisation off, and the beat's
+``arm_off`` and ``shattered`` claims are fragile to that build's rounding (measured there: no
+arm piece, 11 shards against 12; see docs/freeze.md).
 """
-import copy
+import json
+import os
+import subprocess
+import sys
 
 import pytest
-
-from polyalloy.claims import Judge
-from polyalloy.scenes import freeze
-from polyalloy.simulation import Simulation
 
 LATE = {"thawed", "coalesced", "shape_error", "coverage"}  # the claims the steel's heat makes true
 
 
-def _run(sim, judge, frames):
+RUN = """
+import copy, json
+import polyalloy
+polyalloy.init(arch="cpu", seed=0)
+from polyalloy.claims import Judge
+from polyalloy.scenes import freeze
+from polyalloy.simulation import Simulation
+
+
+def run(sim, judge, frames):
     for _ in range(frames):
         sim.step_frame()
         judge.observe(sim)
 
 
+hot, cold = freeze.build(dim=2), freeze.build(dim=2, steel_heat=0)
+frames = hot.duration_frames()
+branch = int(freeze.T_HOT * hot.fps)  # the last frame before the plate's heat differs
+judge = Judge(freeze.claims(hot))
+with Simulation(hot) as sim:
+    judge.observe(sim)
+    run(sim, judge, branch)
+    state, cold_judge = sim.state_dict(), copy.deepcopy(judge)
+    run(sim, judge, frames - branch)
+    judge.finish(sim)
+with Simulation(cold) as sim:
+    sim.load_state_dict(state)
+    run(sim, cold_judge, frames - branch)
+    cold_judge.finish(sim)
+print(json.dumps({k: dict(passed=j.passed(), claims=j.results()) for k, j in (("hot", judge), ("cold", cold_judge))}))
+"""
+
+
 @pytest.fixture(scope="module")
 def runs():
-    hot, cold = freeze.build(dim=2), freeze.build(dim=2, steel_heat=0)
-    frames = hot.duration_frames()
-    branch = int(freeze.T_HOT * hot.fps)  # the last frame before the plate's heat differs
-    judge = Judge(freeze.claims(hot))
-    with Simulation(hot) as sim:
-        judge.observe(sim)
-        _run(sim, judge, branch)
-        state, cold_judge = sim.state_dict(), copy.deepcopy(judge)
-        _run(sim, judge, frames - branch)
-        judge.finish(sim)
-    with Simulation(cold) as sim:
-        sim.load_state_dict(state)
-        _run(sim, cold_judge, frames - branch)
-        cold_judge.finish(sim)
-    return {"hot": judge, "cold": cold_judge}
+    env = dict(os.environ, POLYALLOY_FAST_COMPILE="0", ENABLE_TAICHI_HEADER_PRINT="0")
+    proc = subprocess.run([sys.executable, "-c", RUN], capture_output=True, text=True, env=env, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _claims(judge):
-    return {c["name"]: c for c in judge.results()}
+def _claims(run):
+    return {c["name"]: c for c in run["claims"]}
 
 
 def test_the_2d_beat_makes_every_claim_in_order(runs):
@@ -59,7 +79,7 @@ def test_the_2d_beat_makes_every_claim_in_order(runs):
 
 
 def test_without_the_steels_heat_the_pieces_stay_frozen_and_the_check_fails(runs):
-    judge = runs["cold"]
-    assert not judge.passed()  # `polyalloy check` exits 1 exactly then (tests/test_check.py)
-    failed = {n for n, c in _claims(judge).items() if c["status"] != "pass"}
+    run = runs["cold"]
+    assert not run["passed"]  # `polyalloy check` exits 1 exactly then (tests/test_check.py)
+    failed = {n for n, c in _claims(run).items() if c["status"] != "pass"}
     assert failed == LATE, failed

@@ -270,8 +270,8 @@ def no_allocation(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("fields were allocated before the scene was checked")
 
-    monkeypatch.setattr(simulation_module, "ShapeTable", refuse)
-    monkeypatch.setattr(simulation_module.kf, "Particles", refuse)
+    monkeypatch.setattr(simulation_module.pool, "acquire_table", refuse)
+    monkeypatch.setattr(simulation_module.pool, "acquire", refuse)
 
 
 def _scene(dim=2, **fields):
