@@ -532,7 +532,8 @@ class Simulation:
         grid) under ``field/<container>/<name>``, and every number or numpy-array attribute
         (time, frame, substeps, event and emitter cursors, energy accounts, ...) under
         ``host/<name>``. New fields and counters are included without listing them anywhere."""
-        state = {f"host/{name}": np.asarray(value) for name, value in _host_numbers(self).items()}
+        # copies: a host array (which fills have started) goes on changing after the state is taken
+        state = {f"host/{name}": np.array(value, copy=True) for name, value in _host_numbers(self).items()}
         for cname, container in _containers(self).items():
             for fname, f in _taichi_fields(container).items():
                 state[f"field/{cname}/{fname}"] = f.to_numpy()

@@ -194,6 +194,20 @@ def test_state_dict_restores_every_field_and_counter(tiny_sim):
         tiny_sim.load_state_dict({k: v for k, v in state.items() if k != "host/t"})
 
 
+def test_a_state_dict_does_not_follow_later_changes_of_host_arrays(tiny_sim):
+    """Host arrays (which emitter fills have started) change in place as the run goes on; a state
+    that held them by reference restored the later bookkeeping (the freeze beat's branch read 9%
+    of its energy as vapour)."""
+    before = tiny_sim.fill_started
+    try:
+        tiny_sim.fill_started = np.zeros(3, bool)
+        state = tiny_sim.state_dict()
+        tiny_sim.fill_started[:] = True
+        assert not state["host/fill_started"].any()
+    finally:
+        tiny_sim.fill_started = before
+
+
 def _kill_mid_way(args, signum, after_frame=4):
     proc = subprocess.Popen([sys.executable, "-m", "polyalloy.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=ENV)
