@@ -244,24 +244,23 @@ class Simulation:
         vol0 = (sc.dx / sc.particles_per_cell) ** d
         mass = (density[body] * vol0).astype(self.np_real)
         T = np.array([b.temperature for b in self.sources], float)[body]
-        pad = lambda a, fill=0: np.concatenate([a, np.full((cap - n,) + a.shape[1:], fill, a.dtype)])  # noqa: E731
-        p.x.from_numpy(pad(x))
-        p.v.from_numpy(pad(v))
+        kf.put(p.x, x)
+        kf.put(p.v, v)
         p.C.from_numpy(np.zeros((cap, d, d), self.np_real))
         p.F.from_numpy(np.tile(np.eye(d, dtype=self.np_real), (cap, 1, 1)))
         p.Jp.from_numpy(np.ones(cap, self.np_real))
-        p.material.from_numpy(pad(mat_of[body]))
-        p.body.from_numpy(pad(body))
+        kf.put(p.material, mat_of[body])
+        kf.put(p.body, body)
         p.vol0.from_numpy(np.full(cap, vol0, self.np_real))
-        p.mass.from_numpy(pad(mass))
-        p.T.from_numpy(pad(T.astype(self.np_real)))
+        kf.put(p.mass, mass)
+        kf.put(p.T, T.astype(self.np_real))
         p.H.from_numpy(np.zeros(cap, self.np_real))
         p.phase.from_numpy(np.zeros(cap, np.int32))
         heat.set_thermal_state(p, self.materials, 0, n)  # H and the phase from T, by the device's curve
         H = p.H.to_numpy()[:n]
         p.damage.from_numpy(np.zeros(cap, self.np_real))
         p.part.from_numpy(np.full(cap, -1, np.int32))
-        p.color.from_numpy(pad(self.source_colors()[body].astype(self.np_real)))
+        kf.put(p.color, self.source_colors()[body].astype(self.np_real))
         live = int(sum(len(s[0]) for s in samples[:n_bodies]))
         p.alive.from_numpy((np.arange(cap) < live).astype(np.int32))
         p.n[None] = live
