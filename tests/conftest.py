@@ -34,14 +34,35 @@ def runtime():
     return polyalloy.init(arch="cpu", seed=0, debug=bool(os.environ.get("POLYALLOY_DEBUG")))
 
 
+_WORKER_POOLS = []  # under pytest-xdist: each worker's pool figures, gathered by the controller
+
+
+def pytest_sessionfinish(session):
+    """An xdist worker hands its pool figures to the controller (``pytest_testnodedown``)."""
+    out = getattr(session.config, "workeroutput", None)
+    if out is not None:
+        from polyalloy import pool
+
+        out["pool"] = dict(pool.stats())
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    pool = getattr(node, "workeroutput", {}).get("pool")
+    if pool and pool.get("taken"):
+        _WORKER_POOLS.append(pool)
+
+
 def pytest_terminal_summary(terminalreporter):
     """How often the suite's simulations shared compiled kernels (``polyalloy.pool``)."""
     from polyalloy import pool
 
-    s = pool.stats()
-    if s["taken"]:
-        terminalreporter.write_line(f"field pool: {s['taken']} simulations in this process ran on "
-                                    f"{s['made']} sets of fields (each set compiles its kernels once)")
+    stats = _WORKER_POOLS or [pool.stats()]
+    taken, made = sum(s["taken"] for s in stats), sum(s["made"] for s in stats)
+    if taken:
+        where = f"{len(stats)} worker processes" if _WORKER_POOLS else "this process"
+        terminalreporter.write_line(f"field pool: {taken} simulations in {where} ran on {made} sets of fields "
+                                    f"(each set compiles its kernels once per process)")
 
 
 @pytest.fixture(scope="session")
