@@ -61,6 +61,7 @@ SHOT = (2.35, 0.3, 400.0, 0.15)  # x, y (m), impulse (N s; per metre of depth in
 FLOOD = (1.85, 0.45, 0.55, 0.06, -1.5)  # 2D flood emitter: centre x, y, half sizes x, y (m), falling speed (m/s)
 DRENCH = (-0.1, 0.2, 0.15, 0.04, -1.2, 0.6)  # from the line: dx, dy, half sizes x, y (m), falling speed (m/s), duration (s)
 SHOT_DAMAGE = 1.0  # the shot's damage where it hits (1: the hit metal turns to loose grains)
+FLOOD_END_3D = 0.5  # s: the 3D preview's flood stops sooner (half the nitrogen: see the docstring)
 REACH = (0.85, 0.3, 170.0)  # the raised arm: from metres walked, over metres, to degrees at the shoulder
 
 
@@ -121,7 +122,7 @@ def build(quality: str = "preview", dim: int = 3, speed: float = 0.6, steel_heat
         raise ConfigError(f"freeze: speed must be in [0.3, 1.5] m/s, got {speed}")
     if steel_heat not in (0, 1):
         raise ConfigError(f"freeze: steel_heat must be 1 (the steel heats the plate) or 0, got {steel_heat}")
-    dx = {(2, "preview"): 0.025, (2, "film"): 0.0125, (3, "preview"): 0.04, (3, "film"): 0.02}[dim, quality]
+    dx = {(2, "preview"): 0.025, (2, "film"): 0.0125, (3, "preview"): 0.05, (3, "film"): 0.02}[dim, quality]
     zc = 1.0  # m: z of the man's path (3D)
     scene = Scene(name="freeze", dim=dim, domain=((0, 0, 0), (3.6, 2.4, 1.6)), dx=dx, duration=DURATION, fps=24,
                   camera=Camera(position=(1.6, 1.5, 5.4), look_at=(1.9, 0.8, zc), fov=42))
@@ -163,7 +164,7 @@ def build(quality: str = "preview", dim: int = 3, speed: float = 0.6, steel_heat
     fz = 0.75 if dim == 3 else zc
     fx, fy, fhx, fhy, fv = FLOOD
     _pour(scene, "flood", (fx, fy, fz), (fhx, fhy, 0.25), (0.0, fv, 0.9 if dim == 3 else 0.0), "nitrogen",
-          LN2_T, 0.3, 0.7)
+          LN2_T, 0.3, 0.7 if dim == 2 or quality == "film" else FLOOD_END_3D)
     # the drench: the burst line pours over his raised arm and then over him
     ddx, ddy, dhx, dhy, dv, dt = DRENCH
     _pour(scene, "drench", (lx + ddx, ly + ddy, zc), (dhx, dhy, 0.15), (0.0, dv, 0.0), "nitrogen", LN2_T,
