@@ -48,8 +48,9 @@ choices, each 3D only (2D keeps its values; film keeps its dx and flood, and sha
   longer (18,537 substeps for the 11 s beat instead of ~25,000). His forearm is still ~2 cells
   across; the claims' counts (limbs >= 50 particles, the arm >= 30, pieces >= 8) are the issue's,
   not scaled down with dx.
-* The flood pours 0.3-0.5 s (``FLOOD_END_3D``; 2D: to 0.7 s): 8,800 nitrogen particles instead
-  of 17,600 at this dx (at dx = 4 cm the full flood was 41,000 of the 52,000 live particles).
+* The flood pours 0.3-0.5 s (``FLOOD_END_3D``; 2D: to 0.7 s): three fills, 13,200 nitrogen
+  particles, instead of five, 22,000, at this dx (at dx = 4 cm the full flood was 41,000 of the
+  52,000 live particles).
   It still runs over the plate under his path, a few cm deep, and the plate (77 K) and the
   vapour do the freezing as in 2D.
 * The shot (``SHOT_3D``) is aimed where the frozen body lies in 3D at 5 s (x 2.5-3.2 m, against
@@ -86,7 +87,7 @@ GLOW = 3.0e4  # W/(m^2 K): from the air the glowing steel heats to the metal's s
 T_WALK, T_COLD, T_DRENCH, T_SHOT, T_EMPTY, T_STEEL, T_HOT = 0.2, 0.55, 2.1, 5.0, 6.2, 6.0, 6.6  # s
 DURATION = 11.0  # s
 SHOT = (2.35, 0.3, 400.0, 0.15)  # 2D: x, y (m), impulse (N s per metre of depth), radius (m)
-# the 3D preview: x, y (m), impulse (N s), radius (m), damage; aimed where the frozen body lies at 5 s in 3D
+# 3D: x, y (m), impulse (N s), radius (m), damage; aimed where the frozen body lies at 5 s in 3D
 # (x 2.5-3.2 m: the 2D aim, x 2.35 m, hits its head and shins only), a small fast core (see the docstring)
 SHOT_3D = (2.85, 0.3, 800.0, 0.08, 0.0)
 FLOOD = (1.85, 0.45, 0.55, 0.06, -1.5)  # 2D flood emitter: centre x, y, half sizes x, y (m), falling speed (m/s)
