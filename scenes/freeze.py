@@ -44,23 +44,25 @@ from the moment the 77 K vapour frosts his surface (0.55 s) to the thaw, dt = 0.
 the fastest particle); it stays there after the thaw, while 0.1-0.3% of him is still frozen. So the
 choices, each 3D only (2D keeps its values; film keeps its dx and flood, and shares the shot's 3D aim):
 
-* ``dx`` = 5 cm (was 4 cm): the man has 5,462 particles instead of ~10,700 and dt is 1.25x
-  longer (18,537 substeps for the 11 s beat instead of ~25,000). His forearm is still ~2 cells
-  across; the claims' counts (limbs >= 50 particles, the arm >= 30, pieces >= 8) are the issue's,
-  not scaled down with dx.
-* The flood pours 0.3-0.5 s (``FLOOD_END_3D``; 2D: to 0.7 s): three fills, 13,200 nitrogen
-  particles, instead of five, 22,000, at this dx (at dx = 4 cm the full flood was 41,000 of the
-  52,000 live particles).
+* ``dx`` stays 4 cm (the man ~10,700 particles; 21,894 substeps for the 11 s beat). ``--set
+  dx=0.05`` runs in half the CPU (5,462 particles, 18,537 substeps) and holds 16 of the 17 claims,
+  not ``shattered``: with 2.5 cm particles the shot grinds the frozen body into grains rather than
+  pieces of >= 8 particles (measured: docs/freeze.md). The claims' counts (limbs >= 50 particles,
+  the arm >= 30, pieces >= 8) are the issue's at either dx.
+* The flood pours 0.3-0.5 s (``FLOOD_END_3D``; 2D: to 0.7 s): three fills of nitrogen instead
+  of five (the full flood was 41,000 of the 52,000 live particles at dx = 4 cm, and the substep's
+  cost is per live particle).
   It still runs over the plate under his path, a few cm deep, and the plate (77 K) and the
   vapour do the freezing as in 2D.
 * The shot (``SHOT_3D``) is aimed where the frozen body lies in 3D at 5 s (x 2.5-3.2 m, against
   the crucible; the 2D aim, x 2.35 m, hits only his head and shins there). The frozen metal
   breaks into rubble wherever the shot strains it past the fracture strain, so a wide or heavy
   shot only grinds the body into grains, which are not pieces; measured from the saved 5 s
-  state (pieces of >= 8 particles 1 s on; before the shot there are 8): the 2D kind of shot
+  state at dx = 5 cm (pieces of >= 8 particles 1 s on; before the shot there are 8): the 2D kind of shot
   (200 N s over 0.15 m, damage 1) 8; 125-600 N s over 0.15-0.25 m, no damage, 8; 800 N s over
   0.15 m at damage 0.5 or 0, 10; 800 N s over 0.05 or 0.08 m with no damage of its own (the
-  fracture does it) 11, the most (the issue asks 15), at rest by 6 s: 0.08 m is ``SHOT_3D``.
+  fracture does it) 11, the most, at rest by 6 s: 0.08 m is ``SHOT_3D``. At dx = 4 cm the same
+  shot makes 17 (15 asked), at rest at 6 s (0.013 m/s).
 * Not changed: the frozen stiffness (a softer one would lengthen dt, but the standing frozen
   column already strains ~1.4% under its weight against a 3.5-6.5% fracture strain), the
   timeline and every threshold.
@@ -154,7 +156,7 @@ def build(quality: str = "preview", dim: int = 3, speed: float = 0.6, steel_heat
         raise ConfigError(f"freeze: speed must be in [0.3, 1.5] m/s, got {speed}")
     if steel_heat not in (0, 1):
         raise ConfigError(f"freeze: steel_heat must be 1 (the steel heats the plate) or 0, got {steel_heat}")
-    dx = {(2, "preview"): 0.025, (2, "film"): 0.0125, (3, "preview"): 0.05, (3, "film"): 0.02}[dim, quality]
+    dx = {(2, "preview"): 0.025, (2, "film"): 0.0125, (3, "preview"): 0.04, (3, "film"): 0.02}[dim, quality]
     zc = 1.0  # m: z of the man's path (3D)
     scene = Scene(name="freeze", dim=dim, domain=((0, 0, 0), (3.6, 2.4, 1.6)), dx=dx, duration=DURATION, fps=24,
                   camera=Camera(position=(1.6, 1.5, 5.4), look_at=(1.9, 0.8, zc), fov=42))
@@ -355,7 +357,7 @@ def claims(scene):
     from polyalloy.claims import Before, Claim, FirstTime
 
     film = scene.quality == "film"
-    # counts scale with the particles of a limb: a 3D preview man has 5,462 particles (dx 5 cm), a 2D one ~2,000
+    # counts scale with the particles of a limb: a 3D preview man has ~10,700 particles (dx 4 cm), a 2D one ~2,000
     if scene.dim == 3:
         limb, arm, grain, shards = 50, 30, 8, 50 if film else 15
     else:
