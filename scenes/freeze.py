@@ -35,6 +35,37 @@ options; ``T_*`` below):
 
 Options: ``dim`` (2: a side view, no tanker; 3), ``speed`` (m/s), ``steel_heat`` (1 on, 0 off).
 The claims (``claims``) check each step with numbers and report the time each was met.
+
+The 3D preview (``dim=3``, ``quality="preview"``) is sized to run ``polyalloy check freeze`` in
+15 minutes of CPU on two cores. What a substep costs: g2p, then p2g and the grid heat step, all
+per live particle (measured at dx = 4 cm with 52,000 live particles: 0.036 s of CPU a substep,
+g2p half of it); what sets dt: the frozen metal's elastic wave, sqrt((lambda + 2 mu)/rho) = 31 m/s,
+from the moment the 77 K vapour frosts his surface (0.55 s) to the thaw, dt = 0.4 dx / (31 m/s +
+the fastest particle); it stays there after the thaw, while 0.1-0.3% of him is still frozen. So the
+choices, each 3D only (2D keeps its values; film keeps its dx and flood, and shares the shot's 3D aim):
+
+* ``dx`` stays 4 cm (the man ~10,700 particles; 21,894 substeps for the 11 s beat). ``--set
+  dx=0.05`` runs in half the CPU (5,462 particles, 18,537 substeps) and holds 16 of the 17 claims,
+  not ``shattered``: with 2.5 cm particles the shot grinds the frozen body into grains rather than
+  pieces of >= 8 particles (measured: docs/freeze.md). The claims' counts (limbs >= 50 particles,
+  the arm >= 30, pieces >= 8) are the issue's at either dx.
+* The flood pours 0.3-0.5 s (``FLOOD_END_3D``; 2D: to 0.7 s): three fills of nitrogen instead
+  of five (the full flood was 41,000 of the 52,000 live particles at dx = 4 cm, and the substep's
+  cost is per live particle).
+  It still runs over the plate under his path, a few cm deep, and the plate (77 K) and the
+  vapour do the freezing as in 2D.
+* The shot (``SHOT_3D``) is aimed where the frozen body lies in 3D at 5 s (x 2.5-3.2 m, against
+  the crucible; the 2D aim, x 2.35 m, hits only his head and shins there). The frozen metal
+  breaks into rubble wherever the shot strains it past the fracture strain, so a wide or heavy
+  shot only grinds the body into grains, which are not pieces; measured from the saved 5 s
+  state at dx = 5 cm (pieces of >= 8 particles 1 s on; before the shot there are 8): the 2D kind of shot
+  (200 N s over 0.15 m, damage 1) 8; 125-600 N s over 0.15-0.25 m, no damage, 8; 800 N s over
+  0.15 m at damage 0.5 or 0, 10; 800 N s over 0.05 or 0.08 m with no damage of its own (the
+  fracture does it) 11, the most, at rest by 6 s: 0.08 m is ``SHOT_3D``. At dx = 4 cm the same
+  shot makes 17 (15 asked), at rest at 6 s (0.013 m/s).
+* Not changed: the frozen stiffness (a softer one would lengthen dt, but the standing frozen
+  column already strains ~1.4% under its weight against a 3.5-6.5% fracture strain), the
+  timeline and every threshold.
 """
 import dataclasses
 import math
@@ -57,10 +88,14 @@ VAPOUR = 1.0e5  # W/(m^2 K): heat transfer from the metal's surface to the cold 
 GLOW = 3.0e4  # W/(m^2 K): from the air the glowing steel heats to the metal's surface (thaws a 10 cm piece in ~2 s)
 T_WALK, T_COLD, T_DRENCH, T_SHOT, T_EMPTY, T_STEEL, T_HOT = 0.2, 0.55, 2.1, 5.0, 6.2, 6.0, 6.6  # s
 DURATION = 11.0  # s
-SHOT = (2.35, 0.3, 400.0, 0.15)  # x, y (m), impulse (N s; per metre of depth in 2D, halved in 3D), radius (m)
+SHOT = (2.35, 0.3, 400.0, 0.15)  # 2D: x, y (m), impulse (N s per metre of depth), radius (m)
+# 3D: x, y (m), impulse (N s), radius (m), damage; aimed where the frozen body lies at 5 s in 3D
+# (x 2.5-3.2 m: the 2D aim, x 2.35 m, hits its head and shins only), a small fast core (see the docstring)
+SHOT_3D = (2.85, 0.3, 800.0, 0.08, 0.0)
 FLOOD = (1.85, 0.45, 0.55, 0.06, -1.5)  # 2D flood emitter: centre x, y, half sizes x, y (m), falling speed (m/s)
 DRENCH = (-0.1, 0.2, 0.15, 0.04, -1.2, 0.6)  # from the line: dx, dy, half sizes x, y (m), falling speed (m/s), duration (s)
 SHOT_DAMAGE = 1.0  # the shot's damage where it hits (1: the hit metal turns to loose grains)
+FLOOD_END_3D = 0.5  # s: the 3D preview's flood stops sooner (half the nitrogen: see the docstring)
 REACH = (0.85, 0.3, 170.0)  # the raised arm: from metres walked, over metres, to degrees at the shoulder
 
 
@@ -163,7 +198,7 @@ def build(quality: str = "preview", dim: int = 3, speed: float = 0.6, steel_heat
     fz = 0.75 if dim == 3 else zc
     fx, fy, fhx, fhy, fv = FLOOD
     _pour(scene, "flood", (fx, fy, fz), (fhx, fhy, 0.25), (0.0, fv, 0.9 if dim == 3 else 0.0), "nitrogen",
-          LN2_T, 0.3, 0.7)
+          LN2_T, 0.3, 0.7 if dim == 2 or quality == "film" else FLOOD_END_3D)
     # the drench: the burst line pours over his raised arm and then over him
     ddx, ddy, dhx, dhy, dv, dt = DRENCH
     _pour(scene, "drench", (lx + ddx, ly + ddy, zc), (dhx, dhy, 0.15), (0.0, dv, 0.0), "nitrogen", LN2_T,
@@ -172,8 +207,9 @@ def build(quality: str = "preview", dim: int = 3, speed: float = 0.6, steel_heat
     _pour(scene, "overflow", (3.06, 0.5, zc), (0.04, 0.05, 0.1), (-1.0, -0.3, 0.0), "steel", 1800.0,
           T_STEEL, T_STEEL + 0.8)
     # the shot: from above into the frozen body lying on the plate
-    scene.gunshot(T_SHOT, point=(SHOT[0], SHOT[1], zc), direction=(0.3, -1.0, 0.0), impulse=SHOT[2] * (
-        1.0 if dim == 2 else 0.5), radius=SHOT[3], damage=SHOT_DAMAGE)
+    sx, sy, impulse, radius, damage = (*SHOT, SHOT_DAMAGE) if dim == 2 else SHOT_3D
+    scene.gunshot(T_SHOT, point=(sx, sy, zc), direction=(0.3, -1.0, 0.0), impulse=impulse, radius=radius,
+                  damage=damage)
     return scene
 
 
@@ -321,7 +357,7 @@ def claims(scene):
     from polyalloy.claims import Before, Claim, FirstTime
 
     film = scene.quality == "film"
-    # counts scale with the particles of a limb: a 3D preview man has ~10,700 particles, a 2D one ~2,000
+    # counts scale with the particles of a limb: a 3D preview man has ~10,700 particles (dx 4 cm), a 2D one ~2,000
     if scene.dim == 3:
         limb, arm, grain, shards = 50, 30, 8, 50 if film else 15
     else:
