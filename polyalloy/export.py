@@ -136,29 +136,34 @@ def write_mp4(frames: Iterable[Union[PathLike, np.ndarray]], path: PathLike, fps
     return Path(path)
 
 
-def write_gif(frames: Iterable[PathLike], path: PathLike, fps: float) -> Path:
+def write_gif(frames: Iterable[PathLike], path: PathLike, fps: float, stride: int | None = None,
+              max_width: int = GIF_MAX_WIDTH, crop=None, colors: int = 255) -> Path:
     """A small looping GIF of the image files ``frames``, atomically: scaled down to at most
-    GIF_MAX_WIDTH px wide, at most GIF_MAX_FPS (every k-th frame), one shared 255-colour palette."""
+    ``max_width`` px wide (GIF_MAX_WIDTH), every ``stride``-th frame (default: at most
+    GIF_MAX_FPS), one shared palette of ``colors``; ``crop``: (left, top, right, bottom) px cut
+    from every frame first."""
     from PIL import Image
 
     frames = list(frames)
     if not frames:
         raise PolyalloyError(f"no frames to write to {str(path)!r}")
-    stride = gif_stride(fps)
+    stride = stride or gif_stride(fps)
     images = []
     for item in frames[::stride]:
         with Image.open(item) as im:
             im = im.convert("RGB")
-            if im.width > GIF_MAX_WIDTH:
-                height = max(1, round(im.height * GIF_MAX_WIDTH / im.width))
-                im = im.resize((GIF_MAX_WIDTH, height), Image.Resampling.LANCZOS)
+            if crop is not None:
+                im = im.crop(tuple(crop))
+            if im.width > max_width:
+                height = max(1, round(im.height * max_width / im.width))
+                im = im.resize((max_width, height), Image.Resampling.LANCZOS)
             images.append(im)
     # one palette from a sample of frames: no per-frame palette flicker, and a smaller file
     sample = images[:: max(1, len(images) // 8)]
     sheet = Image.new("RGB", (images[0].width, images[0].height * len(sample)))
     for k, im in enumerate(sample):
         sheet.paste(im, (0, k * im.height))
-    palette = sheet.quantize(colors=255, method=Image.Quantize.MEDIANCUT)
+    palette = sheet.quantize(colors=colors, method=Image.Quantize.MEDIANCUT)
     indexed = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
     with _atomic_target(path, ".gif") as tmp:
         indexed[0].save(tmp, format="GIF", save_all=True, append_images=indexed[1:], loop=0,

@@ -76,16 +76,12 @@ def main(argv=None) -> int:
     print(f"wrote {args.png} ({strip.width}x{strip.height}, {len(tiles)} frames)")
 
     if args.gif:
-        frames = [f for f in manifest["frames"] if "png" in f.get("files", {})][::args.gif_every]
-        images = []
-        for entry in frames:
-            im = load(entry)
-            im = im.resize((args.gif_width, round(im.height * args.gif_width / im.width)), Image.LANCZOS)
-            images.append(im.quantize(colors=48, method=Image.MEDIANCUT, dither=Image.NONE))
-        fps = float(manifest.get("fps") or 24)
-        images[0].save(args.gif, save_all=True, append_images=images[1:], loop=0, optimize=True,
-                       duration=round(1000 * args.gif_every / fps))
-        print(f"wrote {args.gif} ({len(images)} frames)")
+        from polyalloy.export import write_gif
+
+        frames = [os.path.join(args.render, f["files"]["png"]) for f in manifest["frames"] if "png" in f.get("files", {})]
+        write_gif(frames, args.gif, float(manifest.get("fps") or 24), stride=args.gif_every,
+                  max_width=args.gif_width, crop=crop, colors=48)
+        print(f"wrote {args.gif} ({len(frames[::args.gif_every])} frames)")
     return 0
 
 
