@@ -339,7 +339,7 @@ class Simulation:
         for force in self.forces:
             force(self, dt)
         for i, e in enumerate(self.heaters):
-            if e.start <= self.t < e.end:
+            if e.start <= self.t + 1e-12 < e.end:  # substeps end on its start and end (_next_event_time)
                 m = kev.mass_in_region(pf, self.regions, i, self.t)
                 if m > 0:
                     self.book_event_heat(e.power * dt, kev.heat_region(pf, self.regions, i, self.t, e.power * dt / m),
@@ -394,6 +394,8 @@ class Simulation:
             times.append(self.retempers[self._next_retemper].time)
         if self._next_control < len(self.control_changes):
             times.append(self.control_changes[self._next_control].time)
+        # a heat source switches on and off at a substep's edge, so it gives power x its duration
+        times += [b for e in self.heaters for b in (e.start, e.end) if b > self.t + 1e-12]
         return max(min(times), self.t)
 
     def _apply_due_events(self) -> None:

@@ -211,6 +211,20 @@ def test_heat_source_and_grenade_deliver_their_energy_and_impulse():
     assert budget["relative_imbalance"] < 0.01
 
 
+def test_a_heat_source_gives_power_times_its_duration_whatever_the_step():
+    """A 200 kW heater on from 3.1 ms to 13.7 ms, times no substep would land on by itself: the
+    substeps stop at its start and its end, so the budget books 200 kW x 10.6 ms = 2120 J (before,
+    a heater ran its whole last substep past its end and started a substep late: 2139 J here)."""
+    scene = make_scene(2, gravity=0.0, size=(1.0, 1.0), dx=1 / 64, air_coefficient=0.0)
+    scene.add_material("t1000", Polyalloy())
+    scene.add_body("block", Box(centre=(0.5, 0.5, 0.5), half_size=(0.1, 0.1, 0.1)), "t1000", temperature=300.0)
+    scene.heat(Box(centre=(0.45, 0.5, 0.5), half_size=(0.04, 0.04, 0.1)), power=2.0e5, start=0.0031, end=0.0137)
+    sim = Simulation(scene)
+    sim.advance_to(0.02)
+    # the booked heat is a float64 sum of power x dt: exact to rounding (measured rel. 1e-15)
+    assert metrics.energy_budget(sim)["events_in"] == pytest.approx(2.0e5 * (0.0137 - 0.0031), rel=1e-9)
+
+
 def test_a_chill_stops_at_absolute_zero_and_says_so(caplog):
     """A 200 MW chill for 0.05 s asks 1e7 J of a polyalloy block that holds 9.75e6 J (72 kg per
     metre at 300 K): its particles reach 0 K and stay there (before the floor they went on to
