@@ -193,7 +193,9 @@ class MaterialTable:
 class Knobs:
     """Runtime-tweakable values as 0-D fields (changing them never recompiles):
     ``gravity`` (dim, m/s^2). ``max_speed`` and ``bad`` are written by kernels: the largest
-    particle speed of the last G2P (m/s) and the count of non-finite particles.
+    particle speed of the last G2P (m/s) and the count of non-finite particles;
+    ``push_impulse`` (N s): the momentum G2P's push-out took from particles that went into a
+    collider, summed over the run (the grid's boundary condition should take nearly all of it).
     ``max_wave`` (m/s): the fastest elastic wave of the live phases, written by G2P.
     G2P folds both into ``LANES`` partial maxima (``lane_speed``, ``lane_wave``; particle p into
     lane p mod LANES) and ``mpm.fold_lanes`` reduces them: one address for every particle's
@@ -221,6 +223,7 @@ class Knobs:
         self.lane_speed = new_field(self._fb, dtype, LANES)
         self.lane_wave = new_field(self._fb, dtype, LANES)
         self.bad = new_field(self._fb, ti.i32, ())
+        self.push_impulse = new_field(self._fb, dtype, ())
         self.air_temperature = new_field(self._fb, dtype, ())
         self.air_coefficient = new_field(self._fb, dtype, ())
         self.heat_scale = new_field(self._fb, dtype, ())

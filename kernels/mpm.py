@@ -204,7 +204,10 @@ def update_grid(grid: ti.template(), cols: ti.template(), knobs: ti.template(), 
 @ti.func
 def push_out_of_colliders(cols: ti.template(), x, v, t):
     """Move a particle that ended inside a collider back to its surface and remove its
-    approaching velocity, so no particle is ever left inside a collider."""
+    approaching velocity, so no particle is ever left inside a collider. Returns x, v and the
+    approaching speed removed (m/s): the grid's boundary condition (``update_grid``) should
+    have left little of it (G2P adds it up, times the mass, in ``knobs.push_impulse``)."""
+    removed = 0.0
     for s in range(cols.count[None]):
         phi = shape_sdf(cols, s, x, t)
         if phi < 0.0:
@@ -213,7 +216,8 @@ def push_out_of_colliders(cols: ti.template(), x, v, t):
             vn = (v - cols.vel[s]).dot(n)
             if vn < 0.0:
                 v -= vn * n
-    return x, v
+                removed -= vn
+    return x, v, removed
 
 
 @ti.kernel
@@ -288,7 +292,9 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
                     g = grip(mats, knobs, mat, parts.phase[p], parts.T[p], liquid_fraction(mats, mat, parts.H[p]))
                 if c_mass > 0.0 and g > 0.0:
                     x += close_gaps(parts, ctrl, knobs, p, g, c_err / c_mass, dt, t)
-            x, new_v = push_out_of_colliders(cols, x, new_v, t + dt)
+            x, new_v, removed = push_out_of_colliders(cols, x, new_v, t + dt)
+            if removed > 0.0:
+                ti.atomic_add(knobs.push_impulse[None], parts.mass[p] * removed)
             for d in ti.static(range(grid.dim)):
                 lo = grid.corner[None][d] + DOMAIN_PAD * grid.spacing[None]
                 hi = grid.corner[None][d] + (grid.extent[None][d] - 1 - DOMAIN_PAD) * grid.spacing[None]

@@ -145,6 +145,14 @@ def coverage(sim, body: str, part: str | None = None) -> float:
     return float(np.isfinite(dist).mean())
 
 
+def push_impulse(sim) -> float:
+    """The momentum (N s, summed over the run) that G2P's push-out took from particles that
+    had gone into a collider (``kernels.mpm.push_out_of_colliders``). The grid's boundary
+    condition stops bodies at a collider; the push-out is the net under it, and this says how
+    much it had to catch."""
+    return float(sim.knobs.push_impulse[None])
+
+
 def collider_distance(sim, colliders, points=None, body: str | None = None) -> np.ndarray:
     """Signed distance (m) from each point to the union of the named ``colliders`` (their SDF at
     ``sim.t``: negative inside). ``points`` (n, dim) default to the live particles of ``body``

@@ -1,17 +1,18 @@
 """Analytic colliders: whatever the shape (plane, box, sphere, capsule, cylinder, a union, a moving
-box), particles thrown at it never end a frame inside it; the surface modes (sticky, slip,
-separate with Coulomb friction) give the tangential motion they promise.
+box), particles thrown at it reach it and are stopped or turned, by the grid's boundary condition
+rather than by G2P's push-out (the net that keeps any particle from ending inside); the surface
+modes (sticky, slip, separate with Coulomb friction) give the tangential motion they promise.
 """
 import numpy as np
 import pytest
 
 from conftest import DX, centre_of_mass, collider_distance, make_scene, run_frames
+from polyalloy import metrics
 from polyalloy.materials import Elastic, Fluid
 from polyalloy.shapes import Box, Capsule, Cylinder, Plane, Sphere
 from polyalloy.simulation import Simulation
 
 G = 9.81  # m/s^2
-INSIDE_TOL = 1e-4  # m: how deep a particle may sit in a collider at the end of a frame (f32 round-off)
 SPEED = 5.0  # m/s, how fast the particles are thrown
 
 SHAPES_2D = {
@@ -25,36 +26,39 @@ SHAPES_2D = {
 }
 
 
-def assert_never_inside(sim: Simulation, frames: int) -> np.ndarray:
-    """Run ``frames`` frames checking every particle against every collider after each one;
-    return the closest any particle came to each collider (so that a test can tell that
-    contact happened)."""
+def closest_approach(sim: Simulation, frames: int) -> np.ndarray:
+    """Run ``frames`` frames; return the closest any particle came to each collider (so that a
+    test can tell that contact happened). No particle ends a substep inside a collider by
+    construction (G2P's push-out puts it back on the surface), so that is not what is tested:
+    what can break is the grid's boundary condition, which should do the stopping
+    (``metrics.push_impulse`` says how much the push-out had to catch)."""
     owners = range(len(sim.scene.colliders))
-
-    def probe(sim):
-        d = collider_distance(sim)
-        worst = int(np.argmin(d))
-        assert d[worst] >= -INSIDE_TOL, (f"particle {worst} is {-d[worst]:.2e} m inside a collider at "
-                                         f"frame {sim.frame} (t = {sim.t:.3f} s)")
-        return [collider_distance(sim, owner).min() for owner in owners]
-
     assert collider_distance(sim).min() > DX[sim.dim]  # the bodies start clear of the colliders
-    return np.min(run_frames(sim, frames, probe), axis=0)
+    return np.min(run_frames(sim, frames, lambda s: [collider_distance(s, o).min() for o in owners]), axis=0)
+
+
+# Share of a slug's momentum that the push-out, not the grid's boundary condition, took from it
+# in 7 frames (2D, no gravity). Measured with the boundary condition 0.32-0.49 over the seven
+# shapes; with it switched off (update_grid without collide_node) 0.60-1.37. A fraction of the
+# slug's own momentum leaves no room for a 10x margin: this bound sits between the two.
+PUSH_SHARE = 0.55
 
 
 @pytest.mark.parametrize("shape", list(SHAPES_2D))
-def test_particles_thrown_at_a_collider_never_end_inside_it_2d(shape):
+def test_a_collider_stops_particles_thrown_at_it_through_the_grid_2d(shape):
     scene = make_scene(2, gravity=0.0)
     scene.add_material("water", Fluid(bulk_modulus=1e5))
     scene.add_collider(shape, SHAPES_2D[shape], surface="separate")
     scene.add_body("slug", Box(centre=(0.22, 0.5, 0), half_size=(0.08, 0.1, 0)), "water", velocity=(SPEED, 0, 0))
     sim = Simulation(scene)
-    closest = assert_never_inside(sim, 7)
+    closest = closest_approach(sim, 7)
     assert closest[0] < 0.25 * DX[2]  # particles did reach the surface
     assert centre_of_mass(sim)[1][0] < 0.5 * SPEED  # and the collider stopped or turned them
+    momentum = SPEED * sim.particles()["mass"].sum()
+    assert metrics.push_impulse(sim) < PUSH_SHARE * momentum  # through the grid, mostly
 
 
-def test_particles_thrown_at_colliders_never_end_inside_them_3d():
+def test_particles_thrown_at_colliders_reach_them_and_are_turned_3d():
     """Four lanes, one shape each (sphere, capsule, a union of a tilted box and a sphere, a
     cylinder moving towards its slug), slip and separate surfaces in turn, over a tilted
     floor, with gravity on; one slug is elastic, the others liquid."""
@@ -75,7 +79,7 @@ def test_particles_thrown_at_colliders_never_end_inside_them_3d():
         scene.add_body(f"slug_{name}", Box(centre=(0.2, y, z), half_size=(0.07, 0.07, 0.07)),
                        "rubber" if i == 1 else "water", velocity=(SPEED, 0, 0))
     sim = Simulation(scene)
-    closest = assert_never_inside(sim, 7)
+    closest = closest_approach(sim, 7)
     for collider, distance in zip(scene.colliders, closest):
         assert distance < 0.25 * DX[3], f"no particle reached the {collider.name}"
 
@@ -99,12 +103,19 @@ def sliding_blocks():
         sim = Simulation(scene)
         out[key] = np.array(run_frames(sim, 8, lambda s: (s.t, centre_of_mass(s)[1][0],
                                                          float(collider_distance(s).min()))))
+        weight_impulse = -sim.scene.gravity * sim.particles()["mass"].sum() * sim.t
+        out[key + "/push"] = metrics.push_impulse(sim) / weight_impulse
     return out
 
 
-def test_surface_modes_keep_particles_out_of_the_floor(sliding_blocks):
-    for key, record in sliding_blocks.items():
-        assert record[:, 2].min() >= -INSIDE_TOL, key
+def test_the_floor_carries_the_block_through_the_grid(sliding_blocks):
+    """The floor holds the sliding block up by the grid's boundary condition: the push-out takes
+    a small share of the weight's impulse m g t over the run (measured 0.014 on the sticky floor,
+    0 on the others; with collide_node switched off in update_grid, 0.99 on all four: the
+    push-out carried the block), and the block stays in contact (within a quarter cell)."""
+    for key in SURFACES:
+        assert sliding_blocks[key + "/push"] < 0.15, key
+        assert sliding_blocks[key][:, 2].min() < 0.25 * DX[2], key
 
 
 def test_sticky_floor_stops_the_block(sliding_blocks):
