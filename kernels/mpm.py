@@ -307,11 +307,12 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
             kind = mats.kind[mat]
             # one SVD per particle, in one place (each inlined ti.svd costs seconds of compile):
             # solids always, polyalloy only outside its limits (polyalloy_inside: closed form)
-            # and not molten (a liquid keeps only its volume)
+            # and not molten (a liquid keeps only its volume); knobs.plain switches the closed
+            # form off (the reference that polyalloy bench checks against)
             inside = 0
             molten = kind == POLYALLOY and f > 0.5
             sig = ti.Matrix.identity(float, grid.dim)  # with U, V: an SVD of F
-            if kind == POLYALLOY:
+            if kind == POLYALLOY and not knobs.plain[None]:
                 inside, sig = polyalloy_inside(mats, mat, F, T, f, damage, toughness(p))
             U = ti.Matrix.identity(float, grid.dim)
             V = ti.Matrix.identity(float, grid.dim)
