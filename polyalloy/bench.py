@@ -88,8 +88,9 @@ FLOW_DROP = 2.0  # m/s: its speed downward at t = 0
 FLOW_WARM_UP = 0.06  # s of simulated time before the timed rounds: the slump is under way, 60% yielding at 32 cells/m
 # How far a workload's checksum may lie from the plain path's after the same substeps from the same state
 # (the two paths differ by f32 rounding only, which a flowing body amplifies): the centre of mass in cells
-# (dx), the kinetic and thermal energy relative to their size. Measured, see docs/benchmark.md.
-CHECK_TOLERANCE = dict(com_cells=1e-3, kinetic=1e-2, thermal=1e-6)
+# (dx), the kinetic and thermal energy relative to their size. Measured on polyalloy_flow at 64 cells/m
+# after 20 substeps: 3e-7 cells, 7e-7, 0; skipping the return of its yielding particles: 7e-3 cells, 0.14.
+CHECK_TOLERANCE = dict(com_cells=1e-4, kinetic=1e-4, thermal=1e-6)
 REFERENCE_PATH = os.path.join("examples", "simulation", "mpm3d.py")
 GRID_2D = 4  # the 2D workloads have GRID_2D * n_grid cells per metre: 8 n_grid^2 particles (32,768 at 64)
 SCALING_SIZES = (16_000, 65_536, 262_144, 524_288, 1_048_576, 2_097_152, 4_194_304, 8_388_608, 16_777_216)
