@@ -7,6 +7,11 @@ import taichi as ti
 from polyalloy.kernels.heat import frozen_weight
 from polyalloy.kernels.kinds import ELASTIC, FLUID, PLASTIC, POLYALLOY  # noqa: F401  (re-exported)
 
+# The closed-form von Mises return (``stretch_power``) serves states whose smallest squared stretch is at
+# least this share of the largest (singular values within 10x of each other, a deviatoric Hencky strain up
+# to ~1.9): there the cubic's eigenvalues keep ~1e-5 of their size. Anything more distorted takes the SVD.
+CLOSED_RETURN_RANGE = 1e-2
+
 
 @ti.func
 def fluid_stress(J, C, bulk, viscosity):
@@ -138,6 +143,64 @@ def left_stretch(b, sig):
 
 
 @ti.func
+def sinh_ratio(a, h):
+    """sinh(a h) / sinh(h), and a at h = 0: the series 1 + (a^2 - 1) h^2 / 6 + (a^2 - 1)(3 a^2 - 7) h^4 / 360
+    (times a) below |h| = 0.1 (its next term is below 1e-9 there), the exponentials above (f32 cancellation
+    below ~1e-6 of the result)."""
+    r = a
+    if ti.abs(h) < 0.1:
+        h2 = h * h
+        r = a * (1.0 + (a * a - 1.0) * h2 / 6.0 * (1.0 + (3.0 * a * a - 7.0) * h2 / 60.0))
+    else:
+        r = (ti.exp(a * h) - ti.exp(-a * h)) / (ti.exp(h) - ti.exp(-h))
+    return r
+
+
+@ti.func
+def stretch_power(b, x, a):
+    """b^a for a symmetric positive definite b = F F^T whose eigenvalues are exp(x) (``x``: their logs,
+    largest first, as ``stretch_squares`` orders them), without eigenvectors: the polynomial in b that
+    interpolates t^a at the eigenvalues (Newton's form; b^a = p(b) since p and t^a agree on b's spectrum).
+    Its divided differences are taken in log space, t^a[l_i, l_j] = exp((a - 1)(x_i + x_j)/2)
+    sinh(a h) / sinh(h) with h = (x_i - x_j)/2 (``sinh_ratio``), so a double root costs no digits; the
+    second one divides by l_0 - l_2, the widest gap, and multiplies (b - l_0)(b - l_1), which is as small
+    as that gap squared. The result is a symmetric function of the eigenvalues, so the cubic's error near a
+    double root (~2e-4, split between the two) enters only squared."""
+    dim = ti.static(b.n)
+    eye = ti.Matrix.identity(float, dim)
+    l0 = ti.exp(x[0])
+    d01 = ti.exp((a - 1.0) * 0.5 * (x[0] + x[1])) * sinh_ratio(a, 0.5 * (x[0] - x[1]))
+    B0 = b - l0 * eye
+    out = ti.exp(a * x[0]) * eye + d01 * B0
+    if ti.static(dim == 3):
+        d12 = ti.exp((a - 1.0) * 0.5 * (x[1] + x[2])) * sinh_ratio(a, 0.5 * (x[1] - x[2]))
+        d012 = (d01 - d12) / ti.max(l0 - ti.exp(x[2]), 1e-30)
+        out += d012 * (B0 @ (b - ti.exp(x[1]) * eye))
+    return out
+
+
+@ti.func
+def von_mises_return(mats: ti.template(), mat: ti.i32, F, sq):
+    """Polyalloy's mimetic return mapping (``polyalloy_return``: the deviatoric Hencky strain capped at
+    ``yield_strain``, the volume kept) without an SVD, for det F > 0 and the squared singular values
+    ``sq`` of F (largest first, ``stretch_squares``). The new log-stretches are mean + k dev with
+    k = yield_strain / |dev|, so sig_new / sig = c l^a on each principal axis (l = sig^2, a = -(1 - k)/2,
+    c = exp((1 - k) mean)), and F_new = U diag(sig_new / sig) U^T F = c b^a F with b = F F^T
+    (``stretch_power``): no rotation is needed. Returns F_new and its singular values on a diagonal."""
+    dim = ti.static(F.n)
+    x = ti.log(sq)
+    eps = 0.5 * x
+    mean = eps.sum() / dim
+    dev = eps - mean
+    k = mats.yield_strain[mat] / dev.norm()
+    sig = ti.Matrix.identity(float, dim)
+    for d in ti.static(range(dim)):
+        sig[d, d] = ti.exp(mean + k * dev[d])
+    G = ti.exp((1.0 - k) * mean) * stretch_power(F @ F.transpose(), x, -0.5 * (1.0 - k))
+    return G @ F, sig
+
+
+@ti.func
 def polyalloy_stress_stretch(mats: ti.template(), mat: ti.i32, F, sig, C, T, f):
     """``polyalloy_stress`` of an undamaged particle from F and its singular values alone:
     U diag(2 mu (s - 1) s) U^T = 2 mu (b - V) with b = F F^T and V = sqrt(b) (``left_stretch``),
@@ -227,33 +290,38 @@ def rubble_return(mats: ti.template(), mat: ti.i32, sig, Jp):
 
 
 @ti.func
-def polyalloy_inside(mats: ti.template(), mat: ti.i32, F, T, f, damage, toughness):
-    """Whether a polyalloy particle with the trial F = (I + dt C) F stays inside its limits, so
-    that it needs no SVD: undamaged, not inverted (det F > 0: F F^T is also its mirror image's),
-    not molten (f <= 1/2), and a principal stretch within ``fracture_strain`` x ``toughness``
-    (frozen, s > 1/2) or a deviatoric Hencky strain within ``yield_strain`` (mimetic). Returns
-    the flag and, when inside, the singular values of F on a diagonal, in closed form
+def polyalloy_closed_form(mats: ti.template(), mat: ti.i32, F, T, f, damage, toughness):
+    """Polyalloy's return mapping in closed form, where it needs no SVD: for a particle that is
+    undamaged, not inverted (det F > 0: F F^T is also its mirror image's) and not molten
+    (f <= 1/2), with the trial F = (I + dt C) F either inside its limits (a principal stretch
+    within ``fracture_strain`` x ``toughness`` when frozen, s > 1/2, or a deviatoric Hencky strain
+    within ``yield_strain`` when mimetic: F stays) or mimetic and yielding with its stretches
+    within ``CLOSED_RETURN_RANGE`` (``von_mises_return``). Returns the flag (0: take the SVD and
+    ``polyalloy_return``), the new F and, when closed, its singular values on a diagonal
     (``stretch_squares``)."""
     dim = ti.static(F.n)
-    inside = 0
+    closed = 0
     sig = ti.Matrix.identity(float, dim)
     if f <= 0.5 and damage <= 0.0 and F.determinant() > 0.0:
         sq = stretch_squares(F)
         if frozen_weight(mats, mat, T) > 0.5:
-            inside = ti.sqrt(sq.max()) - 1.0 <= mats.fracture_strain[mat] * toughness
+            closed = ti.sqrt(sq.max()) - 1.0 <= mats.fracture_strain[mat] * toughness
         else:
             eps = 0.5 * ti.log(ti.max(sq, 1e-8))
-            inside = (eps - eps.sum() / dim).norm() <= mats.yield_strain[mat]
-        if inside:
+            closed = (eps - eps.sum() / dim).norm() <= mats.yield_strain[mat]
+            if not closed and sq.min() >= CLOSED_RETURN_RANGE * sq.max():
+                F, sig = von_mises_return(mats, mat, F, sq)
+                closed = 2
+        if closed == 1:
             for d in ti.static(range(dim)):
                 sig[d, d] = ti.sqrt(sq[d])
-    return inside, sig
+    return closed > 0, F, sig
 
 
 @ti.func
 def polyalloy_return(mats: ti.template(), mat: ti.i32, F, U, sig, V, Jp, T, f, damage, toughness):
-    """Polyalloy's return mapping and damage for a particle outside its limits (see
-    ``polyalloy_inside``), given an SVD F = U sig V^T of its trial deformation gradient (not
+    """Polyalloy's return mapping and damage for a particle that ``polyalloy_closed_form`` does not
+    serve, given an SVD F = U sig V^T of its trial deformation gradient (not
     needed, and not read, when molten). Molten (f > 1/2): only the volume change is kept. Frozen (s > 1/2): elastic and brittle, a
     principal stretch past ``fracture_strain`` x ``toughness`` sets the damage to 1, and fully
     damaged material is rubble (``rubble_return``, whose dilation is ``Jp``). Mimetic: von
@@ -291,18 +359,22 @@ def polyalloy_return(mats: ti.template(), mat: ti.i32, F, U, sig, V, Jp, T, f, d
 
 
 @ti.func
-def polyalloy_deformation(mats: ti.template(), mat: ti.i32, F, Jp, T, f, damage, toughness):
-    """Polyalloy's return mapping and damage after F = (I + dt C) F (``polyalloy_inside``, then
-    an SVD and ``polyalloy_return`` when outside). Returns the new F, Jp, the damage, U and sig
-    of an SVD of the new F, and ``rotated``: 0 when the particle stayed inside its limits, so F
-    is unchanged and only sig was found, without the SVD; its stress then comes from
-    ``polyalloy_stress_stretch``, which needs no U. (G2P does the same steps with its one SVD
-    shared by every material kind; this entry point serves tests and host tools.)"""
+def polyalloy_deformation(mats: ti.template(), mat: ti.i32, F, Jp, T, f, damage, toughness, plain=0):
+    """Polyalloy's return mapping and damage after F = (I + dt C) F (``polyalloy_closed_form``,
+    then an SVD and ``polyalloy_return`` where that does not serve). Returns the new F, Jp, the
+    damage, U and sig of an SVD of the new F, and ``rotated``: 0 when the closed form served, so
+    only sig was found, without the SVD; its stress then comes from ``polyalloy_stress_stretch``,
+    which needs no U. ``plain`` = 1 skips the closed form (the SVD path, the reference). (G2P does
+    the same steps with its one SVD shared by every material kind; this entry point serves tests
+    and host tools.)"""
     dim = ti.static(F.n)
-    inside, sig = polyalloy_inside(mats, mat, F, T, f, damage, toughness)
+    closed = 0
+    sig = ti.Matrix.identity(float, dim)
+    if not plain:
+        closed, F, sig = polyalloy_closed_form(mats, mat, F, T, f, damage, toughness)
     U = ti.Matrix.identity(float, dim)
     rotated = 0
-    if not inside:
+    if not closed:
         U0, sig0, V0 = U, sig, U
         if f <= 0.5:
             U0, sig0, V0 = ti.svd(F)

@@ -203,6 +203,9 @@ class Knobs:
     Heat: ``air_temperature`` (K) and ``air_coefficient`` (W/(m^2 K), Newton's law of cooling
     at the free surface; 0 insulates), ``heat_scale`` (multiplies every conductivity),
     ``stick_below`` (K: frozen polyalloy sticks to a collider colder than this).
+    ``plain`` (0 or 1): 1 switches G2P's closed-form shortcuts off, so that every solid
+    particle takes the SVD path: the reference that ``polyalloy bench`` checks the fast path
+    against (same compiled kernel, a run-time branch).
     Controller (``kernels.control``): ``ctrl_gain`` (0 switches it off, 1 full), ``ctrl_omega``
     (natural frequency of the pull toward home, rad/s), ``ctrl_zeta`` (damping ratio),
     ``ctrl_hold`` (fraction of the weight of gripped material the controller carries),
@@ -228,6 +231,7 @@ class Knobs:
         self.air_coefficient = new_field(self._fb, dtype, ())
         self.heat_scale = new_field(self._fb, dtype, ())
         self.stick_below = new_field(self._fb, dtype, ())
+        self.plain = new_field(self._fb, ti.i32, ())
         for name in CONTROL_KNOBS:
             setattr(self, name, new_field(self._fb, dtype, ()))
 

@@ -4,7 +4,7 @@ and 3D: ``clear_grid`` -> ``p2g`` -> ``collect_blocks`` -> ``update_grid`` -> ``
 """
 import taichi as ti
 
-from polyalloy.kernels.constitutive import (FLUID, POLYALLOY, kirchhoff_stress, polyalloy_inside,
+from polyalloy.kernels.constitutive import (FLUID, POLYALLOY, kirchhoff_stress, polyalloy_closed_form,
                                             polyalloy_return, polyalloy_stress_stretch, polyalloy_stress_svd,
                                             project_deformation, solid_stress, wave_speed)
 from polyalloy.kernels.control import close_gaps, control_accel, grip, posed_home, settle_volume
@@ -312,13 +312,15 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
             F = (ti.Matrix.identity(float, grid.dim) + dt * new_C) @ parts.F[p]
             kind = mats.kind[mat]
             # one SVD per particle, in one place (each inlined ti.svd costs seconds of compile):
-            # solids always, polyalloy only outside its limits (polyalloy_inside: closed form)
-            # and not molten (a liquid keeps only its volume)
+            # solids always, polyalloy only where the closed form does not serve (inside its
+            # limits, or yielding in von Mises: polyalloy_closed_form) and not molten (a liquid
+            # keeps only its volume); knobs.plain switches the closed form off (the reference
+            # that polyalloy bench checks against)
             inside = 0
             molten = kind == POLYALLOY and f > 0.5
             sig = ti.Matrix.identity(float, grid.dim)  # with U, V: an SVD of F
-            if kind == POLYALLOY:
-                inside, sig = polyalloy_inside(mats, mat, F, T, f, damage, toughness(p))
+            if kind == POLYALLOY and not knobs.plain[None]:
+                inside, F, sig = polyalloy_closed_form(mats, mat, F, T, f, damage, toughness(p))
             U = ti.Matrix.identity(float, grid.dim)
             V = ti.Matrix.identity(float, grid.dim)
             if kind != FLUID and not inside and not molten:

@@ -13,6 +13,10 @@ Workloads (sizes for ``n_grid = 64``; every size scales with ``n_grid``), listed
   package, on the same grid with the same particle count, dt and number of substeps.
 - ``bars_walk``: the ``bars`` scene at preview size (the controlled man walking into a row of
   textured bar colliders: 10,720 particles at ``n_grid = 64``).
+- ``polyalloy_flow``: a flowing body. A column of mimetic polyalloy (the fluid block stood on
+  end: the same 65,536 particles, heat on, no controller) dropped at 2 m/s onto the floor of
+  the box slumps and spreads like gelatine; timing starts ``FLOW_WARM_UP`` s into the slump,
+  when most of the column is yielding (the ``yielding`` fraction is reported beside its time).
 - ``fluid_block_2d`` and ``reference_mpm2d``: the same pair in 2D (the example's ``dim = 2``) on a
   256^2 grid (4 n_grid cells per metre) with 32,768 particles.
 - ``sparse_grid``: one 13,824-particle water cube in a tight box and in a box 4x larger per side
@@ -26,7 +30,17 @@ Every timing is bracketed by ``ti.sync()``. The first substep of each workload (
 or a load from the offline kernel cache) is timed apart as ``compile_s``. The workloads are then
 timed in interleaved rounds and each reports its fastest round, so that a machine shared with
 other work slows every workload alike and the ratios stay fair; ``cpu_seconds`` (process CPU
-time of that round, all threads) is given beside the wall time.
+time of that round, all threads) is given beside the wall time. Every round starts from the
+state the workload had after its warm-up (saved once, loaded before each round, untimed), so
+that every round does the same work.
+
+Checks: after each round a workload records a ``checksum`` of its state (centre of mass,
+kinetic energy and thermal energy, ``checksum``), and once more after the same substeps from
+the same start on the *plain path*: our workloads with ``knobs.plain`` set, so that G2P takes
+the SVD for every solid particle instead of its closed-form shortcuts (the same compiled
+kernel; the fluid has no shortcut, so its plain run checks that rounds repeat). ``run_bench``
+raises ``BenchCheckError`` when a checksum differs from the plain one beyond ``CHECK_TOLERANCE``,
+so speed cannot come from doing less work. The references have no other path and are not checked.
 
 The full run (or ``scaling=True``) also times fluid_block's water at 16,000 to ~1M particles
 (``run_scaling``; sizes that do not fit in memory are skipped before allocating) and can plot it. The roofline line (``traffic_model``) gives the bytes moved and flops per particle-step of
@@ -52,6 +66,7 @@ import numpy as np
 import polyalloy
 from polyalloy import runtime
 from polyalloy.errors import PolyalloyError, SimulationError
+from polyalloy.kernels.kinds import POLYALLOY
 from polyalloy.materials import Fluid
 from polyalloy.scene import Scene
 from polyalloy.shapes import Box
@@ -67,6 +82,15 @@ SPARSE_TIGHT_SIDE = 0.25  # m: the tight box around the sparse workload's body
 # the sparse workload's 0.1875 m cube holds (0.375 n_grid)^3 (13,824 at 64).
 FLUID_BLOCK = (0.5, 0.25, 0.25)
 SPARSE_BODY = (0.1875, 0.1875, 0.1875)
+FLOW_COLUMN = (0.25, 0.5, 0.25)  # m: polyalloy_flow's column, FLUID_BLOCK stood on end (the same particles)
+FLOW_LIFT = 0.05  # m: the column's bottom above the floor at t = 0
+FLOW_DROP = 2.0  # m/s: its speed downward at t = 0
+FLOW_WARM_UP = 0.06  # s of simulated time before the timed rounds: the slump is under way, 60% yielding at 32 cells/m
+# How far a workload's checksum may lie from the plain path's after the same substeps from the same state
+# (the two paths differ by f32 rounding only, which a flowing body amplifies): the centre of mass in cells
+# (dx), the kinetic and thermal energy relative to their size. Measured on polyalloy_flow at 64 cells/m
+# after 20 substeps: 3e-7 cells, 7e-7, 0; skipping the return of its yielding particles: 7e-3 cells, 0.14.
+CHECK_TOLERANCE = dict(com_cells=1e-4, kinetic=1e-4, thermal=1e-6)
 REFERENCE_PATH = os.path.join("examples", "simulation", "mpm3d.py")
 GRID_2D = 4  # the 2D workloads have GRID_2D * n_grid cells per metre: 8 n_grid^2 particles (32,768 at 64)
 SCALING_SIZES = (16_000, 65_536, 262_144, 524_288, 1_048_576, 2_097_152, 4_194_304, 8_388_608, 16_777_216)
@@ -87,6 +111,13 @@ class _Case:
     dt: float
     check: Callable[[], None]
     sim: object = None  # the Simulation behind the case (None for the reference)
+    save: Callable[[], object] = None  # the state, to start every round from (``load``)
+    load: Callable[[object], None] = None
+    checksum: Callable[[], dict] = None  # centre of mass, kinetic and thermal energy of the state now
+    plain: Callable[[int], None] = None  # switch the plain path on (1) or off (0); None: there is no other path
+    yielding: Callable[[], float] = None  # fraction of the particles on their yield surface (polyalloy only)
+    start: object = None  # the state every timed round starts from
+    checksums: list = field(default_factory=list)  # after each timed round
     field_bytes: int = 0  # bytes of the fields the case allocated
     compile_s: float = 0.0
     seconds: float = math.inf
@@ -113,7 +144,17 @@ WORKLOADS = (
     Workload("fluid_block_2d", lambda n, dt: _fluid_case(GRID_2D * n, dt / GRID_2D, 2), profile=True, roofline=True),
     Workload("reference_mpm2d", lambda n, dt: _reference_case(GRID_2D * n, dt / GRID_2D, 2)),
     Workload("bars_walk", lambda n, dt: _bars_case(n, dt), profile=True),
+    Workload("polyalloy_flow", lambda n, dt: _flow_case(n, dt), profile=True),
 )
+
+
+class BenchCheckError(PolyalloyError):
+    """A workload's checksum differs from its plain path's beyond ``CHECK_TOLERANCE``; ``result``
+    holds the measurements all the same."""
+
+    def __init__(self, message: str, result: dict | None = None):
+        super().__init__(message)
+        self.result = result
 
 
 def run_bench(quick: bool = True, arch: str = "cpu", n_grid: int = FULL_GRID, substeps: int | None = None,
@@ -152,16 +193,26 @@ def run_bench(quick: bool = True, arch: str = "cpu", n_grid: int = FULL_GRID, su
     say("compiling sparse_grid (tight box and a box 4x larger per side)")
     sparse = {case: _sparse_case(n_grid, dt, case) for case in ("tight", "large")}
     timed = dict(cases, sparse_tight=sparse["tight"], sparse_large=sparse["large"])
+    for case in timed.values():
+        case.start = case.save()
+        if case.yielding is not None:
+            case.extra["yielding_start"] = case.yielding()
     for r in range(rounds):
         say(f"round {r + 1}/{rounds}: {substeps} substeps of each workload")
         for case in timed.values():
             _time_round(case, substeps)
     for case in timed.values():
         case.check()
+        if case.yielding is not None:
+            case.extra["yielding"] = case.yielding()
+    say(f"checks: {substeps} substeps of each workload on the plain path")
+    failures = [msg for name, case in timed.items() for msg in [_plain_check(case, substeps, name)] if msg]
     for w in WORKLOADS:
         if w.profile:
             say(f"per-kernel times of {w.name}")
-            cases[w.name].extra["kernel_ms"] = kernel_breakdown(cases[w.name].sim, cases[w.name].dt, substeps, rounds)
+            case = cases[w.name]
+            case.extra["kernel_ms"] = kernel_breakdown(case.sim, case.dt, substeps, rounds,
+                                                       restore=lambda c=case: c.load(c.start))
     alloy = cases["polyalloy_block"].extra
     alloy["thermal_fraction"] = alloy["kernel_ms"]["conduct"] / sum(alloy["kernel_ms"].values())
     for case in sparse.values():
@@ -210,6 +261,9 @@ def run_bench(quick: bool = True, arch: str = "cpu", n_grid: int = FULL_GRID, su
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     if info.arch == "cuda":
         result.update(_gpu_facts())
+    if failures:
+        raise BenchCheckError(f"bench check failed: {failures[0]}" + (f" (and {len(failures) - 1} more)"
+                                                                      if len(failures) > 1 else ""), result)
     return result
 
 
@@ -219,19 +273,27 @@ def format_table(result: dict) -> str:
             f"numpy {result['numpy_version']} | arch {result['arch']} | {result['device']} | "
             f"{result['threads']} threads | {result['precision']}"
             + (" | fast compile (advanced optimisation off)" if result.get("fast_compile") else ""))
-    cols = ("workload", "particles", "grid", "substeps", "dt (s)", "compile (s)", "fields (MB)", "ms/substep",
-            "M p-steps/s")
+    cols = ("workload", "particles", "grid", "substeps", "dt (s)", "threads", "compile (s)", "fields (MB)",
+            "ms/substep", "yielding", "M p-steps/s", "check")
 
     def row(name, w):
+        yielding = (f"{100 * min(w['yielding_start'], w['yielding']):.0f}-"
+                    f"{100 * max(w['yielding_start'], w['yielding']):.0f}%" if "yielding" in w else "")
+        check = "" if "check" not in w else "ok" if w["check"]["ok"] else "FAILED"
         return (name, f"{w['particles']:,}", "x".join(map(str, w["grid"])), str(w["substeps"]), f"{w['dt']:.2e}",
-                f"{w['compile_s']:.2f}", f"{w['field_mb']:.1f}", f"{w['ms_per_substep']:.2f}",
-                f"{w['particle_steps_per_s'] / 1e6:.3f}")
+                str(w["threads"]), f"{w['compile_s']:.2f}", f"{w['field_mb']:.1f}", f"{w['ms_per_substep']:.2f}",
+                yielding, f"{w['particle_steps_per_s'] / 1e6:.3f}", check)
 
     rows = []
     for name, w in result["workloads"].items():
         rows.append(row(name, w))
         rows += [row(f"  {case} box {w[case]['domain_m']:g} m", w[case]) for case in ("tight", "large") if case in w]
     out = [head] + _columns(cols, rows)
+    out.append("yielding: the share of particles on their yield surface at the start and the end of the timed "
+               "substeps; check: the checksum after the timed substeps (centre of mass, kinetic and thermal "
+               "energy) against the plain path's (SVD for every solid particle), within "
+               f"{CHECK_TOLERANCE['com_cells']:g} dx, {CHECK_TOLERANCE['kinetic']:g} and "
+               f"{CHECK_TOLERANCE['thermal']:g} relative; the references have no other path")
     for name, w in result["workloads"].items():
         if "kernel_ms" in w:
             out.append(f"{name} per kernel (ms/substep): " + ", ".join(f"{k} {v:.2f}" for k, v in w["kernel_ms"].items()))
@@ -543,6 +605,92 @@ def _bars_case(n_grid: int, dt: float) -> _Case:
     return _simulation_case(Simulation(scene), dt, "bars_walk")
 
 
+def _flow_case(n_grid: int, dt: float) -> _Case:
+    """A flowing body: a column of mimetic polyalloy (FLOW_COLUMN, the fluid block's particles)
+    at room temperature, heat on, dropped at FLOW_DROP m/s from FLOW_LIFT above the floor of a
+    1 m box, run for FLOW_WARM_UP s before timing: the impact and its own weight make it
+    yield and slump (von Mises in Hencky strain: the return mapping runs for most particles)."""
+    from polyalloy.materials import Polyalloy
+    from polyalloy.simulation import Simulation
+
+    scene = Scene(name="bench_polyalloy_flow", dim=3, domain=((0.0,) * 3, (1.0,) * 3), dx=1.0 / n_grid,
+                  particles_per_cell=2, gravity=-9.81)
+    scene.add_material("polyalloy", Polyalloy())
+    half = tuple(s / 2 for s in FLOW_COLUMN)
+    scene.add_body("column", Box(centre=(0.5, FLOW_LIFT + half[1], 0.5), half_size=half), "polyalloy",
+                   velocity=(0.0, -FLOW_DROP, 0.0))
+    case = _simulation_case(Simulation(scene), dt, "polyalloy_flow")
+    while case.sim.t < FLOW_WARM_UP - 0.5 * dt:
+        case.step()
+    return case
+
+
+def yielding_fraction(sim) -> float:
+    """The share of ``sim``'s live particles that lie on their yield surface: mimetic polyalloy
+    whose deviatoric Hencky strain |dev log(sigma)| (sigma: the singular values of F) is at its
+    ``yield_strain`` to 1e-4 of it, i.e. the particles that the last substep's return mapping
+    pulled back (inside the limit nothing is returned). Computed on the host in float64."""
+    from polyalloy.kernels.kinds import MIMETIC
+
+    n, pf = sim.n_particles, sim.particles_fields
+    alive = pf.alive.to_numpy()[:n].astype(bool)
+    if not alive.any():
+        return 0.0
+    limit = np.array([getattr(sim.scene.materials[m], "yield_strain", math.inf) for m in sim.material_names])
+    mat, phase = pf.material.to_numpy()[:n][alive], pf.phase.to_numpy()[:n][alive]
+    sig = np.linalg.svd(pf.F.to_numpy()[:n][alive].astype(np.float64), compute_uv=False)
+    eps = np.log(np.maximum(sig, 1e-4))
+    dev = np.linalg.norm(eps - eps.mean(axis=1, keepdims=True), axis=1)
+    return float(np.count_nonzero((phase == MIMETIC) & (dev >= (1.0 - 1e-4) * limit[mat])) / alive.sum())
+
+
+def checksum(x, v, mass, H=None) -> dict:
+    """What a workload's substeps produced, in float64: ``com_m`` (centre of mass, m),
+    ``kinetic_j`` (sum m v^2 / 2, J) and ``thermal_j`` (sum m H, J, with H the specific enthalpy
+    from 0 K; 0 without heat)."""
+    m = np.broadcast_to(np.asarray(mass, np.float64), (len(x),))
+    v = np.asarray(v, np.float64)
+    return dict(com_m=[float(c) for c in (m[:, None] * np.asarray(x, np.float64)).sum(axis=0) / m.sum()],
+                kinetic_j=float(0.5 * (m * (v * v).sum(axis=1)).sum()),
+                thermal_j=float((m * np.asarray(H, np.float64)).sum()) if H is not None else 0.0)
+
+
+def checksum_error(got: dict, plain: dict, dx: float, mass: float) -> dict:
+    """How far ``got`` lies from ``plain`` in the units of ``CHECK_TOLERANCE``: the centre of mass
+    in cells, the energies relative to the plain path's, the kinetic energy to at least that of
+    ``mass`` (kg) moving at 1 mm/s (a body at rest has none), the thermal one to at least 1 J."""
+    rel = lambda a, b, floor: abs(a - b) / max(abs(b), floor)  # noqa: E731
+    return dict(com_cells=float(np.abs(np.subtract(got["com_m"], plain["com_m"])).max() / dx),
+                kinetic=rel(got["kinetic_j"], plain["kinetic_j"], 0.5 * mass * 1e-6),
+                thermal=rel(got["thermal_j"], plain["thermal_j"], 1.0))
+
+
+def _plain_check(case: _Case, substeps: int, name: str) -> str | None:
+    """Run ``substeps`` substeps of ``case`` from its start on the plain path and compare each timed
+    round's checksum with that one's; records ``check`` in ``case.extra`` and returns a one-line
+    failure (None when within ``CHECK_TOLERANCE``, or when the case has no other path)."""
+    case.extra["checksum"] = case.checksums[-1]
+    if case.plain is None:
+        return None
+    case.load(case.start)
+    case.plain(1)
+    try:
+        for _ in range(substeps):
+            case.step()
+        plain = case.checksum()
+    finally:
+        case.plain(0)
+    errors = [checksum_error(got, plain, case.sim.scene.dx, case.sim.total_mass()) for got in case.checksums]
+    worst = {k: max(e[k] for e in errors) for k in CHECK_TOLERANCE}
+    bad = [k for k in CHECK_TOLERANCE if not worst[k] <= CHECK_TOLERANCE[k]]
+    case.extra["check"] = dict(ok=not bad, plain_checksum=plain, error=worst, tolerance=dict(CHECK_TOLERANCE))
+    if not bad:
+        return None
+    k = bad[0]
+    return (f"{name}'s {k} after {substeps} substeps differs from the plain path's by {worst[k]:.3g} "
+            f"(tolerance {CHECK_TOLERANCE[k]:g}): the fast path did not do the same work")
+
+
 def _sparse_case(n_grid: int, dt: float, case: str) -> _Case:
     from polyalloy.simulation import Simulation
 
@@ -567,8 +715,18 @@ def _simulation_case(sim, dt: float, name: str) -> _Case:
         if mpm.count_nonfinite(sim.particles_fields) or not math.isfinite(sim.stable_dt()):
             raise SimulationError(f"{name} blew up during the benchmark; its timing is meaningless")
 
+    def plain(on: int) -> None:
+        sim.knobs.plain[None] = on
+
+    def state() -> dict:
+        s = sim.particles()
+        return checksum(s["x"], s["v"], s["mass"], s["H"] if sim.thermal else None)
+
+    yielding = ((lambda: yielding_fraction(sim)) if any(m.kind == POLYALLOY for m in sim.scene.materials.values())
+                else None)
     return _warm_up(_Case(lambda: sim.substep(dt), sim.n_particles, tuple(sim.grid.host_res), dt, check, sim=sim,
-                          field_bytes=sim.layout.nbytes()))
+                          field_bytes=sim.layout.nbytes(), save=sim.state_dict, load=sim.load_state_dict,
+                          checksum=state, plain=plain, yielding=yielding))
 
 
 def _simulation_bytes(dim: int, particles: int, res, thermal: bool, real: int = 4) -> int:
@@ -591,7 +749,11 @@ def _reference_case(n_grid: int, dt: float, dim: int) -> _Case:
     real = 8 if runtime.info().precision == "f64" else 4
     # its fields: x, v (dim), C (dim x dim), J per particle; v (dim), m per node
     field_bytes = real * (n * (2 * dim + dim * dim + 1) + int(ref.n_grid) ** dim * (dim + 1))
-    return _warm_up(_Case(ref.substep, n, (int(ref.n_grid),) * dim, dt, check, field_bytes=field_bytes))
+    state = {name: getattr(ref, name) for name in ("F_x", "F_v", "F_C", "F_J")}  # the grid is cleared each substep
+    return _warm_up(_Case(ref.substep, n, (int(ref.n_grid),) * dim, dt, check, field_bytes=field_bytes,
+                          save=lambda: {k: f.to_numpy() for k, f in state.items()},
+                          load=lambda saved: [state[k].from_numpy(a) for k, a in saved.items()],
+                          checksum=lambda: checksum(ref.F_x.to_numpy(), ref.F_v.to_numpy(), float(ref.p_mass))))
 
 
 def load_reference(n_grid: int, dt: float, dim: int = 3) -> types.ModuleType:
@@ -665,8 +827,12 @@ def _warm_up(case: _Case) -> _Case:
 
 
 def _time_round(case: _Case, substeps: int) -> None:
+    """Time ``substeps`` substeps of ``case`` from its ``start`` state (when it has one); keep the
+    fastest round and record the checksum of each."""
     import taichi as ti
 
+    if case.start is not None:
+        case.load(case.start)
     ti.sync()
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(substeps):
@@ -675,6 +841,8 @@ def _time_round(case: _Case, substeps: int) -> None:
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     if wall < case.seconds:
         case.seconds, case.cpu_seconds = wall, cpu
+    if case.checksum is not None:
+        case.checksums.append(case.checksum())
 
 
 def _report(case: _Case, substeps: int, rounds: int) -> dict:
@@ -690,6 +858,7 @@ def _report(case: _Case, substeps: int, rounds: int) -> dict:
         "particle_steps_per_s": case.particles * substeps / case.seconds,
         "ms_per_substep": 1e3 * case.seconds / substeps,
         "field_mb": case.field_bytes / 2**20,
+        "threads": runtime.info().threads,
     }
     out.update(case.extra)
     return out
@@ -713,6 +882,8 @@ def _sparse_report(tight: _Case, large: _Case, substeps: int, rounds: int) -> di
         "particle_steps_per_s": 2 * t["particles"] * substeps / seconds,
         "ms_per_substep": 1e3 * seconds / (2 * substeps),
         "field_mb": t["field_mb"] + g["field_mb"],
+        "threads": t["threads"],
+        "check": dict(ok=t["check"]["ok"] and g["check"]["ok"]),
         # same particles in both boxes, so the per-particle cost ratio is the ratio of times
         "large_vs_tight_per_particle": g["seconds"] / t["seconds"],
         "tight": t,
@@ -745,10 +916,10 @@ class _TimedKernels:
         return timed
 
 
-def kernel_breakdown(sim, dt: float, substeps: int, rounds: int = 1) -> dict:
+def kernel_breakdown(sim, dt: float, substeps: int, rounds: int = 1, restore: Callable[[], None] | None = None) -> dict:
     """Milliseconds per substep spent in each kernel that ``Simulation.substep`` launches (the fastest
-    of ``rounds`` rounds of ``substeps`` substeps), found by running the substeps with the kernel
-    modules that ``polyalloy.simulation`` uses swapped for timing stand-ins."""
+    of ``rounds`` rounds of ``substeps`` substeps, each after ``restore()`` when given), found by running
+    the substeps with the kernel modules that ``polyalloy.simulation`` uses swapped for timing stand-ins."""
     from polyalloy import simulation as sim_module
 
     best: dict = {}
@@ -756,6 +927,8 @@ def kernel_breakdown(sim, dt: float, substeps: int, rounds: int = 1) -> dict:
                if isinstance(value, types.ModuleType) and value.__name__.startswith("polyalloy.kernels.")}
     try:
         for _ in range(rounds):
+            if restore is not None:
+                restore()
             totals: dict = defaultdict(float)
             for name, module in swapped.items():
                 setattr(sim_module, name, _TimedKernels(module, totals))

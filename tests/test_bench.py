@@ -14,9 +14,10 @@ from polyalloy.errors import PolyalloyError
 N_GRID = 16
 SCALING_SIZES = (300, 1000, 1500)
 WORKLOAD_KEYS = ("particles", "grid", "substeps", "dt", "compile_s", "seconds", "cpu_seconds",
-                 "particle_steps_per_s", "ms_per_substep", "field_mb")
+                 "particle_steps_per_s", "ms_per_substep", "field_mb", "threads")
 WORKLOADS = {"fluid_block", "polyalloy_block", "reference_mpm3d", "fluid_block_2d", "reference_mpm2d", "bars_walk",
-             "sparse_grid"}
+             "polyalloy_flow", "sparse_grid"}
+REFERENCES = {"reference_mpm3d", "reference_mpm2d"}
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def test_report_has_every_field_positive_and_finite(result):
         for key in WORKLOAD_KEYS + ("active_blocks", "total_blocks", "domain_m"):
             if key != "grid":
                 _positive_finite(result["workloads"]["sparse_grid"][case][key], f"sparse_grid.{case}.{key}")
-    for workload in ("fluid_block", "polyalloy_block", "fluid_block_2d", "bars_walk"):
+    for workload in ("fluid_block", "polyalloy_block", "fluid_block_2d", "bars_walk", "polyalloy_flow"):
         kernels = result["workloads"][workload]["kernel_ms"]
         assert {"p2g", "g2p"} <= set(kernels)
         for name, ms in kernels.items():
@@ -88,6 +89,66 @@ def test_report_has_every_field_positive_and_finite(result):
     json.loads(json.dumps(result, allow_nan=False))  # the CLI's --json must not fail
 
 
+def test_every_workload_is_checked_against_its_plain_path(result):
+    """Each workload records a checksum after its timed substeps; ours also agree with the plain
+    path's (the SVD for every solid particle) within the tolerance, the references have no
+    other path; the polyalloy workloads report their yielding share, and the flowing one yields."""
+    for name, w in result["workloads"].items():
+        cases = [w["tight"], w["large"]] if name == "sparse_grid" else [w]
+        for c in cases:
+            assert set(c["checksum"]) == {"com_m", "kinetic_j", "thermal_j"}, name
+            assert len(c["checksum"]["com_m"]) == len(c["grid"]) and c["checksum"]["kinetic_j"] >= 0, name
+            if name in REFERENCES:
+                assert "check" not in c, name
+            else:
+                assert c["check"]["ok"], (name, c["check"])
+                assert set(c["check"]["error"]) == set(bench.CHECK_TOLERANCE), name
+                assert all(c["check"]["error"][k] <= bench.CHECK_TOLERANCE[k] for k in bench.CHECK_TOLERANCE), name
+        assert ("yielding" in w) == (name in {"polyalloy_block", "bars_walk", "polyalloy_flow"}), name
+    flow = result["workloads"]["polyalloy_flow"]
+    # measured at this size: 66-68% before and after the closed-form return
+    assert min(flow["yielding_start"], flow["yielding"]) >= 0.4, flow
+    assert flow["checksum"]["kinetic_j"] > 0 and result["workloads"]["polyalloy_block"]["yielding"] == 0.0
+    assert flow["particles"] == result["workloads"]["polyalloy_block"]["particles"]  # the same block, on end
+
+
+def test_the_check_fails_when_the_fast_path_does_less_work():
+    """``_plain_check`` against a case whose fast path skips part of its work (it moves the body
+    half as far as the plain path does): a one-line failure naming the workload; within the
+    tolerance it passes."""
+    from types import SimpleNamespace
+
+    state = dict(x=np.zeros((4, 3)), plain=0)
+
+    def step(share):
+        state["x"] = state["x"] + (1.0 if state["plain"] else share) * 1e-3
+
+    def make(share):
+        case = bench._Case(lambda: step(share), 4, (8, 8, 8), 1e-3, lambda: None,
+                           sim=SimpleNamespace(scene=SimpleNamespace(dx=0.01), total_mass=lambda: 4.0),
+                           save=lambda: state["x"].copy(), load=lambda x: state.update(x=x.copy()),
+                           checksum=lambda: bench.checksum(state["x"], np.ones((4, 3)), 1.0),
+                           plain=lambda on: state.update(plain=on))
+        case.start = case.save()
+        bench._time_round(case, 10)
+        return case
+
+    failure = bench._plain_check(make(0.5), 10, "halfway")
+    assert failure and "halfway" in failure and "com_cells" in failure and "\n" not in failure
+    assert bench._plain_check(make(1.0), 10, "whole") is None
+
+
+def test_cli_prints_the_figures_and_fails_on_a_check(result, monkeypatch, capsys):
+    def failing(**kwargs):
+        raise bench.BenchCheckError("bench check failed: polyalloy_flow's kinetic differs", result)
+
+    monkeypatch.setattr(bench, "run_bench", failing)
+    assert cli.main(["bench", "--arch", "cpu", "--quick"]) == 2
+    out, err = capsys.readouterr()
+    assert "polyalloy_flow" in out and "yielding" in out
+    assert err.strip().splitlines()[-1] == "polyalloy: error: bench check failed: polyalloy_flow's kinetic differs"
+
+
 def test_workloads_compare_like_with_like(result):
     w = result["workloads"]
     fluid, ref, sparse = w["fluid_block"], w["reference_mpm3d"], w["sparse_grid"]
@@ -109,7 +170,8 @@ def test_workloads_compare_like_with_like(result):
 def test_table_names_every_workload(result):
     table = bench.format_table(result)
     for name in ("fluid_block", "reference_mpm3d", "fluid_block_2d", "reference_mpm2d", "sparse_grid", "tight box",
-                 "large box", "p2g", "roofline fluid_block", "scaling: water cube", "peak host memory"):
+                 "large box", "p2g", "roofline fluid_block", "scaling: water cube", "peak host memory", "polyalloy_flow",
+                 "threads", "yielding", "check"):
         assert name in table
 
 
