@@ -145,7 +145,7 @@ class Judge:
         if dup:
             raise ConfigError(f"claim names must be unique; repeated: {', '.join(dup)}")
         self.claims = list(claims)
-        self.state = [dict(value=None, time=None, met=None, frames=0, ok=None) for _ in claims]
+        self.state = [dict(value=None, time=None, met=None, frames=0, ok=None, best=None) for _ in claims]
         self.frames = 0
         self.last_time = None
 
@@ -190,6 +190,8 @@ class Judge:
             if s["ok"] and s["met"] is None:
                 s["met"] = t
         else:
+            if s["best"] is None or _margin(c, value) > _margin(c, s["best"]):
+                s["best"] = value  # the margin it reached, even after it first held
             if ok and s["met"] is None:
                 s.update(value=value, time=t, met=t, ok=True)
             elif s["met"] is None and (s["value"] is None or _margin(c, value) > _margin(c, s["value"])):
@@ -198,8 +200,10 @@ class Judge:
     def results(self) -> list[dict]:
         """One record per claim: name, text, when (in words), op, threshold, unit, value (the
         deciding measurement; None if never evaluated), time (s, when it was taken), met (the time
-        it first held, or None), frames (how many frames evaluated it), status (pass, FAIL or
-        ``not reached``: the run ended before the claim's moment)."""
+        it first held, or None), frames (how many frames evaluated it), best (an ``ever`` claim: its
+        best value in the window, which shows the margin that the first value that held does not;
+        None for the others), status (pass, FAIL or ``not reached``: the run ended before the
+        claim's moment)."""
         out = []
         for c, s in zip(self.claims, self.state):
             status = "not reached" if s["frames"] == 0 else ("pass" if s["ok"] else "FAIL")
@@ -208,7 +212,7 @@ class Judge:
                 status = "not reached" if s["ok"] else "FAIL"  # the window was cut short
             out.append(dict(name=c.name, text=c.text, when=c.moment(), op=c.op, threshold=c.threshold,
                             unit=c.unit, value=_plain(s["value"]), time=s["time"], met=s["met"],
-                            frames=s["frames"], status=status))
+                            frames=s["frames"], best=_plain(s["best"]), status=status))
         return out
 
     def passed(self) -> bool:

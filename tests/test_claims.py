@@ -41,6 +41,15 @@ def test_each_moment_reports_its_deciding_value_and_time():
     assert r["always"]["status"] == "pass" and r["always"]["value"] == 3.0 and r["always"]["frames"] == 4
     assert r["ever"]["status"] == "pass" and r["ever"]["met"] == pytest.approx(0.3)
     assert r["late"]["frames"] == 1 and r["late"]["status"] == "pass"
+    assert r["end"]["best"] is None and r["always"]["best"] is None
+
+
+def test_an_ever_claim_reports_the_first_value_that_held_and_its_best_margin():
+    r = run([Claim("ever", "", value, ">=", 2.0, when="ever"),
+             Claim("low", "", value, "<=", 1.0, when="ever", start=0.15)],
+            [0.0, 2.5, 4.0, 3.0])
+    assert r["ever"]["value"] == 2.5 and r["ever"]["met"] == pytest.approx(0.1) and r["ever"]["best"] == 4.0
+    assert r["low"]["status"] == "FAIL" and r["low"]["best"] == r["low"]["value"] == 3.0  # the window's lowest
 
 
 def test_claims_fail_and_report_the_failing_frame():
