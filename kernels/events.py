@@ -6,6 +6,7 @@ stops at absolute zero (``add_enthalpy``): the deposits return the joules they c
 """
 import taichi as ti
 
+from polyalloy.kernels.heat import enthalpy_of
 from polyalloy.kernels.sdf import shape_sdf
 
 
@@ -24,16 +25,22 @@ def mass_in_sphere(parts: ti.template(), centre: ti.types.ndarray(), radius: flo
 
 
 @ti.func
-def add_enthalpy(parts: ti.template(), p, dH):
-    """H += dH (J/kg) for particle ``p``, held at H >= 0 (0 K: enthalpy counts from absolute zero,
-    and nothing is colder); returns the energy (J) of the chill that it could not give up."""
-    H = parts.H[p] + dH
-    parts.H[p] = ti.max(H, 0.0)
-    return parts.mass[p] * ti.max(-H, 0.0)
+def add_enthalpy(parts: ti.template(), mats: ti.template(), p, dH):
+    """H += dH (J/kg) for particle ``p``, held at its enthalpy at 0 K (nothing is colder);
+    returns the energy (J) of the chill that it could not give up."""
+    floor = enthalpy_of(mats, parts.material[p], 0.0)
+    room = floor - parts.H[p]  # <= 0: the most it can give up (exact near the floor)
+    missing = 0.0
+    if dH < room:  # what it cannot give up, from dH and room, not from a rounded H + dH
+        missing = parts.mass[p] * (room - dH)
+        parts.H[p] = floor
+    else:
+        parts.H[p] += dH
+    return missing
 
 
 @ti.kernel
-def kick(parts: ti.template(), centre: ti.types.ndarray(), radius: float, dv: ti.types.ndarray(),
+def kick(parts: ti.template(), mats: ti.template(), centre: ti.types.ndarray(), radius: float, dv: ti.types.ndarray(),
          radial_dv: float, damage: float, dH: float) -> float:
     """Particles within ``radius`` of ``centre``: v += dv + radial_dv * (x - c)/|x - c|,
     damage = max(damage, given), H += dH (J/kg, ``add_enthalpy``). Returns the joules of a
@@ -52,7 +59,7 @@ def kick(parts: ti.template(), centre: ti.types.ndarray(), radius: float, dv: ti
                     step += radial_dv * r / dist
                 parts.v[p] += step
                 parts.damage[p] = ti.max(parts.damage[p], damage)
-                missing += add_enthalpy(parts, p, dH)
+                missing += add_enthalpy(parts, mats, p, dH)
     return missing
 
 
@@ -77,13 +84,13 @@ def mass_in_region(parts: ti.template(), regions: ti.template(), owner: ti.i32, 
 
 
 @ti.kernel
-def heat_region(parts: ti.template(), regions: ti.template(), owner: ti.i32, t: float, dH: float) -> float:
+def heat_region(parts: ti.template(), mats: ti.template(), regions: ti.template(), owner: ti.i32, t: float, dH: float) -> float:
     """H += dH (J/kg, ``add_enthalpy``) for the live particles inside the shape ``owner`` of
     ``regions``. Returns the joules of a chill that particles at 0 K could not give up."""
     missing = 0.0
     for p in range(parts.n[None]):
         if parts.alive[p] and in_region(regions, owner, parts.x[p], t):
-            missing += add_enthalpy(parts, p, dH)
+            missing += add_enthalpy(parts, mats, p, dH)
     return missing
 
 

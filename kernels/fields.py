@@ -11,7 +11,7 @@ from polyalloy.kernels.sdf import new_field
 
 MATERIAL_KEYS = ("density", "mu", "lam", "bulk", "viscosity", "theta_c", "theta_s", "hardening",
                  "mu_f", "lam_f", "yield_strain", "fracture_strain", "rubble_alpha", "T_b", "band", "hysteresis",
-                 "c_s", "c_l", "conductivity", "T_m", "latent", "boils")
+                 "c_s", "c_l", "conductivity", "T_m", "latent", "T_ref", "h_solidus", "boils")
 
 
 GRID_BLOCK = 4  # nodes per axis of a grid block (the unit of the active-block list)
@@ -48,7 +48,7 @@ class Particles:
     State rewritten every substep: ``x`` (dim, position, m), ``v`` (dim, velocity, m/s),
     ``C`` (dim x dim, APIC affine velocity matrix, 1/s), ``F`` (dim x dim, deformation
     gradient), ``Jp`` (plastic volume ratio, -).
-    Thermal state: ``H`` (specific enthalpy, J/kg from 0 K), ``T`` (temperature, K, follows
+    Thermal state: ``H`` (specific enthalpy, J/kg relative to its material's ``T_ref``), ``T`` (temperature, K, follows
     from H), ``phase`` (FROZEN/MIMETIC/MOLTEN of ``kernels.heat``, switched with hysteresis),
     ``damage`` (0 intact .. 1 carries no tension). ``alive`` is 0 for a particle that boiled
     off or is still waiting in an emitter's pool (skipped by every kernel). ``tau`` (dim x dim,

@@ -2,12 +2,19 @@
 for phase-change and varied materials"), as ``@ti.func`` pieces called from the P2G/G2P kernels
 of ``kernels.mpm`` and one grid kernel, ``conduct``.
 
-State: every particle carries its specific enthalpy H (J/kg, from 0 K); temperature and
-liquid fraction follow from H through the material's curve::
+State: every particle carries its specific enthalpy H (J/kg) relative to its material's value
+at a reference temperature T_ref (the temperature the scene gives that material first, so near
+its working range: f32 then keeps about as many digits of a small change as the temperature
+has moved from T_ref, rather than of the whole enthalpy from 0 K). Temperature and liquid
+fraction follow from H through the material's curve, with h_s = c_s T_m - H(T_ref) the stored
+enthalpy at the solid end of the plateau::
 
-    H <= c_s T_m              : T = H / c_s,                    f = 0
-    c_s T_m < H < c_s T_m + L : T = T_m (the latent plateau),   f = (H - c_s T_m) / L
-    H >= c_s T_m + L          : T = T_m + (H - c_s T_m - L) / c_l, f = 1
+    H <= h_s          : T = T_m + (H - h_s) / c_s   (= T_ref + H / c_s when T_ref <= T_m),   f = 0
+    h_s < H < h_s + L : T = T_m (the latent plateau),                                      f = (H - h_s) / L
+    H >= h_s + L      : T = T_m + (H - h_s - L) / c_l (= T_ref + H / c_l when T_ref > T_m),  f = 1
+
+(each branch is written from the anchor on its own side, so the reference's branch never
+subtracts two large numbers). Nothing is colder than 0 K: H >= H(0 K) = -H(T_ref) from 0 K.
 
 One substep: P2G spreads heat capacity m c and thermal energy m c T to the grid; ``conduct``
 turns them into node temperatures, moves heat between face neighbours with conductance
@@ -41,7 +48,7 @@ RELAX = 0.1  # sub-cell temperature relaxation, in units of the cell conduction 
 @ti.func
 def liquid_fraction(mats: ti.template(), mat: ti.i32, H):
     """Fraction of the latent heat taken in (0 solid .. 1 liquid) at specific enthalpy ``H``."""
-    h_solidus = mats.c_s[mat] * mats.T_m[mat]
+    h_solidus = mats.h_solidus[mat]
     f = 0.0
     if mats.latent[mat] > 0.0:
         f = ti.min(ti.max((H - h_solidus) / mats.latent[mat], 0.0), 1.0)
@@ -52,21 +59,29 @@ def liquid_fraction(mats: ti.template(), mat: ti.i32, H):
 
 @ti.func
 def enthalpy_of(mats: ti.template(), mat: ti.i32, T):
-    """Specific enthalpy (J/kg) at temperature ``T`` (K), on the solid side at T_m: the curve of
-    the module docstring, which ``temperature_of`` inverts."""
-    H = mats.c_s[mat] * T
-    if T > mats.T_m[mat]:
-        H = mats.c_s[mat] * mats.T_m[mat] + mats.latent[mat] + mats.c_l[mat] * (T - mats.T_m[mat])
+    """Specific enthalpy (J/kg, relative to T_ref) at temperature ``T`` (K), on the solid side at
+    T_m: the curve of the module docstring, which ``temperature_of`` inverts."""
+    T_m, T_ref = mats.T_m[mat], mats.T_ref[mat]
+    H = 0.0
+    if T <= T_m:
+        H = mats.c_s[mat] * (T - T_ref) if T_ref <= T_m else mats.h_solidus[mat] + mats.c_s[mat] * (T - T_m)
+    else:
+        H = mats.c_l[mat] * (T - T_ref) if T_ref > T_m else \
+            mats.h_solidus[mat] + mats.latent[mat] + mats.c_l[mat] * (T - T_m)
     return H
 
 
 @ti.func
 def temperature_of(mats: ti.template(), mat: ti.i32, H):
-    """Temperature (K) at specific enthalpy ``H`` (J/kg): the curve of the module docstring."""
-    h_solidus = mats.c_s[mat] * mats.T_m[mat]
-    T = H / mats.c_s[mat]
-    if H > h_solidus:
-        T = mats.T_m[mat] + ti.max(H - h_solidus - mats.latent[mat], 0.0) / mats.c_l[mat]
+    """Temperature (K) at specific enthalpy ``H`` (J/kg, relative to T_ref): the curve of the
+    module docstring."""
+    T_m, T_ref, h_solidus = mats.T_m[mat], mats.T_ref[mat], mats.h_solidus[mat]
+    T = T_m
+    if H <= h_solidus:
+        T = T_ref + H / mats.c_s[mat] if T_ref <= T_m else T_m + (H - h_solidus) / mats.c_s[mat]
+    elif H >= h_solidus + mats.latent[mat]:
+        T = T_ref + H / mats.c_l[mat] if T_ref > T_m else \
+            T_m + (H - h_solidus - mats.latent[mat]) / mats.c_l[mat]
     return T
 
 

@@ -646,8 +646,8 @@ def yielding_fraction(sim) -> float:
 
 def checksum(x, v, mass, H=None) -> dict:
     """What a workload's substeps produced, in float64: ``com_m`` (centre of mass, m),
-    ``kinetic_j`` (sum m v^2 / 2, J) and ``thermal_j`` (sum m H, J, with H the specific enthalpy
-    from 0 K; 0 without heat)."""
+    ``kinetic_j`` (sum m v^2 / 2, J) and ``thermal_j`` (sum m H, J, with H the stored specific
+    enthalpy, relative to each material's reference temperature; 0 without heat)."""
     m = np.broadcast_to(np.asarray(mass, np.float64), (len(x),))
     v = np.asarray(v, np.float64)
     return dict(com_m=[float(c) for c in (m[:, None] * np.asarray(x, np.float64)).sum(axis=0) / m.sum()],

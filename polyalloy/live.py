@@ -245,14 +245,8 @@ class LiveSession:
         elif parts[0] == "materials" and len(parts) == 3 and parts[1] in sc.materials:
             if parts[2] in NOT_LIVE:
                 raise ConfigError(f"{key} is baked into the particles' mass; change it with --set before the run")
-            i = sim.material_names.index(parts[1])
-            sc.materials[parts[1]] = mat = sc.materials[parts[1]].replace(**{parts[2]: value})
-            row = mat.row()
-            sim.materials.kind[i] = int(row["kind"])
-            from polyalloy.kernels.fields import MATERIAL_KEYS
-
-            for k in MATERIAL_KEYS:
-                getattr(sim.materials, k)[i] = float(row[k])
+            sc.materials[parts[1]] = sc.materials[parts[1]].replace(**{parts[2]: value})
+            sim.upload_materials()
             sim.update_limits()
             sim.knobs.max_wave[None] = max(float(sim.knobs.max_wave[None]),
                                            mpm.max_wave_speed(sim.particles_fields, sim.materials, 0, sim.n_particles))
@@ -396,7 +390,7 @@ class LiveSession:
         cap = self.pull_settings["max_accel"]
         if np.linalg.norm(a) > cap:
             a *= cap / np.linalg.norm(a)
-        kev.kick(sim.particles_fields, c.astype(sim.np_real), radius, (a * dt).astype(sim.np_real), 0.0, 0.0, 0.0)
+        kev.kick(sim.particles_fields, sim.materials, c.astype(sim.np_real), radius, (a * dt).astype(sim.np_real), 0.0, 0.0, 0.0)
         self._pull[0] = c  # the grab follows the metal it holds
         sim.knobs.max_speed[None] = max(float(sim.knobs.max_speed[None]), float(np.linalg.norm(v + a * dt)))
 
@@ -407,7 +401,7 @@ class LiveSession:
         c = centre.astype(sim.np_real)
         m = kev.mass_in_sphere(sim.particles_fields, c, radius)
         if m > 0:
-            missing = kev.kick(sim.particles_fields, c, radius, np.zeros(sim.dim, sim.np_real), 0.0, 0.0, power * dt)
+            missing = kev.kick(sim.particles_fields, sim.materials, c, radius, np.zeros(sim.dim, sim.np_real), 0.0, 0.0, power * dt)
             sim.book_event_heat(power * dt * m, missing, f"the brush of {-power:g} W/kg")
 
     # --- the timeline -------------------------------------------------------------------

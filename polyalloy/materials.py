@@ -32,8 +32,10 @@ class Material:
     ``specific_heat`` c_s (J/(kg K)) below the transition and ``specific_heat_liquid`` c_l
     above it (None: the same), ``conductivity`` k (W/(m K); 0 insulates), ``melting_point``
     T_m (K; None: no phase change) with ``latent_heat`` L (J/kg). Specific enthalpy (J/kg)
-    is measured from 0 K: H = c_s T below T_m, a plateau of width L at T_m, and
-    c_s T_m + L + c_l (T - T_m) above it (written once, in ``kernels.heat``).
+    from 0 K: c_s T below T_m, a plateau of width L at T_m, and c_s T_m + L + c_l (T - T_m)
+    above it. Particles store it relative to its value at a reference temperature T_ref near
+    the material's working range (``thermal``), so that f32 keeps the small changes a heat
+    source makes; ``kernels.heat`` evaluates the curve in that form.
     """
 
     density: float = 1000.0
@@ -54,12 +56,17 @@ class Material:
             _check_range(self, "melting_point", 0.0, 1e5, lo_open=True)
         _check_range(self, "latent_heat", 0.0, 1e8)
 
-    def thermal(self) -> dict:
-        """Thermal columns of the device row (SI)."""
+    def thermal(self, T_ref: float = 293.15) -> dict:
+        """Thermal columns of the device row (SI) for enthalpy stored relative to its value at
+        ``T_ref`` (K): ``T_ref``, ``h_solidus`` (the stored enthalpy at the solid end of the
+        melting plateau) and ``H_ref`` (the enthalpy from 0 K at T_ref, for the host's energy
+        accounts; not on the device)."""
         c_l = self.specific_heat if self.specific_heat_liquid is None else self.specific_heat_liquid
-        return dict(c_s=self.specific_heat, c_l=c_l, conductivity=self.conductivity,
-                    T_m=NO_TRANSITION if self.melting_point is None else self.melting_point,
-                    latent=self.latent_heat)
+        T_m = NO_TRANSITION if self.melting_point is None else self.melting_point
+        c_s, L = self.specific_heat, self.latent_heat
+        H_ref = c_s * T_ref if T_ref <= T_m else c_s * T_m + L + c_l * (T_ref - T_m)
+        return dict(c_s=c_s, c_l=c_l, conductivity=self.conductivity, T_m=T_m, latent=L, T_ref=T_ref,
+                    h_solidus=c_s * T_m - H_ref, H_ref=H_ref)
 
     def diffusivity(self) -> float:
         """Largest thermal diffusivity k / (rho c) (m^2/s), for the explicit conduction step."""
@@ -75,12 +82,13 @@ class Material:
         ``theta_c``/``theta_s`` (plastic compression/stretch limits) and ``hardening``."""
         raise NotImplementedError
 
-    def row(self) -> dict:
+    def row(self, T_ref: float = 293.15) -> dict:
+        """The device row (``kernels.fields.MATERIAL_KEYS``), enthalpy relative to ``T_ref`` (K)."""
         r = dict(kind=self.kind, density=self.density, mu=0.0, lam=0.0, bulk=0.0, viscosity=0.0,
                  theta_c=0.0, theta_s=0.0, hardening=0.0, mu_f=0.0, lam_f=0.0, yield_strain=0.0,
                  fracture_strain=0.0, rubble_alpha=0.0, T_b=0.0, band=0.0, hysteresis=0.0, boils=0.0)
         r.update(self.moduli())
-        r.update(self.thermal())
+        r.update(self.thermal(T_ref))
         return r
 
     def replace(self, **changes) -> "Material":
@@ -248,8 +256,8 @@ class LiquidNitrogen(Fluid):
     bulk_modulus: float = 1.0e5
     viscosity: float = 1.6e-4
 
-    def row(self):
-        r = super().row()
+    def row(self, T_ref: float = 293.15):
+        r = super().row(T_ref)
         r["boils"] = 1.0
         return r
 

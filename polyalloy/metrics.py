@@ -51,12 +51,14 @@ def energy_budget(sim) -> dict:
     grenade); ``spawned_in``: enthalpy of particles spawned by emitters; ``initial``: thermal
     energy at t = 0. ``imbalance`` = thermal + vapour - initial - boundary_in - events_in -
     spawned_in, which conduction keeps at zero up to rounding: ``relative_imbalance`` divides it
-    by the largest account moved (the total heat exchanged, or the initial energy if nothing moved).
+    by the largest account moved (the total heat exchanged), and never by less than what the
+    run's precision resolves of the initial energy (machine epsilon x initial: below that, what
+    "moved" is the rounding of a body that exchanges nothing).
     """
     s = sim.particles(retired=True)
     m = s["mass"].astype(np.float64)
     alive = s["alive"]
-    mh = m * s["H"].astype(np.float64)
+    mh = sim.thermal_energy(m, s["H"], s["material"])
     thermal = float(mh[alive].sum())
     # not alive: boiled off, or an emitter fill still waiting in its pool (fills may start out of
     # order when one waits for its emitter to clear, so a waiting fill can lie below n)
@@ -66,7 +68,7 @@ def energy_budget(sim) -> dict:
     imbalance = thermal + vapour - acc["initial"] - acc["boundary_in"] - acc["events_in"] - acc["spawned_in"]
     moved = max(abs(thermal - acc["initial"]), abs(vapour), abs(acc["boundary_in"]), abs(acc["events_in"]),
                 abs(acc["spawned_in"]))
-    scale = moved if moved > 1e-9 * max(abs(acc["initial"]), 1.0) else abs(acc["initial"])
+    scale = max(moved, float(np.finfo(sim.np_real).eps) * abs(acc["initial"]))
     return dict(thermal=thermal, vapour=vapour, kinetic=kinetic, imbalance=imbalance,
                 relative_imbalance=abs(imbalance) / scale if scale > 0 else 0.0, **acc)
 

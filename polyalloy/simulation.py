@@ -63,6 +63,10 @@ class Simulation:
         # bodies, then emitters: "sources" of particles; an emitter's particles carry body id
         # len(bodies) + its index, and its fills wait in a pool after the bodies' particles
         self.sources = list(scene.bodies) + list(scene.emitters)
+        # each material's enthalpy is stored relative to its value at the temperature the scene
+        # gives it first (kernels.heat): near where that material works, where f32 keeps most
+        self.reference_temperature = {m: float(next((s.temperature for s in self.sources if s.material == m), 293.15))
+                                      for m in self.material_names}
         body_rows = []
         for bi, b in enumerate(self.sources):
             body_rows += [dict(r, owner=bi) for r in b.shape.rows(d)]
@@ -126,7 +130,7 @@ class Simulation:
         self.body_shapes = kit.body_shapes
         self.body_shapes.upload(body_rows)
         self.grid.set_geometry(res, dx, lo - pad * dx)
-        self.materials.upload([scene.materials[m].row() for m in self.material_names])
+        self.upload_materials()
         self.colliders.upload(rows)
         self.regions.upload(region_rows)
         self.knobs.gravity[None] = [0.0, scene.gravity] + [0.0] * (d - 2)
@@ -265,7 +269,7 @@ class Simulation:
         p.alive.from_numpy((np.arange(cap) < live).astype(np.int32))
         p.n[None] = live
         # the pool: (time, first, end, enthalpy, source) per fill, switched on by advance_to
-        mh = mass.astype(np.float64) * H.astype(np.float64)
+        mh = self.thermal_energy(mass, H, mat_of[body])
         start, self.fills = live, []
         for (t_fill, source, count) in fills:
             self.fills.append((t_fill, start, start + count, float(mh[start:start + count].sum()), source))
@@ -308,6 +312,19 @@ class Simulation:
     def n_particles(self) -> int:
         return int(self.particles_fields.n[None])
 
+    def upload_materials(self) -> None:
+        """The scene's materials to the device table (again after one changed), each with
+        enthalpy relative to its ``reference_temperature``; ``h_ref`` (J/kg per material, f64)
+        is what turns a stored enthalpy into one from 0 K (``thermal_energy``)."""
+        rows = [self.scene.materials[m].row(self.reference_temperature[m]) for m in self.material_names]
+        self.materials.upload(rows)
+        self.h_ref = np.array([r["H_ref"] for r in rows], np.float64)
+
+    def thermal_energy(self, mass, H, material) -> np.ndarray:
+        """Thermal energy (J, float64, from 0 K) of particles of ``mass`` (kg) with stored
+        enthalpy ``H`` (J/kg, relative to their material's reference) and ``material`` index."""
+        return np.asarray(mass, np.float64) * (np.asarray(H, np.float64) + self.h_ref[np.asarray(material)])
+
     def update_limits(self) -> None:
         """The explicit limits that follow from the materials and dx alone (call again after a
         material changes): ``heat_dt``, half the conduction limit dx^2 / (4 dim alpha) of
@@ -342,7 +359,7 @@ class Simulation:
             if e.start <= self.t + 1e-12 < e.end:  # substeps end on its start and end (_next_event_time)
                 m = kev.mass_in_region(pf, self.regions, i, self.t)
                 if m > 0:
-                    self.book_event_heat(e.power * dt, kev.heat_region(pf, self.regions, i, self.t, e.power * dt / m),
+                    self.book_event_heat(e.power * dt, kev.heat_region(pf, self.materials, self.regions, i, self.t, e.power * dt / m),
                                          f"the chill of {-e.power:g} W")
         if self.controller is not None:
             self.controller.maybe_cycle(self.t)
@@ -469,9 +486,9 @@ class Simulation:
         if isinstance(e, Gunshot):
             direction = np.asarray(e.direction, float)[: self.dim]
             dv = (direction / np.linalg.norm(direction) * e.impulse / m).astype(self.np_real)
-            kev.kick(pf, centre, e.radius, dv, 0.0, e.damage, 0.0)
+            kev.kick(pf, self.materials, centre, e.radius, dv, 0.0, e.damage, 0.0)
         else:
-            missing = kev.kick(pf, centre, e.radius, np.zeros(self.dim, self.np_real), e.impulse / m, 0.0, e.heat / m)
+            missing = kev.kick(pf, self.materials, centre, e.radius, np.zeros(self.dim, self.np_real), e.impulse / m, 0.0, e.heat / m)
             self.book_event_heat(e.heat, missing, f"the grenade's {e.heat:g} J")
         self.knobs.max_speed[None] = max(float(self.knobs.max_speed[None]), e.impulse / m)
         return m
@@ -573,7 +590,8 @@ class Simulation:
     # --- reading --------------------------------------------------------------------------
     def particles(self, retired: bool = False) -> dict:
         """Particle state as numpy arrays: ``x``, ``v`` (n, dim), ``material``, ``body``, ``mass``
-        (kg), ``H`` (J/kg), ``T`` (K), ``phase``, ``damage`` (n,), ``color`` (n, 3: the body's colour, or
+        (kg), ``H`` (J/kg, relative to the material's reference temperature: ``thermal_energy``
+        turns it into joules from 0 K), ``T`` (K), ``phase``, ``damage`` (n,), ``color`` (n, 3: the body's colour, or
         what mimicry copied), ``part`` (template part, -1 when not controlled). Only live
         particles unless ``retired`` (then ``alive`` tells which)."""
         n, pf = self.n_particles, self.particles_fields
