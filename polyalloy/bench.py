@@ -646,8 +646,8 @@ def yielding_fraction(sim) -> float:
 
 def checksum(x, v, mass, H=None) -> dict:
     """What a workload's substeps produced, in float64: ``com_m`` (centre of mass, m),
-    ``kinetic_j`` (sum m v^2 / 2, J) and ``thermal_j`` (sum m H, J, with H the stored specific
-    enthalpy, relative to each material's reference temperature; 0 without heat)."""
+    ``kinetic_j`` (sum m v^2 / 2, J) and ``thermal_j`` (sum m H, J, with H the specific enthalpy
+    from 0 K, ``Simulation.thermal_energy``; 0 without heat)."""
     m = np.broadcast_to(np.asarray(mass, np.float64), (len(x),))
     v = np.asarray(v, np.float64)
     return dict(com_m=[float(c) for c in (m[:, None] * np.asarray(x, np.float64)).sum(axis=0) / m.sum()],
@@ -720,7 +720,8 @@ def _simulation_case(sim, dt: float, name: str) -> _Case:
 
     def state() -> dict:
         s = sim.particles()
-        return checksum(s["x"], s["v"], s["mass"], s["H"] if sim.thermal else None)
+        return checksum(s["x"], s["v"], s["mass"], sim.thermal_energy(1.0, s["H"], s["material"]) if sim.thermal
+                        else None)
 
     yielding = ((lambda: yielding_fraction(sim)) if any(m.kind == POLYALLOY for m in sim.scene.materials.values())
                 else None)
