@@ -11,7 +11,7 @@ from polyalloy.kernels.sdf import new_field
 
 MATERIAL_KEYS = ("density", "mu", "lam", "bulk", "viscosity", "theta_c", "theta_s", "hardening",
                  "mu_f", "lam_f", "yield_strain", "fracture_strain", "rubble_alpha", "T_b", "band", "hysteresis",
-                 "c_s", "c_l", "conductivity", "T_m", "latent", "T_ref", "h_solidus", "boils")
+                 "c_s", "c_l", "conductivity", "T_m", "latent", "T_ref", "h_solidus", "boils", "mixing")
 
 
 GRID_BLOCK = 4  # nodes per axis of a grid block (the unit of the active-block list)
@@ -31,12 +31,12 @@ def put(field, a) -> None:
 
 def particle_bytes(dim: int, real: int) -> int:
     """Bytes per ``Particles`` slot with ``real``-byte floats (checked before allocating)."""
-    return 5 * 4 + real * (9 + 4 * dim + 3 * dim * dim)
+    return 5 * 4 + real * (10 + 4 * dim + 3 * dim * dim)
 
 
 def grid_node_bytes(dim: int, real: int, thermal: bool, control: bool = False) -> int:
     """Bytes per ``Grid`` node with ``real``-byte floats (checked before allocating)."""
-    return real * (dim + 1 + 8 * bool(thermal) + (2 * dim + 1) * bool(control))
+    return real * (dim + 1 + 11 * bool(thermal) + (2 * dim + 1) * bool(control))
 
 
 @ti.data_oriented
@@ -57,7 +57,9 @@ class Particles:
     Controller (``kernels.control``): ``part`` (index of the template part, -1: not
     controlled), ``home`` (dim, the home point in the template's rest coordinates, m),
     ``home_alt`` (dim, the home in the earlier shape a glitch drifts toward, m). Mimicry:
-    ``color`` (linear RGB, the colour the renderer shows, 0..1).
+    ``color`` (linear RGB, the colour the renderer shows, 0..1). Mixing: ``comp`` (the fraction
+    of the particle's mass that is polyalloy: 1 for a polyalloy particle, 0 for any other at the
+    start; liquids that touch exchange it, ``kernels.mixing``).
     """
 
     def __init__(self, dim: int, capacity: int, dtype, builder=None):
@@ -83,6 +85,7 @@ class Particles:
         self.home = new_field(self._fb, dtype, capacity, dim)
         self.home_alt = new_field(self._fb, dtype, capacity, dim)
         self.color = new_field(self._fb, dtype, capacity, 3)
+        self.comp = new_field(self._fb, dtype, capacity)
         self.n = new_field(self._fb, ti.i32, ())
 
 
@@ -97,7 +100,7 @@ class Grid:
     grid pass and ``clear_grid`` visit only the listed blocks. (Taichi's own pointer and
     bitmasked SNodes would do this too, but Taichi 1.7's CPU runtime corrupts its heap after a
     few dozen simulations with sparse SNodes in one process; an explicit list is also what a
-    GPU wants.) Memory is (dim + 1) reals per node of the box (8 more with heat).
+    GPU wants.) Memory is (dim + 1) reals per node of the box (11 more with heat).
     ``v`` (dim, momentum after P2G, then velocity, m/s) and ``m`` (mass, kg) per node.
 
     With ``thermal``: ``hc`` (heat capacity sum m c, J/K), ``T`` (thermal energy m c T after
@@ -105,7 +108,10 @@ class Grid:
     temperature change of this substep, K), ``frozen`` (mass of frozen polyalloy, kg) and
     ``phi`` (volume fraction of the node's cell, -), ``relax`` (the fraction of the way a
     particle's temperature relaxes toward the node's this substep, see ``kernels.heat``),
-    ``held`` (1 where a hot or cold collider holds the node at its temperature).
+    ``held`` (1 where a hot or cold collider holds the node at its temperature); for
+    ``kernels.mixing``: ``mix_m`` (the mass of liquid particles, kg), ``mix_c`` (their mass
+    times their polyalloy fraction ``comp``, kg) and ``mix_d`` (their mass times their
+    material's ``mixing`` diffusivity, kg m^2/s).
     With ``control``: ``ctrl_m`` (grip-weighted mass, kg), ``ctrl_e`` (dim, grip-weighted
     mass times the home error, kg m; then divided by ``ctrl_m``), ``ctrl_v`` (dim, likewise
     the home velocity), see ``kernels.control``.
@@ -142,6 +148,8 @@ class Grid:
             self.hc, self.T, self.k, self.dT, self.frozen, self.phi, self.relax, self.held = (
                 ti.field(dtype) for _ in range(8))
             cell.place(self.hc, self.T, self.k, self.dT, self.frozen, self.phi, self.relax, self.held)
+            self.mix_m, self.mix_c, self.mix_d = (ti.field(dtype) for _ in range(3))
+            cell.place(self.mix_m, self.mix_c, self.mix_d)
         if self.control:
             self.ctrl_m = ti.field(dtype)
             self.ctrl_e = ti.Vector.field(dim, dtype)

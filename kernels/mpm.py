@@ -72,6 +72,9 @@ def clear_grid(grid: ti.template()):
             grid.phi[I] = 0.0
             grid.relax[I] = 0.0
             grid.held[I] = 0.0
+            grid.mix_m[I] = 0.0
+            grid.mix_c[I] = 0.0
+            grid.mix_d[I] = 0.0
         if ti.static(grid.control):
             grid.ctrl_m[I] = 0.0
             grid.ctrl_e[I] = ti.Vector.zero(float, grid.dim)

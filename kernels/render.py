@@ -173,10 +173,14 @@ class SideView:
 
 @ti.data_oriented
 class Looks:
-    """Per particle source (bodies, then emitters): ``kind`` (METAL, MOLTEN or CRYO)."""
+    """Per particle source (bodies, then emitters): ``kind`` (METAL, MOLTEN or CRYO) and ``mixes``
+    (1 where the source's metal mixes with others, ``kernels.mixing``: its particles then take
+    the molten steel's look by the share of their mass that is not polyalloy, 1 - ``comp``, so
+    a man dissolving into a pool turns into glowing steel as his metal spreads)."""
 
     def __init__(self, n_sources: int):
         self.kind = ti.field(ti.i32, shape=max(1, n_sources))
+        self.mixes = ti.field(ti.i32, shape=max(1, n_sources))
 
 
 @ti.data_oriented
@@ -275,6 +279,8 @@ def gather_surface(frame: ti.template(), looks: ti.template(), parts: ti.templat
             s[TEMP] = parts.T[p]
             s[FROST] = 1.0 if parts.phase[p] == FROZEN else 0.0
             s[MOLTEN_W] = 1.0 if kind == MOLTEN else 0.0
+            if looks.mixes[parts.body[p]]:
+                s[MOLTEN_W] = 1.0 - parts.comp[p]
             s[CRYO_W] = 1.0 if kind == CRYO else 0.0
             s[THICK] = frame.thickness[j, i] * THICKNESS_UNIT
             ok = 1

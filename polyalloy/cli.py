@@ -157,12 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="run the physics validation cases against their thresholds",
                        description="Run the analytic and experimental validation cases (heat diffusion, Stefan "
-                                   "front, free fall, momentum, thermal energy, dam break) at small sizes and print "
+                                   "front, mixing, free fall, momentum, thermal energy, dam break) at small sizes and print "
                                    "each error against its threshold; exit status 1 if any check fails.")
     p.add_argument("--quick", action="store_true", help="2D cases only (the full run adds 3D free fall and momentum)")
     p.add_argument("--only", action="append", metavar="CASE", default=[],
-                   help="run only this case (repeatable); one of: heat_diffusion, stefan_front, free_fall, "
-                        "momentum, thermal_energy, dam_break")
+                   help="run only this case (repeatable); one of: heat_diffusion, stefan_front, mixing, "
+                        "free_fall, momentum, thermal_energy, dam_break")
     p.add_argument("--json", action="store_true", help="print the record as JSON")
     _add_runtime_flags(p)
 

@@ -7,10 +7,11 @@ name; on an error the temporary file is removed.
 
 Particle files (``particles_00000.ply`` / ``.npz``) hold the live particles of one frame:
 ``id`` (slot index, stable across frames), ``x`` and ``v`` (position m, velocity m/s), ``T``
-(K), ``phase`` (``kernels.heat`` FROZEN/MIMETIC/MOLTEN) and ``color`` (linear RGB). The NPZ keeps
+(K), ``phase`` (``kernels.heat`` FROZEN/MIMETIC/MOLTEN), ``color`` (linear RGB) and ``comp`` (the
+fraction of the particle's mass that is polyalloy, ``kernels.mixing``). The NPZ keeps
 them exactly as simulated ((n, dim) vectors, the run's float type) plus the frame's ``time`` (s);
 the PLY is binary little-endian with one vertex per particle, ``x y z vx vy vz temperature
-phase red green blue id`` (floats in the run's precision, colour as 8-bit sRGB, z = 0 in 2D),
+phase red green blue id comp`` (floats in the run's precision, colour as 8-bit sRGB, z = 0 in 2D),
 which Blender, Houdini and MeshLab read as a point cloud.
 """
 from __future__ import annotations
@@ -33,7 +34,7 @@ MP4_QUALITY = 7  # imageio-ffmpeg quality 1..10; 7 is x264 CRF 15, enough to kee
 MACRO_BLOCK = 8  # px; frame sizes are padded up to a multiple of this (DESIGN: MP4 sizes divisible by 8)
 GIF_MAX_WIDTH = 320  # px; a README GIF stays a few hundred KB
 GIF_MAX_FPS = 15  # frames per second; higher rates keep every k-th frame
-PARTICLE_ARRAYS = ("id", "x", "v", "T", "phase", "color")
+PARTICLE_ARRAYS = ("id", "x", "v", "T", "phase", "color", "comp")
 
 
 def frame_path(out_dir: PathLike, index: int, ext: str = "png") -> Path:
@@ -215,7 +216,7 @@ def write_ply(path: PathLike, record: dict, comment: str = "") -> Path:
     real = "double" if a["x"].dtype == np.float64 else "float"
     f = "<f8" if real == "double" else "<f4"
     columns = [("x", f), ("y", f), ("z", f), ("vx", f), ("vy", f), ("vz", f), ("temperature", f), ("phase", "<i4"),
-               ("red", "u1"), ("green", "u1"), ("blue", "u1"), ("id", "<i4")]
+               ("red", "u1"), ("green", "u1"), ("blue", "u1"), ("id", "<i4"), ("comp", f)]
     rows = np.zeros(n, dtype=columns)
     for k, axis in enumerate("xyz"[:dim]):
         rows[axis] = a["x"][:, k]
@@ -225,6 +226,7 @@ def write_ply(path: PathLike, record: dict, comment: str = "") -> Path:
     for k, channel in enumerate(("red", "green", "blue")):
         rows[channel] = srgb8(a["color"])[:, k]
     rows["id"] = a["id"]
+    rows["comp"] = a["comp"]
     types = {f: real, "<i4": "int", "u1": "uchar"}
     header = ["ply", "format binary_little_endian 1.0"] + [f"comment {comment}"] * bool(comment)
     header += [f"element vertex {n}"] + [f"property {types[t]} {name}" for name, t in columns] + ["end_header"]

@@ -178,7 +178,7 @@ def particle_record(sim) -> dict:
     s = sim.particles(retired=True)
     alive = s["alive"]
     return dict(id=np.flatnonzero(alive).astype(np.int32),
-                **{k: s[k][alive] for k in ("x", "v", "T", "phase", "color")})
+                **{k: s[k][alive] for k in ("x", "v", "T", "phase", "color", "comp")})
 
 
 @dataclass

@@ -35,7 +35,9 @@ class Material:
     from 0 K: c_s T below T_m, a plateau of width L at T_m, and c_s T_m + L + c_l (T - T_m)
     above it. Particles store it relative to its value at a reference temperature T_ref near
     the material's working range (``thermal``), so that f32 keeps the small changes a heat
-    source makes; ``kernels.heat`` evaluates the curve in that form.
+    source makes; ``kernels.heat`` evaluates the curve in that form. ``mixing`` D (m^2/s): how
+    fast this material, while liquid, exchanges composition with the liquids it touches (an
+    eddy diffusivity; ``kernels.mixing``); 0, the default, keeps it apart.
     """
 
     density: float = 1000.0
@@ -44,6 +46,7 @@ class Material:
     conductivity: float = 0.0
     melting_point: float | None = None
     latent_heat: float = 0.0
+    mixing: float = 0.0
     kind = -1
 
     def __post_init__(self):
@@ -55,6 +58,7 @@ class Material:
         if self.melting_point is not None:
             _check_range(self, "melting_point", 0.0, 1e5, lo_open=True)
         _check_range(self, "latent_heat", 0.0, 1e8)
+        _check_range(self, "mixing", 0.0, 10.0)
 
     def thermal(self, T_ref: float = 293.15) -> dict:
         """Thermal columns of the device row (SI) for enthalpy stored relative to its value at
@@ -86,7 +90,8 @@ class Material:
         """The device row (``kernels.fields.MATERIAL_KEYS``), enthalpy relative to ``T_ref`` (K)."""
         r = dict(kind=self.kind, density=self.density, mu=0.0, lam=0.0, bulk=0.0, viscosity=0.0,
                  theta_c=0.0, theta_s=0.0, hardening=0.0, mu_f=0.0, lam_f=0.0, yield_strain=0.0,
-                 fracture_strain=0.0, rubble_alpha=0.0, T_b=0.0, band=0.0, hysteresis=0.0, boils=0.0)
+                 fracture_strain=0.0, rubble_alpha=0.0, T_b=0.0, band=0.0, hysteresis=0.0, boils=0.0,
+                 mixing=self.mixing)
         r.update(self.moduli())
         r.update(self.thermal(T_ref))
         return r

@@ -109,13 +109,18 @@ def shape_error(sim, body: str) -> float:
     return float(np.maximum(d, 0.0).mean() / sim.scene.bodies[i].template.height)
 
 
-def coverage(sim, body: str, part: str | None = None) -> float:
+def coverage(sim, body: str, part: str | None = None, majority: bool = False) -> float:
     """Fraction of the posed template's volume that holds the body's particles: the template
     is cut into voxels at the particle spacing h (those whose centre is inside), and a voxel
     counts as held when a particle of the body lies within h of its centre (a particle's own
     cell, widened by the sampling jitter and the packing of a deformed body). With ``part``
     (a template part name, ``torso``): the voxels of that part, held by the particles whose
-    home is in that part."""
+    home is in that part. With ``majority``: held by his metal rather than his particles, where
+    polyalloy is at least half of the mass of all the particles within h of the voxel's centre
+    (each particle's ``comp``, ``kernels.mixing``; whatever body it came from, so every
+    polyalloy body of the scene counts). In air that is the plain rule; in a pool it tells a
+    body that dissolved (his particles scattered through the steel, their metal mixed) from
+    one that lies there whole."""
     from scipy.spatial import cKDTree
 
     i = _controlled(sim, body)
@@ -143,8 +148,34 @@ def coverage(sim, body: str, part: str | None = None) -> float:
         centres = centres[sim.controller.part_distance(i, k, centres, sim.t) < 0]
     if len(centres) == 0 or len(x) == 0:
         return 0.0
+    if majority:
+        return _majority_held(sim, centres, h)
     dist, _ = cKDTree(x).query(centres, k=1, distance_upper_bound=h)
     return float(np.isfinite(dist).mean())
+
+
+def _majority_held(sim, centres: np.ndarray, h: float) -> float:
+    """Fraction of ``centres`` where polyalloy is at least half of the particle mass within h."""
+    from itertools import chain
+
+    from scipy.spatial import cKDTree
+
+    s = sim.particles()
+    m = s["mass"].astype(np.float64)
+    near = cKDTree(s["x"].astype(np.float64)).query_ball_point(centres, r=h)
+    counts = np.fromiter(map(len, near), np.int64, len(near))
+    idx = np.fromiter(chain.from_iterable(near), np.int64, int(counts.sum()))
+    owner = np.repeat(np.arange(len(centres)), counts)
+    total = np.bincount(owner, weights=m[idx], minlength=len(centres))
+    metal = np.bincount(owner, weights=(m * s["comp"].astype(np.float64))[idx], minlength=len(centres))
+    return float(((total > 0) & (metal >= 0.5 * total)).mean())
+
+
+def polyalloy_mass(sim) -> float:
+    """Polyalloy in the simulation (kg): sum of m comp over every particle, retired ones
+    included. Mixing moves it between particles (``kernels.mixing``) and conserves it."""
+    s = sim.particles(retired=True)
+    return float((s["mass"].astype(np.float64) * s["comp"].astype(np.float64)).sum())
 
 
 def push_impulse(sim) -> float:

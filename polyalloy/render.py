@@ -118,6 +118,10 @@ class SurfaceRenderer:
         kind = np.zeros(self.looks.kind.shape[0], np.int32)
         kind[: len(sim.sources)] = [source_look(scene.materials[s.material]) for s in sim.sources]
         self.looks.kind.from_numpy(kind)
+        mixes = np.zeros_like(kind)
+        mixes[: len(sim.sources)] = [scene.materials[s.material].mixing > 0 and k != kr.CRYO
+                                     for s, k in zip(sim.sources, kind)]
+        self.looks.mixes.from_numpy(mixes)
         if d == 2:
             self._fit_side_view()
 

@@ -22,7 +22,7 @@ from polyalloy.kernels import fields as kf
 from polyalloy.events import AIR, ControlChange, Grenade, Gunshot, HeatSource, Retemper
 from polyalloy.kernels import events as kev
 from polyalloy.kernels import control as kc
-from polyalloy.kernels import heat, mpm
+from polyalloy.kernels import heat, mixing, mpm
 from polyalloy.materials import POLYALLOY
 from polyalloy.kernels.sdf import SURFACE_NAMES, evaluate_sdf
 from polyalloy.scene import DEFAULT_COLORS, Scene
@@ -265,6 +265,7 @@ class Simulation:
         p.damage.from_numpy(np.zeros(cap, self.np_real))
         p.part.from_numpy(np.full(cap, -1, np.int32))
         kf.put(p.color, self.source_colors()[body].astype(self.np_real))
+        kf.put(p.comp, np.array([m.kind == POLYALLOY for m in material], self.np_real)[body])
         live = int(sum(len(s[0]) for s in samples[:n_bodies]))
         p.alive.from_numpy((np.arange(cap) < live).astype(np.int32))
         p.n[None] = live
@@ -336,6 +337,8 @@ class Simulation:
         self.heat_dt = 0.5 * dx * dx / (4 * d * alpha) if self.thermal and alpha > 0 else math.inf
         nu = max(m.kinematic_viscosity() for m in mats)
         self.viscous_dt = dx * dx / (2 * d * nu) if nu > 0 else math.inf
+        # touching liquids exchange composition only where a material mixes (kernels.mixing)
+        self.mixes = self.thermal and any(m.mixing > 0 for m in mats)
 
     def stable_dt(self) -> float:
         """CFL step: cfl * dx / (fastest particle + fastest elastic wave of the live phases),
@@ -373,6 +376,9 @@ class Simulation:
         mpm.update_grid(g, self.colliders, self.knobs, dt, self.t)
         if self.thermal:
             self.boundary_energy += heat.conduct(g, self.colliders, self.knobs, dt, self.t)
+        if self.mixes:
+            mixing.scatter(pf, g, self.materials)
+            mixing.gather(pf, g, self.materials, dt)
         mpm.g2p(pf, g, self.materials, self.colliders, self.control_table, self.knobs, dt, self.t)
         mpm.fold_lanes(self.knobs)
         if self.textured:
@@ -592,14 +598,15 @@ class Simulation:
         """Particle state as numpy arrays: ``x``, ``v`` (n, dim), ``material``, ``body``, ``mass``
         (kg), ``H`` (J/kg, relative to the material's reference temperature: ``thermal_energy``
         turns it into joules from 0 K), ``T`` (K), ``phase``, ``damage`` (n,), ``color`` (n, 3: the body's colour, or
-        what mimicry copied), ``part`` (template part, -1 when not controlled). Only live
+        what mimicry copied), ``part`` (template part, -1 when not controlled), ``comp`` (the
+        fraction of its mass that is polyalloy, ``kernels.mixing``). Only live
         particles unless ``retired`` (then ``alive`` tells which)."""
         n, pf = self.n_particles, self.particles_fields
         body = pf.body.to_numpy()[:n]
         out = dict(x=pf.x.to_numpy()[:n], v=pf.v.to_numpy()[:n], material=pf.material.to_numpy()[:n],
                    body=body, mass=pf.mass.to_numpy()[:n], H=pf.H.to_numpy()[:n], T=pf.T.to_numpy()[:n],
                    phase=pf.phase.to_numpy()[:n], damage=pf.damage.to_numpy()[:n], color=pf.color.to_numpy()[:n].astype(np.float32),
-                   part=pf.part.to_numpy()[:n],
+                   part=pf.part.to_numpy()[:n], comp=pf.comp.to_numpy()[:n],
                    alive=pf.alive.to_numpy()[:n].astype(bool))
         if not retired:
             keep = out.pop("alive")

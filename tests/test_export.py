@@ -132,7 +132,7 @@ def test_ply_holds_the_npz_arrays_exactly(reference):
             assert np.array_equal(ply[axis], npz["x"][:, i]) and np.array_equal(ply["v" + axis], npz["v"][:, i])
         assert not ply["z"].any() and not ply["vz"].any()
         assert np.array_equal(ply["temperature"], npz["T"]) and np.array_equal(ply["phase"], npz["phase"])
-        assert np.array_equal(ply["id"], npz["id"])
+        assert np.array_equal(ply["id"], npz["id"]) and np.array_equal(ply["comp"], npz["comp"])
         rgb = np.stack([ply["red"], ply["green"], ply["blue"]], axis=1)
         assert np.array_equal(rgb, srgb8(npz["color"]))
         if k:

@@ -45,14 +45,16 @@ def test_check_foundry_2d_passes(runs):
     failed = {n: (c["value"], c["status"]) for n, c in claims.items() if c["status"] != "pass"}
     assert rc == 0 and not failed, failed
     assert {"torso_opens", "into_pool", "thrash_0", "thrash_1", "thrash_2", "molten", "grip", "dissolved",
-            "sunk", "energy", "mass"} <= set(claims)
+            "sunk", "energy", "mass", "metal"} <= set(claims)
 
 
 def test_check_foundry_fails_with_a_cold_pool(runs):
     rc, claims = _claims(runs["cold"])
     assert rc == 1
-    # a pool below his melting point cannot melt him nor take the controller's grip
+    # a pool below his melting point cannot melt him nor take the controller's grip, and a man
+    # who does not melt does not mix: his metal still holds his shape
     assert claims["molten"]["status"] == "FAIL" and claims["grip"]["status"] == "FAIL"
+    assert claims["dissolved"]["status"] == "FAIL"
 
 
 # --- the glitch's cycle through earlier shapes ----------------------------------------------

@@ -31,6 +31,29 @@ def test_melting_front_follows_the_neumann_solution(validation_case):
     assert_checks(validation_case("stefan_front"))
 
 
+def test_touching_liquids_mix_by_the_erfc_solution(validation_case):
+    """Molten polyalloy beside molten steel, both mixing with D = 0.01 m^2/s: the composition
+    profile at t = 0.25 s matches 1/2 erfc((x - x0) / (2 sqrt(D t))) within 3% (relative L2), the
+    polyalloy mass sum(m comp) holds to 1e-6 and every comp stays in [0, 1]."""
+    assert_checks(validation_case("mixing"))
+
+
+def test_a_solid_takes_no_part_in_mixing():
+    """The same two slabs with the polyalloy at 300 K (mimetic, a solid) beside the steel: no
+    composition crosses, not a bit (every polyalloy particle keeps 1, every steel particle 0),
+    while the steel alone is liquid."""
+    from polyalloy import validate
+
+    scene = validate.mixing_scene()
+    scene.bodies[0].temperature = 300.0
+    scene.bodies[1].temperature = 300.0
+    with Simulation(scene) as sim:
+        sim.advance_to(0.05)
+        s = sim.particles()
+    man = s["body"] == 0
+    assert np.all(s["comp"][man] == 1.0) and np.all(s["comp"][~man] == 0.0)
+
+
 def test_insulated_box_conserves_thermal_and_latent_energy(validation_case):
     """Molten and frozen polyalloy blocks meet on an adiabatic floor with the air off: heat
     flows (the cold block warms through its brittle point) and sum(m H) stays within 0.5%."""
