@@ -81,6 +81,10 @@ MAN_DENSITY = 7800.0  # kg/m^3
 MAN_MELTS = 1450.0  # K: hotter than Polyalloy's default 1200, so that his skin's first touch of the steel
 # (a cell that mixes him and the steel sits near 1270 K) does not tear the controller's grip at once
 STEEL_BULK = 1.0e6  # Pa: 5x MoltenSteel's default, so the pool settles 4 cm under its own weight, not 10
+# the camera: level with the walkway for the blast and the fall, then it cranes up over the pool as
+# he lands (0.85-2.2 s), so that it sees into the crucible, whose steel lies 0.35 m below the rim
+CAMERA_FALL = ((1.6, 3.0, 5.4), (1.5, 1.4, 0.5))  # position, look-at (m)
+CAMERA_POOL = ((1.2, 3.2, 3.0), (1.0, 0.9, 0.5))
 MIXING = 0.02  # m^2/s: the eddy diffusivity of the stirred melt (docstring)
 BLOB_RADIUS = {2: 0.3, 3: 0.26}  # m: a disc / ball of about the man's volume
 
@@ -94,7 +98,8 @@ def build(quality: str = "preview", dim: int = 3, pool_temperature: float = 1800
     control = Control(glitch_rate=1.2, glitch_spread=0.15)
     scene = Scene(name="foundry", dim=dim, domain=((0, 0, 0), (3.2, 3.3, 1.0)), dx=dx, duration=DURATION, fps=30,
                   control=control,
-                  camera=Camera(position=(1.6, 3.0, 5.4), look_at=(1.5, 1.4, 0.5), fov=44))
+                  camera=Camera(position=CAMERA_FALL[0], look_at=CAMERA_FALL[1], fov=44,
+                                keys=[(THRASH, *CAMERA_FALL), (2.2, *CAMERA_POOL)]))
     scene.add_material("polyalloy", Polyalloy(density=MAN_DENSITY, melting_point=MAN_MELTS, mixing=MIXING))
     scene.add_material("steel", MoltenSteel(bulk_modulus=STEEL_BULK, mixing=MIXING))
     z0, z1 = POOL_Z
