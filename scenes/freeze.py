@@ -18,9 +18,9 @@ options; ``T_*`` below):
    it raised, see ``ReachingMan``) and his arm meets the cold line (2D: ``LINE_2D``, lower and
    nearer than in 3D, so that the raised arm hooks over it): the frozen arm sticks to the 77 K
    line, his body walks on, and the arm snaps off while he pulls it free (measured in 2D: at the
-   elbow, 0.4-0.6 s after it stuck) and drops. Then (``T_DRENCH``) the line bursts over him (a
-   second pour, ``drench``, falling from above the line): the drench and the vapour freeze the
-   rest of him and he falls.
+   elbow, 0.4-0.6 s after it stuck) and drops. Then (``T_DRENCH``; 3D: ``T_DRENCH_3D``) the
+   line bursts over him (a second pour, ``drench``, falling from above the line): the drench and
+   the vapour freeze the rest of him and he falls.
 6. A gunshot at ``T_SHOT`` shatters the frozen body into many pieces, which come to rest on the
    cold plate (those that slid past its end, toward the crucible, on the floor).
 7. The line runs empty (adiabatic at ``T_EMPTY``) and a crucible tips:
@@ -65,11 +65,22 @@ choices, each 3D only (2D keeps its values; film keeps its dx and flood, and sha
   0.15 m at damage 0.5 or 0, 10; 800 N s over 0.05 or 0.08 m with no damage of its own (the
   fracture does it) 11, the most, at rest by 6 s: 0.08 m is ``SHOT_3D``. At dx = 4 cm the same
   shot made 17 (15 asked), at rest at 6 s (0.013 m/s), while the line burst at 2.1 s; since it
-  bursts at 3.0 s (``T_DRENCH``, so that the arm comes off at the line before it) the body falls
-  differently and the shot makes 14: ``shattered`` fails in 3D (measured: docs/freeze.md).
+  bursts after the arm comes off at the line, the body falls differently and the shot makes
+  13-14: ``shattered`` fails in 3D (measured: docs/freeze.md). Why no shot does better: at
+  5 s the torso is one compact frozen block of ~4,700 particles glued to the 77 K plate, and a
+  shot grinds into grains all the metal its stress wave strains past the fracture strain (about
+  where the wave's particle speed exceeds ~1-1.5 m/s), so a heavier or wider shot grinds more
+  and splits nothing; lighter ones only dent it. Pieces come from thin members (limbs) snapping:
+  shots aimed at the limb pieces lying on the plate split them (14-15 pieces from the same state),
+  but where the limbs lie differs by 5-20 cm between runs, so such aim does not carry to the next
+  run. Measured, with every shot tried, in docs/freeze.md.
+* The line bursts at ``T_DRENCH_3D`` = 3.3 s (2D: ``T_DRENCH`` = 3.0 s): the 3D arm comes off
+  the line at 2.96-3.00 s, which left ``arm_off`` (its window ends when the line bursts) no
+  margin at 3.0 s. Measured from a state saved at 3.0 s: the later drench leaves the fall and
+  the pieces where they were (within a few cm at 4.9 s).
 * Not changed: the frozen stiffness (a softer one would lengthen dt, but the standing frozen
   column already strains ~1.4% under its weight against a 3.5-6.5% fracture strain) and every
-  threshold; the timeline is 2D's (the line bursts at ``T_DRENCH`` = 3.0 s in both, was 2.1 s).
+  threshold; the rest of the timeline is 2D's.
 """
 import dataclasses
 import math
@@ -95,8 +106,8 @@ GLOW = 3.0e4  # W/(m^2 K): from the air the glowing steel heats to the metal's s
 T_WALK, T_COLD, T_DRENCH, T_SHOT, T_EMPTY, T_STEEL, T_HOT = 0.2, 0.55, 3.0, 5.0, 6.2, 6.0, 6.6  # s
 T_FLOOD = 0.3  # s: the flood starts
 # 3D: the line bursts 0.3 s later than in 2D. The 3D arm comes off the line at 2.96-3.00 s (measured), so a
-# burst at 3.0 s left its claim (``arm_off``: before the line bursts) no margin; before 3.3 s the drench
-# has not touched him, and the later drench leaves the frozen fall unchanged (measured: docs/freeze.md)
+# burst at 3.0 s left its claim (``arm_off``: before the line bursts) no margin; the later drench leaves
+# the frozen fall and where the pieces lie unchanged (measured from a state saved at 3.0 s: docs/freeze.md)
 T_DRENCH_3D = 3.3
 DURATION = 11.0  # s
 # 2D: x, y (m), impulse (N s per metre of depth), radius (m); aimed at the frozen torso where it lies
