@@ -207,8 +207,8 @@ class Knobs:
     the next event), ``clock_cap`` (s, dt_max and the explicit limits), ``clock_cfl_dx``
     (cfl x dx, m), ``clock_min_dt`` (s, below it the step has collapsed), ``clock_state``
     (``RUNNING``, ``DONE``, ``BLOWN`` or ``COLLAPSED``; every substep kernel does nothing
-    unless RUNNING), ``clock_steps`` (substeps run since ``start_clock``) and ``dt_log`` (their
-    steps, the first ``CLOCK_LOG``). The substep kernels read their step and time from
+    unless RUNNING), ``clock_steps`` (substeps run since ``start_clock``), ``clock_last`` (s,
+    the step of the last one) and ``dt_log`` (their steps, a ring of ``CLOCK_LOG``). The substep kernels read their step and time from
     ``step_dt``, ``step_t`` and ``step_t1`` (= t + dt), in the real type, as their arguments were.
     ``boundary_energy`` (J, f64): the heat that entered through hot or cold colliders and
     the air, summed over the run by ``heat.conduct`` (the host used to add it up).
@@ -241,7 +241,7 @@ class Knobs:
         self.push_impulse = new_field(self._fb, dtype, ())
         self.lane_push = new_field(self._fb, dtype, LANES)
         clock = CLOCK
-        for name in ("clock_t", "clock_dt", "clock_stable", "clock_stop", "clock_cap", "clock_cfl_dx", "clock_min_dt",
+        for name in ("clock_t", "clock_dt", "clock_stable", "clock_last", "clock_stop", "clock_cap", "clock_cfl_dx", "clock_min_dt",
                      "boundary_energy"):
             setattr(self, name, new_field(self._fb, clock, ()))
         self.clock_state = new_field(self._fb, ti.i32, ())
@@ -260,7 +260,7 @@ class Knobs:
 
 
 LANES = 1024  # partial maxima of G2P's speed and wave reductions
-CLOCK_LOG = 64  # substeps whose step the device clock logs between two reads (the host's chunk, at most)
+CLOCK_LOG = 64  # the ring of the device clock's last steps (more than the host's chunk)
 RUNNING, DONE, BLOWN, COLLAPSED = 0, 1, 2, 3  # knobs.clock_state
 
 

@@ -462,21 +462,6 @@ def set_step(knobs: ti.template(), dt: CLOCK, t: CLOCK):
 
 
 @ti.kernel
-def read_clock(knobs: ti.template(), out: ti.types.ndarray()):
-    """The clock in one read: ``out`` = (t, state, substeps since the last read or
-    start_clock, the next step, the stable step it came from, then the steps of the first
-    CLOCK_LOG of those substeps); the count starts again from 0."""
-    out[0] = ti.cast(knobs.clock_t[None], ti.f64)
-    out[1] = ti.cast(knobs.clock_state[None], ti.f64)
-    out[2] = ti.cast(knobs.clock_steps[None], ti.f64)
-    out[3] = ti.cast(knobs.clock_dt[None], ti.f64)
-    out[4] = ti.cast(knobs.clock_stable[None], ti.f64)
-    for i in range(CLOCK_LOG):
-        out[5 + i] = ti.cast(knobs.dt_log[i], ti.f64)
-    knobs.clock_steps[None] = 0
-
-
-@ti.kernel
 def fold_lanes(knobs: ti.template()):
     """After G2P: ``max_speed`` and ``max_wave`` from its per-lane maxima and ``push_impulse``
     plus its per-lane sums (all lanes reset), then the clock: t += dt and the next step
@@ -497,8 +482,8 @@ def fold_lanes(knobs: ti.template()):
         knobs.max_wave[None] = wave
         knobs.push_impulse[None] += push
         steps = knobs.clock_steps[None]
-        if steps < CLOCK_LOG:
-            knobs.dt_log[steps] = knobs.clock_dt[None]
+        knobs.dt_log[steps % CLOCK_LOG] = knobs.clock_dt[None]
+        knobs.clock_last[None] = knobs.clock_dt[None]
         knobs.clock_steps[None] = steps + 1
         knobs.clock_t[None] += knobs.clock_dt[None]
         choose_dt(knobs)

@@ -419,26 +419,30 @@ class Simulation:
         cap = min(self.scene.dt_max, self.heat_dt, self.viscous_dt, spring)
         mpm.start_clock(self.knobs, self.t, t_stop, cap, self.scene.cfl * self.scene.dx, MIN_DT)
 
-    def read_clock(self) -> dict:
-        """The device clock in one read: ``t``, ``state`` (``kernels.fields``: RUNNING, DONE,
-        BLOWN, COLLAPSED), ``steps`` (substeps since it was started), ``dt`` (the next step),
-        ``stable`` (the stable step it was cut from) and ``log`` (the steps of those substeps)."""
-        out = np.zeros(5 + kf.CLOCK_LOG, np.float64)
-        mpm.read_clock(self.knobs, out)
+    def read_clock(self, full: bool = True) -> dict:
+        """The device clock: ``state`` (``kernels.fields``: RUNNING, DONE, BLOWN, COLLAPSED) and
+        ``dt`` (the next step); with ``full`` also ``t``, ``steps`` (substeps since the clock was
+        started), ``last`` (the last one's step) and ``stable`` (the stable step the next one was
+        cut from). Scalar field reads, one per value: on the CPU a field read costs a fifth of a
+        kernel launch (measured 10 us against 50 us: a kernel that returns the values, or fills a
+        numpy array, costs 2-4 launches), and on a GPU only the first of them waits."""
+        k = self.knobs
         self.clock_reads += 1
-        steps = int(out[2])
-        return dict(t=float(out[0]), state=int(out[1]), steps=steps, dt=float(out[3]), stable=float(out[4]),
-                    log=out[5:5 + min(steps, kf.CLOCK_LOG)])
+        clock = dict(state=int(k.clock_state[None]), dt=float(k.clock_dt[None]))
+        if full:
+            clock.update(t=float(k.clock_t[None]), steps=int(k.clock_steps[None]), last=float(k.clock_last[None]),
+                         stable=float(k.clock_stable[None]))
+        return clock
 
     def _check_clock(self, clock: dict, collapse: bool = True) -> None:
         """Raise what the host used to raise before a substep: a blow-up (a non-finite speed or
         particle) or, with ``collapse``, a collapsed step."""
-        self.dt_guess = clock["stable"] or self.dt_guess
+        self.dt_guess = clock.get("stable") or self.dt_guess
         if clock["state"] == kf.BLOWN:
             self._blow_up()
         if collapse and clock["state"] == kf.COLLAPSED:
             raise SimulationError(
-                f"time step collapsed to {clock['stable']:.2e} s at frame {self.frame + 1} (t = {self.t:.4f} s): a "
+                f"time step collapsed to {self.stable_dt():.2e} s at frame {self.frame + 1} (t = {self.t:.4f} s): a "
                 f"particle moves at {float(self.knobs.max_speed[None]):.3g} m/s; lower cfl (now {self.scene.cfl:g}) "
                 f"or soften the stiffest material")
 
@@ -471,18 +475,21 @@ class Simulation:
     def advance_to(self, t_end: float) -> None:
         """Substep until ``t`` reaches ``t_end`` exactly, each step at the stable dt, chosen on the
         device. Between two stops (the frame's end, the next event or heat source edge) the host
-        launches up to ``CHUNK`` substeps and then reads the device clock once (time, substeps
-        done, their steps, blow-up or collapse): the device stops at the stop by itself and a
-        blow-up stops it at once, so the steps, the stops and the errors are the ones the host
-        chose before, read every substep. Where the host has work every substep (live forces, a
-        heat source on, a moving controller, a fill waiting) it reads once per substep instead:
-        the step (one read, where it read three). The clock is started again (``start_clock``)
-        only when the stop moved or an event fired (it may have raised the speeds); otherwise
-        the last substep's ``fold_lanes`` already chose the next step from the same values. Why 32: one read per 32 substeps makes the
-        reads a few percent of the launches; more saves little and the device runs further past
-        a blow-up (it stands still, but the launches are spent). A frame usually ends on the
-        guess (one read more where the step changed)."""
-        ran, checked, stop = False, True, None
+        launches up to ``CHUNK`` substeps and then reads the device clock once (time, state,
+        substeps done, the last step): the device stops at the stop by itself and a blow-up or a
+        collapsed step stops it at once (the substep kernels then do nothing), so the steps, the
+        stops and the errors are the ones the host chose before, reading three values every
+        substep. How many it launches unread: as many as reach the stop at the last stable step
+        (``_unread_substeps``), so a frame usually ends on one read more than its chunks. Why at
+        most 32: a read of the clock (five scalars) and a start (``start_clock``) cost about two
+        launches, so at 32 substeps they are under 1% of the launches, and beyond it little is
+        left to save while the device runs further past a blow-up (standing still, but the
+        launches are spent). Where the host has work every substep (live forces, a heat source
+        on, a moving controller, a fill waiting) it reads two scalars per substep instead (the
+        state and the step, where it read three). The clock is started again only when the stop
+        moved or an event fired (it may have raised the speeds); otherwise the last substep's
+        ``fold_lanes`` already chose the next step from the same values."""
+        ran, checked, stop, seen = False, True, None, 0
         while t_end - self.t > 1e-12:
             fired = self._apply_due_events()
             if self.controller is not None:
@@ -491,10 +498,10 @@ class Simulation:
             if fired or t_stop != stop or not ran:
                 # else the last fold_lanes chose the next step from the same speeds, limits and stop
                 self._start_clock(t_stop)
-                stop = t_stop
+                stop, seen = t_stop, 0
             ran = True
             if self._host_every_substep():
-                clock = self.read_clock()
+                clock = self.read_clock(full=False)
                 self._check_clock(clock)
                 if clock["state"] != kf.RUNNING:
                     raise SimulationError(f"the device clock stood still at t = {self.t!r} s before {t_stop!r} s")
@@ -506,26 +513,30 @@ class Simulation:
                 self.t += dt  # as the device's clock_t += dt
                 self.substeps += 1
                 self.last_dt = dt
+                seen += 1
                 checked = False
                 continue
             for _ in range(self._unread_substeps(t_stop)):
                 self._launch_substep()
             clock = self.read_clock()
-            if self.record_steps is not None:
+            new = clock["steps"] - seen
+            seen = clock["steps"]
+            if self.record_steps is not None and new:
+                ring = self.knobs.dt_log.to_numpy()
                 t = self.t
-                for dt in clock["log"]:
-                    self.record_steps.append((t, float(dt)))
-                    t += float(dt)
+                for i in range(seen - new, seen):
+                    self.record_steps.append((t, float(ring[i % kf.CLOCK_LOG])))
+                    t += float(ring[i % kf.CLOCK_LOG])
             self.t = clock["t"]
-            self.substeps += clock["steps"]
-            if clock["steps"]:
-                self.last_dt = float(clock["log"][-1])
+            self.substeps += new
+            if new:
+                self.last_dt = clock["last"]
             self._check_clock(clock)
             checked = True
         if not ran:
             self.stable_dt()  # the blow-up check on the state as it is
         elif not checked:  # the last substep's G2P found the state non-finite
-            self._check_clock(self.read_clock(), collapse=False)
+            self._check_clock(self.read_clock(full=False), collapse=False)
 
     def _next_event_time(self) -> float:
         times = [math.inf]
