@@ -18,6 +18,7 @@ capped at ``max_accel``. The damping is taken implicitly, so it is stable at any
 """
 import taichi as ti
 
+from polyalloy.kernels.fields import while_running
 from polyalloy.kernels.heat import FROZEN, POLYALLOY, frozen_weight, liquid_fraction
 from polyalloy.kernels.sdf import shape_sdf
 
@@ -162,12 +163,14 @@ def texture_color(cols: ti.template(), s: ti.i32, x, t):
 
 @ti.kernel
 def mimic(parts: ti.template(), mats: ti.template(), cols: ti.template(), ctrl: ti.template(),
-          knobs: ti.template(), dt: float, t: float, reach: float):
+          knobs: ti.template(), reach: float):
     """Mimicry: a polyalloy particle within ``reach`` (m) of a textured collider takes the
-    texture's colour there; otherwise its colour relaxes back to its body's colour with the
-    time constant ``mimic_decay`` (s)."""
-    rate = ti.min(dt / ti.max(knobs.mimic_decay[None], 1e-6), 1.0)
-    for p in range(parts.n[None]):
+    texture's colour there (at the end of the substep, ``knobs.step_t1``); otherwise its colour
+    relaxes back to its body's colour with the time constant ``mimic_decay`` (s). Launched
+    before ``fold_lanes`` moves the device clock on."""
+    rate = ti.min(knobs.step_dt[None] / ti.max(knobs.mimic_decay[None], 1e-6), 1.0)
+    t = knobs.step_t1[None]
+    for p in range(while_running(knobs, parts.n[None])):
         if parts.alive[p] and mats.kind[parts.material[p]] == POLYALLOY:
             c = parts.color[p]
             touched = 0

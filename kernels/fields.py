@@ -207,7 +207,19 @@ class Knobs:
     ``max_wave`` (m/s): the fastest elastic wave of the live phases, written by G2P.
     G2P folds both into ``LANES`` partial maxima (``lane_speed``, ``lane_wave``; particle p into
     lane p mod LANES) and ``mpm.fold_lanes`` reduces them: one address for every particle's
-    atomic max serialises a GPU.
+    atomic max serialises a GPU. ``push_impulse`` likewise: G2P adds into ``lane_push`` and
+    ``fold_lanes`` sums the lanes, in lane order, into it.
+    The device clock (``kernels.mpm.start_clock``, ``fold_lanes``; f64 floats, ``CLOCK``):
+    ``clock_t`` (s, simulated time), ``clock_dt`` (s, the step of the substep about to run),
+    ``clock_stable`` (s, the stable step it was cut from), ``clock_stop`` (s, where the substeps must stop: the frame's end or
+    the next event), ``clock_cap`` (s, dt_max and the explicit limits), ``clock_cfl_dx``
+    (cfl x dx, m), ``clock_min_dt`` (s, below it the step has collapsed), ``clock_state``
+    (``RUNNING``, ``DONE``, ``BLOWN`` or ``COLLAPSED``; every substep kernel does nothing
+    unless RUNNING), ``clock_steps`` (substeps run since ``start_clock``), ``clock_last`` (s,
+    the step of the last one) and ``dt_log`` (their steps, a ring of ``CLOCK_LOG``). The substep kernels read their step and time from
+    ``step_dt``, ``step_t`` and ``step_t1`` (= t + dt), in the real type, as their arguments were.
+    ``boundary_energy`` (J, f64): the heat that entered through hot or cold colliders and
+    the air, summed over the run by ``heat.conduct`` (the host used to add it up).
     Heat: ``air_temperature`` (K) and ``air_coefficient`` (W/(m^2 K), Newton's law of cooling
     at the free surface; 0 insulates), ``heat_scale`` (multiplies every conductivity),
     ``stick_below`` (K: frozen polyalloy sticks to a collider colder than this).
@@ -235,6 +247,17 @@ class Knobs:
         self.lane_wave = new_field(self._fb, dtype, LANES)
         self.bad = new_field(self._fb, ti.i32, ())
         self.push_impulse = new_field(self._fb, dtype, ())
+        self.lane_push = new_field(self._fb, dtype, LANES)
+        clock = CLOCK
+        for name in ("clock_t", "clock_dt", "clock_stable", "clock_last", "clock_stop", "clock_cap", "clock_cfl_dx", "clock_min_dt",
+                     "boundary_energy"):
+            setattr(self, name, new_field(self._fb, clock, ()))
+        self.clock_state = new_field(self._fb, ti.i32, ())
+        self.clock_steps = new_field(self._fb, ti.i32, ())
+        self.dt_log = new_field(self._fb, clock, CLOCK_LOG)
+        self.step_dt = new_field(self._fb, dtype, ())
+        self.step_t = new_field(self._fb, dtype, ())
+        self.step_t1 = new_field(self._fb, dtype, ())
         self.air_temperature = new_field(self._fb, dtype, ())
         self.air_coefficient = new_field(self._fb, dtype, ())
         self.heat_scale = new_field(self._fb, dtype, ())
@@ -245,6 +268,14 @@ class Knobs:
 
 
 LANES = 1024  # partial maxima of G2P's speed and wave reductions
+CLOCK_LOG = 64  # the ring of the device clock's last steps (more than the host's chunk)
+RUNNING, DONE, BLOWN, COLLAPSED = 0, 1, 2, 3  # knobs.clock_state
+
+
+# The device clock's float: f64, as the host's time was (a Python float), so that the device
+# chooses the very steps the host did and a frame ends exactly at its time. (Metal has no f64:
+# the clock is one more reason the Metal backend is untested.)
+CLOCK = ti.f64
 
 CONTROL_KNOBS = ("ctrl_gain", "ctrl_omega", "ctrl_zeta", "ctrl_hold", "ctrl_max_accel", "grip_fade", "glitch",
                  "glitch_rate", "glitch_spread", "mimic_decay", "volume_relax", "ctrl_fine")
@@ -267,6 +298,13 @@ class ControlTable:
         self.RA = new_field(self._fb, dtype, self.parts, dim, dim)
         self.Rb = new_field(self._fb, dtype, self.parts, dim)
         self.source_color = new_field(self._fb, dtype, max(1, sources), 3)
+
+
+@ti.func
+def while_running(knobs: ti.template(), n):
+    """``n`` while the device clock runs, else 0: a substep kernel's loop bound, so that a
+    substep launched after the clock stopped (the frame's end reached, a blow-up) does nothing."""
+    return ti.select(knobs.clock_state[None] == RUNNING, n, 0)
 
 
 @ti.func

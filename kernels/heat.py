@@ -38,7 +38,7 @@ simulation keeps dt at half of that.
 """
 import taichi as ti
 
-from polyalloy.kernels.fields import active_node
+from polyalloy.kernels.fields import CLOCK, active_node, while_running
 from polyalloy.kernels.kinds import FROZEN, MIMETIC, MOLTEN, POLYALLOY  # noqa: F401  (re-exported)
 from polyalloy.kernels.sdf import shape_sdf
 
@@ -161,14 +161,17 @@ def _conductance(grid: ti.template(), I, J):
 
 
 @ti.kernel
-def conduct(grid: ti.template(), cols: ti.template(), knobs: ti.template(), dt: float, t: float) -> float:
+def conduct(grid: ti.template(), cols: ti.template(), knobs: ti.template()):
     """Grid heat step: node temperatures from P2G, collider contact, conduction, air exchange.
-    Writes ``grid.dT`` (K) and returns the energy that entered through colliders and air (J)."""
+    Writes ``grid.dT`` (K) and adds the energy that entered through colliders and air (J) to
+    ``knobs.boundary_energy`` (in the clock's float, as the host added the returned value
+    before). Step and time: the device clock's; nothing while the clock is stopped."""
     boundary = 0.0
-    for i, k in ti.ndrange(grid.n_active[None], grid.block ** grid.dim):
+    for i, k in ti.ndrange(while_running(knobs, grid.n_active[None]), grid.block ** grid.dim):
         I = active_node(grid, i, k)
         hc = grid.hc[I]
         if hc > 0.0:
+            t = knobs.step_t[None]
             T = grid.T[I] / hc
             x = grid.corner[None] + I.cast(float) * grid.spacing[None]
             for s in range(cols.count[None]):
@@ -184,10 +187,11 @@ def conduct(grid: ti.template(), cols: ti.template(), knobs: ti.template(), dt: 
                     T = Tc
             grid.T[I] = T
     area_scale = grid.spacing[None] ** (grid.dim - 2)
-    for i, k in ti.ndrange(grid.n_active[None], grid.block ** grid.dim):
+    for i, k in ti.ndrange(while_running(knobs, grid.n_active[None]), grid.block ** grid.dim):
         I = active_node(grid, i, k)
         hc = grid.hc[I]
         if hc > 0.0 and grid.held[I] == 0.0:
+            dt = knobs.step_dt[None]
             Ti = grid.T[I]
             flow = 0.0  # W into node I from its face neighbours
             wall = 0.0  # the part of it that comes from held nodes (a collider)
@@ -210,4 +214,4 @@ def conduct(grid: ti.template(), cols: ti.template(), knobs: ti.template(), dt: 
             boundary += scale * wall + q_air
             grid.dT[I] = (scale * flow + q_air) / hc
             grid.relax[I] = ti.min(1.0, RELAX * dt * knobs.heat_scale[None] * grid.k[I] * area_scale / hc)
-    return boundary
+    knobs.boundary_energy[None] += ti.cast(boundary, CLOCK)

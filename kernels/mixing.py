@@ -33,6 +33,7 @@ G2P, where the particles sit where P2G put them on the grid.
 """
 import taichi as ti
 
+from polyalloy.kernels.fields import while_running
 from polyalloy.kernels.heat import liquid_fraction
 from polyalloy.kernels.kinds import FLUID
 from polyalloy.kernels.mpm import quadratic_weights, stencil_base
@@ -59,11 +60,11 @@ def takes_part(parts: ti.template(), mats: ti.template(), p):
 
 
 @ti.kernel
-def scatter(parts: ti.template(), grid: ti.template(), mats: ti.template()):
+def scatter(parts: ti.template(), grid: ti.template(), mats: ti.template(), knobs: ti.template()):
     """Liquid particles' m, m c and m D to their stencils' nodes (after P2G, which cleared and
-    listed the blocks they touch)."""
+    listed the blocks they touch); nothing while the device clock is stopped."""
     ti.loop_config(serialize=grid.serial)
-    for p in range(parts.n[None]):
+    for p in range(while_running(knobs, parts.n[None])):
         if takes_part(parts, mats, p):
             base, fx = stencil_base(grid, parts.x[p])
             w = quadratic_weights(fx)
@@ -79,10 +80,11 @@ def scatter(parts: ti.template(), grid: ti.template(), mats: ti.template()):
 
 
 @ti.kernel
-def gather(parts: ti.template(), grid: ti.template(), mats: ti.template(), dt: float):
-    """Each liquid particle's composition moves toward its nodes' (module docstring)."""
-    rate = 4.0 * dt * grid.inv_spacing[None] ** 2
-    for p in range(parts.n[None]):
+def gather(parts: ti.template(), grid: ti.template(), mats: ti.template(), knobs: ti.template()):
+    """Each liquid particle's composition moves toward its nodes' (module docstring), over the
+    device clock's step; nothing while the clock is stopped."""
+    rate = 4.0 * knobs.step_dt[None] * grid.inv_spacing[None] ** 2
+    for p in range(while_running(knobs, parts.n[None])):
         if takes_part(parts, mats, p):
             base, fx = stencil_base(grid, parts.x[p])
             w = quadratic_weights(fx)

@@ -8,7 +8,8 @@ from polyalloy.kernels.constitutive import (FLUID, POLYALLOY, kirchhoff_stress, 
                                             polyalloy_return, polyalloy_stress_stretch, polyalloy_stress_svd,
                                             project_deformation, solid_stress, wave_speed)
 from polyalloy.kernels.control import close_gaps, control_accel, grip, posed_home, settle_volume
-from polyalloy.kernels.fields import LANES, active_node
+from polyalloy.kernels.fields import (BLOWN, CLOCK, CLOCK_LOG, COLLAPSED, DONE, LANES, RUNNING, active_node,
+                                      while_running)
 from polyalloy.kernels.heat import (FROZEN, frozen_weight, heat_capacity, liquid_fraction, next_phase,
                                     temperature_of)
 from polyalloy.kernels.sdf import SEPARATE, SLIP, STICKY, shape_normal, shape_sdf
@@ -56,10 +57,10 @@ def collect_blocks(grid: ti.template()):
 
 
 @ti.kernel
-def clear_grid(grid: ti.template()):
+def clear_grid(grid: ti.template(), knobs: ti.template()):
     """Zero the nodes of the listed blocks and unmark them, so the next P2G pays only for the
-    blocks it touches."""
-    for i, k in ti.ndrange(grid.n_active[None], grid.block ** grid.dim):
+    blocks it touches (nothing while the clock is stopped: the grid keeps the last substep's)."""
+    for i, k in ti.ndrange(while_running(knobs, grid.n_active[None]), grid.block ** grid.dim):
         I = active_node(grid, i, k)
         grid.m[I] = 0.0
         grid.v[I] = ti.Vector.zero(float, grid.dim)
@@ -79,23 +80,27 @@ def clear_grid(grid: ti.template()):
             grid.ctrl_m[I] = 0.0
             grid.ctrl_e[I] = ti.Vector.zero(float, grid.dim)
             grid.ctrl_v[I] = ti.Vector.zero(float, grid.dim)
-    for i in range(grid.n_active[None]):
+    for i in range(while_running(knobs, grid.n_active[None])):
         grid.block_mask[grid.block_list[i]] = 0
-    grid.n_active[None] = 0
+    if knobs.clock_state[None] == RUNNING:
+        grid.n_active[None] = 0
 
 
 @ti.kernel
 def p2g(parts: ti.template(), grid: ti.template(), mats: ti.template(), ctrl: ti.template(),
-        knobs: ti.template(), dt: float, t: float):
+        knobs: ti.template()):
     """Scatter mass, momentum, APIC affine momentum and the stress impulse (from the stress G2P
     stored) to the grid; on a thermal grid also heat capacity, thermal energy, conductivity,
     volume and frozen mass; on a controlled grid the grip-weighted mass, home error and home
     velocity of controlled particles (``kernels.control``).
     On the CPU the loop runs serially (``grid.serial``): two threads fighting over float
-    atomics are slower than one thread without them."""
+    atomics are slower than one thread without them. The step and the time are the device
+    clock's (``knobs.step_dt``, ``knobs.step_t``)."""
     ti.loop_config(serialize=grid.serial)
-    for p in range(parts.n[None]):
+    for p in range(while_running(knobs, parts.n[None])):
         if parts.alive[p]:
+            dt = knobs.step_dt[None]
+            t = knobs.step_t[None]
             mat = parts.material[p]
             base, fx = stencil_base(grid, parts.x[p])
             mark_blocks(grid, base)
@@ -180,14 +185,16 @@ def collide_node(cols: ti.template(), x, v, t, frozen: ti.i32, stick_below, reac
 
 
 @ti.kernel
-def update_grid(grid: ti.template(), cols: ti.template(), knobs: ti.template(), dt: float, t: float):
+def update_grid(grid: ti.template(), cols: ti.template(), knobs: ti.template()):
     """Momentum to velocity, gravity, the controller's pull (on a controlled grid), collider
     conditions, and the walls of the domain box (free-slip, separating: a node on a wall loses
-    only its outward velocity)."""
-    for i, k in ti.ndrange(grid.n_active[None], grid.block ** grid.dim):
+    only its outward velocity). Step and time: the device clock's."""
+    for i, k in ti.ndrange(while_running(knobs, grid.n_active[None]), grid.block ** grid.dim):
         I = active_node(grid, i, k)
         m = grid.m[I]
         if m > 0.0:
+            dt = knobs.step_dt[None]
+            t = knobs.step_t[None]
             v = grid.v[I] / m + dt * knobs.gravity[None]
             if ti.static(grid.control):
                 v = control_accel(grid, knobs, I, v, dt)
@@ -257,15 +264,18 @@ def toughness(p):
 
 @ti.kernel
 def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti.template(),
-        ctrl: ti.template(), knobs: ti.template(), dt: float, t: float):
+        ctrl: ti.template(), knobs: ti.template()):
     """Gather velocity and the affine matrix, advect, update F (plasticity, damage), keep
     particles out of colliders and inside the domain; on a thermal grid gather the temperature
     change into the enthalpy, then update temperature, phase (with hysteresis), healing and
     boil-off; on a controlled grid, gripped particles close the gaps the grid cannot see
     (``close_gaps``) and settle their volume (``settle_volume``). Records the largest speed and elastic wave speed for the next dt. A particle
-    whose state turns non-finite is frozen in place and counted in ``knobs.bad``."""
-    for p in range(parts.n[None]):
+    whose state turns non-finite is frozen in place and counted in ``knobs.bad``. Step and
+    time: the device clock's."""
+    for p in range(while_running(knobs, parts.n[None])):
         if parts.alive[p]:
+            dt = knobs.step_dt[None]
+            t = knobs.step_t[None]
             mat = parts.material[p]
             base, fx = stencil_base(grid, parts.x[p])
             w = quadratic_weights(fx)
@@ -297,7 +307,7 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
                     x += close_gaps(parts, ctrl, knobs, p, g, c_err / c_mass, dt, t)
             x, new_v, removed = push_out_of_colliders(cols, x, new_v, t + dt)
             if removed > 0.0:
-                ti.atomic_add(knobs.push_impulse[None], parts.mass[p] * removed)
+                ti.atomic_add(knobs.lane_push[p % LANES], parts.mass[p] * removed)
             for d in ti.static(range(grid.dim)):
                 lo = grid.corner[None][d] + DOMAIN_PAD * grid.spacing[None]
                 hi = grid.corner[None][d] + (grid.extent[None][d] - 1 - DOMAIN_PAD) * grid.spacing[None]
@@ -387,16 +397,99 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
                 ti.atomic_max(knobs.lane_speed[p % LANES], ti.math.inf)
 
 
+@ti.func
+def choose_dt(knobs: ti.template()):
+    """The step of the next substep, as the host chose it before (``Simulation.stable_dt`` and
+    the split in ``advance_to``), in the clock's float: a non-finite speed or a non-finite
+    particle stops the clock (BLOWN); at ``clock_stop`` it stops (DONE); a stable step below
+    ``clock_min_dt`` stops it (COLLAPSED); else the stable step min(cap, cfl dx / (speed +
+    wave)) (kept in ``clock_stable``), with the stretch left to ``clock_stop`` split evenly
+    rather than leave a sliver of a step. Writes the step, the state and the substep kernels'
+    ``step_*`` values."""
+    speed = knobs.max_speed[None]
+    state = RUNNING
+    dt = ti.cast(0.0, CLOCK)
+    stable = ti.cast(0.0, CLOCK)
+    t = knobs.clock_t[None]
+    if ti.math.isnan(speed) or ti.math.isinf(speed) or knobs.bad[None] != 0:
+        state = BLOWN
+    else:
+        fastest = ti.cast(speed, CLOCK) + ti.cast(knobs.max_wave[None], CLOCK)
+        stable = ti.min(knobs.clock_cap[None], knobs.clock_cfl_dx[None] / ti.max(fastest, 1e-9))
+        remaining = knobs.clock_stop[None] - t
+        if remaining <= 1e-12:
+            state = DONE
+        else:
+            if stable < knobs.clock_min_dt[None]:
+                state = COLLAPSED
+            else:
+                dt = stable
+                if remaining <= stable:
+                    dt = remaining
+                elif remaining < 2 * stable:
+                    dt = remaining / 2
+    knobs.clock_state[None] = state
+    knobs.clock_dt[None] = dt
+    knobs.clock_stable[None] = stable
+    knobs.step_dt[None] = ti.cast(dt, float)
+    knobs.step_t[None] = ti.cast(t, float)
+    knobs.step_t1[None] = ti.cast(t + dt, float)
+
+
+@ti.kernel
+def start_clock(knobs: ti.template(), t: CLOCK, stop: CLOCK, cap: CLOCK,
+                cfl_dx: CLOCK, min_dt: CLOCK):
+    """Set the device clock to ``t``, to stop at ``stop``, and choose the first step from the
+    speeds now in ``knobs`` (the last G2P's, or what the host raised them to since: an impulse,
+    a fill)."""
+    knobs.clock_t[None] = t
+    knobs.clock_stop[None] = stop
+    knobs.clock_cap[None] = cap
+    knobs.clock_cfl_dx[None] = cfl_dx
+    knobs.clock_min_dt[None] = min_dt
+    knobs.clock_steps[None] = 0
+    choose_dt(knobs)
+
+
+@ti.kernel
+def set_step(knobs: ti.template(), dt: CLOCK, t: CLOCK):
+    """A substep of ``dt`` at ``t`` chosen by the host (``Simulation.substep``): the clock runs
+    with no stop of its own."""
+    knobs.clock_t[None] = t
+    knobs.clock_dt[None] = dt
+    knobs.clock_stop[None] = ti.math.inf
+    knobs.clock_state[None] = RUNNING
+    knobs.step_dt[None] = ti.cast(dt, float)
+    knobs.step_t[None] = ti.cast(t, float)
+    knobs.step_t1[None] = ti.cast(t + dt, float)
+
+
 @ti.kernel
 def fold_lanes(knobs: ti.template()):
-    """``max_speed`` and ``max_wave`` of the last G2P from its per-lane maxima, which it resets."""
-    knobs.max_speed[None] = 0.0
-    knobs.max_wave[None] = 0.0
-    for i in range(LANES):
-        ti.atomic_max(knobs.max_speed[None], knobs.lane_speed[i])
-        ti.atomic_max(knobs.max_wave[None], knobs.lane_wave[i])
-        knobs.lane_speed[i] = 0.0
-        knobs.lane_wave[i] = 0.0
+    """After G2P: ``max_speed`` and ``max_wave`` from its per-lane maxima and ``push_impulse``
+    plus its per-lane sums (all lanes reset), then the clock: t += dt and the next step
+    (``choose_dt``). Serial, in lane order: the sum is the same at any thread count. Nothing
+    while the clock is stopped."""
+    if knobs.clock_state[None] == RUNNING:
+        speed = 0.0
+        wave = 0.0
+        push = 0.0
+        for i in range(LANES):
+            speed = ti.max(speed, knobs.lane_speed[i])
+            wave = ti.max(wave, knobs.lane_wave[i])
+            push += knobs.lane_push[i]
+            knobs.lane_speed[i] = 0.0
+            knobs.lane_wave[i] = 0.0
+            knobs.lane_push[i] = 0.0
+        knobs.max_speed[None] = speed
+        knobs.max_wave[None] = wave
+        knobs.push_impulse[None] += push
+        steps = knobs.clock_steps[None]
+        knobs.dt_log[steps % CLOCK_LOG] = knobs.clock_dt[None]
+        knobs.clock_last[None] = knobs.clock_dt[None]
+        knobs.clock_steps[None] = steps + 1
+        knobs.clock_t[None] += knobs.clock_dt[None]
+        choose_dt(knobs)
 
 
 @ti.kernel

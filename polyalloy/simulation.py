@@ -7,7 +7,8 @@ substeps, due events fire and the controller heals (``polyalloy.control``). The 
 step adapts every substep to the CFL limit of the fastest particle and the fastest elastic
 wave of the materials present, within the explicit limits of conduction, viscosity and the
 controller's spring; a watchdog stops the run with a message when the state
-turns non-finite.
+turns non-finite. The step is chosen on the device (``kernels.mpm.choose_dt``), so the host
+reads the device once every few substeps, not three values every substep (``advance_to``).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from polyalloy.kernels.sdf import SURFACE_NAMES, evaluate_sdf
 from polyalloy.scene import DEFAULT_COLORS, Scene
 
 MIN_DT = 1e-8  # s; a step below this means the run has exploded
+CHUNK = 32  # the most substeps advance_to launches between two reads of the device clock (its docstring)
 BLOWUP_RETRIES = 3  # a frame that blows up is tried again from its start at cfl / 2, / 4, / 8
 SCRATCH = ("grid",)
 KIT_ATTRIBUTES = ("particles_fields", "grid", "control_table", "materials", "colliders", "regions", "knobs",
@@ -151,7 +153,7 @@ class Simulation:
             self.controller.upload_particles()
             self.controller.upload_pose(0.0)
         self.update_limits()
-        self.boundary_energy = 0.0  # J that entered through hot/cold colliders and the air
+        self.boundary_energy = 0.0  # J that entered through hot/cold colliders and the air (a device value)
         self.events_energy = 0.0  # J added by heat sources and grenades
         self.chill_missing = 0.0  # J that chills could not take from particles already at 0 K
         self.spawned_energy = 0.0  # J of enthalpy brought in by emitter fills
@@ -163,6 +165,12 @@ class Simulation:
         self.frame = 0
         self.substeps = 0
         self.last_dt = 0.0
+        self.dt_guess = 0.0  # s, the last stable step the device reported: how many substeps to launch unread
+        self.record_steps = None  # a list: advance_to appends (t, dt) of every substep to it
+        self.clock_reads = 0  # reads of the device clock (advance_to), for counting
+        controller = self.controller
+        self._cycling = controller is not None and any(
+            len(scene.bodies[i].earlier_shapes()) > 1 for i in controller.bodies)
 
     def close(self) -> None:
         """Give this simulation's fields back to the pool (``polyalloy.pool``) for the next
@@ -353,9 +361,30 @@ class Simulation:
         return min(self.scene.dt_max, self.heat_dt, self.viscous_dt, spring,
                    self.scene.cfl * self.scene.dx / max(speed + wave, 1e-9))
 
+    @property
+    def boundary_energy(self) -> float:
+        """J that entered through hot or cold colliders and the air since t = 0 (``heat.conduct``
+        adds it up on the device, in f64)."""
+        return float(self.knobs.boundary_energy[None])
+
+    @boundary_energy.setter
+    def boundary_energy(self, value: float) -> None:
+        self.knobs.boundary_energy[None] = value
+
     def substep(self, dt: float) -> None:
-        """One MLS-MPM substep of ``dt`` seconds (after ``forces`` and the heat sources active now)."""
-        pf, g = self.particles_fields, self.grid
+        """One MLS-MPM substep of ``dt`` seconds chosen by the caller (after ``forces`` and the
+        heat sources active now); ``advance_to`` lets the device choose the step instead."""
+        mpm.set_step(self.knobs, dt, self.t)
+        self._before_substep(dt)
+        self._launch_substep()
+        self.t += dt
+        self.substeps += 1
+        self.last_dt = dt
+
+    def _before_substep(self, dt: float) -> None:
+        """The host's part of a substep of ``dt`` at ``t``: the live forces, the heat sources
+        active now and the controller's pose."""
+        pf = self.particles_fields
         for force in self.forces:
             force(self, dt)
         for i, e in enumerate(self.heaters):
@@ -370,42 +399,150 @@ class Simulation:
                 self.controller.track_bodies(self.t)
             if self.controller.moving:
                 self.controller.upload_pose(self.t)
-        mpm.clear_grid(g)
-        mpm.p2g(pf, g, self.materials, self.control_table, self.knobs, dt, self.t)
+
+    def _launch_substep(self) -> None:
+        """The kernels of one substep, at the device clock's step and time; no read of the device.
+        ``fold_lanes`` ends it: it reduces G2P's maxima, moves the clock on and chooses the next step."""
+        pf, g, k = self.particles_fields, self.grid, self.knobs
+        mpm.clear_grid(g, k)
+        mpm.p2g(pf, g, self.materials, self.control_table, k)
         mpm.collect_blocks(g)
-        mpm.update_grid(g, self.colliders, self.knobs, dt, self.t)
+        mpm.update_grid(g, self.colliders, k)
         if self.thermal:
-            self.boundary_energy += heat.conduct(g, self.colliders, self.knobs, dt, self.t)
+            heat.conduct(g, self.colliders, k)
         if self.mixes:
-            mixing.scatter(pf, g, self.materials)
-            mixing.gather(pf, g, self.materials, dt)
-        mpm.g2p(pf, g, self.materials, self.colliders, self.control_table, self.knobs, dt, self.t)
-        mpm.fold_lanes(self.knobs)
+            mixing.scatter(pf, g, self.materials, k)
+            mixing.gather(pf, g, self.materials, k)
+        mpm.g2p(pf, g, self.materials, self.colliders, self.control_table, k)
         if self.textured:
-            kc.mimic(pf, self.materials, self.colliders, self.control_table, self.knobs, dt, self.t + dt,
-                     self.scene.dx)
-        self.t += dt
-        self.substeps += 1
-        self.last_dt = dt
+            kc.mimic(pf, self.materials, self.colliders, self.control_table, k, self.scene.dx)
+        mpm.fold_lanes(k)
+
+    def _start_clock(self, t_stop: float) -> None:
+        """Set the device clock to ``t``, to stop at ``t_stop``, with this moment's cfl and limits;
+        it chooses the first step from the speeds in ``knobs`` now (events included)."""
+        spring = self.scene.control.spring_dt() if self.controlled else math.inf
+        cap = min(self.scene.dt_max, self.heat_dt, self.viscous_dt, spring)
+        mpm.start_clock(self.knobs, self.t, t_stop, cap, self.scene.cfl * self.scene.dx, MIN_DT)
+
+    def read_clock(self, full: bool = True) -> dict:
+        """The device clock: ``state`` (``kernels.fields``: RUNNING, DONE, BLOWN, COLLAPSED) and
+        ``dt`` (the next step); with ``full`` also ``t``, ``steps`` (substeps since the clock was
+        started), ``last`` (the last one's step) and ``stable`` (the stable step the next one was
+        cut from). Scalar field reads, one per value: on the CPU a field read costs a fifth of a
+        kernel launch (measured 10 us against 50 us: a kernel that returns the values, or fills a
+        numpy array, costs 2-4 launches), and on a GPU only the first of them waits."""
+        k = self.knobs
+        self.clock_reads += 1
+        clock = dict(state=int(k.clock_state[None]), dt=float(k.clock_dt[None]))
+        if full:
+            clock.update(t=float(k.clock_t[None]), steps=int(k.clock_steps[None]), last=float(k.clock_last[None]),
+                         stable=float(k.clock_stable[None]))
+        return clock
+
+    def _check_clock(self, clock: dict, collapse: bool = True) -> None:
+        """Raise what the host used to raise before a substep: a blow-up (a non-finite speed or
+        particle) or, with ``collapse``, a collapsed step."""
+        self.dt_guess = clock.get("stable") or self.dt_guess
+        if clock["state"] == kf.BLOWN:
+            self._blow_up()
+        if collapse and clock["state"] == kf.COLLAPSED:
+            raise SimulationError(
+                f"time step collapsed to {self.stable_dt():.2e} s at frame {self.frame + 1} (t = {self.t:.4f} s): a "
+                f"particle moves at {float(self.knobs.max_speed[None]):.3g} m/s; lower cfl (now {self.scene.cfl:g}) "
+                f"or soften the stiffest material")
+
+    def _host_every_substep(self) -> bool:
+        """Whether the host has work at every substep from now to the next stop: live forces, a
+        heat source on, a controller that moves or cycles its shapes, an emitter fill waiting
+        for room. Then it reads the clock every substep, as before."""
+        t = self.t + 1e-12
+        if self.forces or any(e.start <= t < e.end for e in self.heaters):
+            return True
+        if self.controller is not None and (self.controller.moving or self._cycling):
+            return True
+        return any(self.fills[k][0] <= t and not self._fill_started(k) for k in range(self._next_fill, len(self.fills)))
+
+    def _unread_substeps(self, t_stop: float) -> int:
+        """How many substeps to launch before the next read: as many as reach ``t_stop`` at the
+        last stable step (``dt_guess``), at most ``CHUNK``. Launching too many costs only
+        launches (past the stop the device clock stands still and every kernel does nothing);
+        too few costs a read. A controlled body's next reassignment is a time the host must see
+        at once: only as many substeps as cannot reach it even at the cap go unread."""
+        spring = self.scene.control.spring_dt() if self.controlled else math.inf
+        cap = min(self.scene.dt_max, self.heat_dt, self.viscous_dt, spring)
+        guess = min(self.dt_guess or cap, cap)
+        n = min(CHUNK, max(1, math.ceil((t_stop - self.t) / guess)))
+        if self.controller is not None:
+            ahead = self.controller.next_check - 1e-12 - self.t
+            n = min(n, 1 + max(0, math.floor(ahead / (cap * (1 + 1e-9)) - 1e-9)))
+        return n
 
     def advance_to(self, t_end: float) -> None:
-        """Substep until ``t`` reaches ``t_end`` exactly, each step at the stable dt."""
+        """Substep until ``t`` reaches ``t_end`` exactly, each step at the stable dt, chosen on the
+        device. Between two stops (the frame's end, the next event or heat source edge) the host
+        launches up to ``CHUNK`` substeps and then reads the device clock once (time, state,
+        substeps done, the last step): the device stops at the stop by itself and a blow-up or a
+        collapsed step stops it at once (the substep kernels then do nothing), so the steps, the
+        stops and the errors are the ones the host chose before, reading three values every
+        substep. How many it launches unread: as many as reach the stop at the last stable step
+        (``_unread_substeps``), so a frame usually ends on one read more than its chunks. Why at
+        most 32: a read of the clock (five scalars) and a start (``start_clock``) cost about two
+        launches, so at 32 substeps they are under 1% of the launches, and beyond it little is
+        left to save while the device runs further past a blow-up (standing still, but the
+        launches are spent). Where the host has work every substep (live forces, a heat source
+        on, a moving controller, a fill waiting) it reads two scalars per substep instead (the
+        state and the step, where it read three). The clock is started again only when the stop
+        moved or an event fired (it may have raised the speeds); otherwise the last substep's
+        ``fold_lanes`` already chose the next step from the same values."""
+        ran, checked, stop, seen = False, True, None, 0
         while t_end - self.t > 1e-12:
-            self._apply_due_events()
+            fired = self._apply_due_events()
             if self.controller is not None:
                 self.controller.maybe_reassign(self.t)
             t_stop = min(t_end, self._next_event_time())
-            dt = self.stable_dt()
-            if dt < MIN_DT:
-                raise SimulationError(
-                    f"time step collapsed to {dt:.2e} s at frame {self.frame + 1} (t = {self.t:.4f} s): a particle "
-                    f"moves at {float(self.knobs.max_speed[None]):.3g} m/s; lower cfl (now {self.scene.cfl:g}) "
-                    f"or soften the stiffest material")
-            remaining = t_stop - self.t
-            # split the last stretch evenly rather than leave a sliver of a step
-            dt = remaining if remaining <= dt else (remaining / 2 if remaining < 2 * dt else dt)
-            self.substep(dt)
-        self.stable_dt()
+            if fired or t_stop != stop or not ran:
+                # else the last fold_lanes chose the next step from the same speeds, limits and stop
+                self._start_clock(t_stop)
+                stop, seen = t_stop, 0
+            ran = True
+            if self._host_every_substep():
+                clock = self.read_clock(full=False)
+                self._check_clock(clock)
+                if clock["state"] != kf.RUNNING:
+                    raise SimulationError(f"the device clock stood still at t = {self.t!r} s before {t_stop!r} s")
+                dt = clock["dt"]
+                self._before_substep(dt)
+                self._launch_substep()
+                if self.record_steps is not None:
+                    self.record_steps.append((self.t, dt))
+                self.t += dt  # as the device's clock_t += dt
+                self.substeps += 1
+                self.last_dt = dt
+                seen += 1
+                checked = False
+                continue
+            for _ in range(self._unread_substeps(t_stop)):
+                self._launch_substep()
+            clock = self.read_clock()
+            new = clock["steps"] - seen
+            seen = clock["steps"]
+            if self.record_steps is not None and new:
+                ring = self.knobs.dt_log.to_numpy()
+                t = self.t
+                for i in range(seen - new, seen):
+                    self.record_steps.append((t, float(ring[i % kf.CLOCK_LOG])))
+                    t += float(ring[i % kf.CLOCK_LOG])
+            self.t = clock["t"]
+            self.substeps += new
+            if new:
+                self.last_dt = clock["last"]
+            self._check_clock(clock)
+            checked = True
+        if not ran:
+            self.stable_dt()  # the blow-up check on the state as it is
+        elif not checked:  # the last substep's G2P found the state non-finite
+            self._check_clock(self.read_clock(full=False), collapse=False)
 
     def _next_event_time(self) -> float:
         times = [math.inf]
@@ -421,11 +558,12 @@ class Simulation:
         times += [b for e in self.heaters for b in (e.start, e.end) if b > self.t + 1e-12]
         return max(min(times), self.t)
 
-    def _apply_due_events(self) -> None:
+    def _apply_due_events(self) -> bool:
         """Change the controller's settings, fire the gunshots and grenades, switch on the emitter
         fills due at ``t`` whose emitter is free of live particles (the others wait, in order),
-        and change the collider temperatures due at ``t``."""
+        and change the collider temperatures due at ``t``. Returns whether anything happened."""
         pf = self.particles_fields
+        cursors = (self._next_control, self._next_retemper, self._next_impulse, int(self.fill_started.sum()))
         while self._next_control < len(self.control_changes) and \
                 self.control_changes[self._next_control].time <= self.t + 1e-12:
             self.set_control(**self.control_changes[self._next_control].values)
@@ -469,6 +607,7 @@ class Simulation:
                                             mpm.max_wave_speed(pf, self.materials, start, end))
         while self._next_fill < len(self.fills) and self._fill_started(self._next_fill):
             self._next_fill += 1
+        return cursors != (self._next_control, self._next_retemper, self._next_impulse, int(self.fill_started.sum()))
 
     def waiting_slots(self) -> np.ndarray:
         """(n_particles,) bool: the slots of emitter fills that have not gone in yet."""
@@ -635,17 +774,19 @@ class Simulation:
 
     def grid_mass(self) -> float:
         """Mass on the grid after a fresh P2G of the current state (kg)."""
-        mpm.clear_grid(self.grid)
-        mpm.p2g(self.particles_fields, self.grid, self.materials, self.control_table, self.knobs, 0.0, self.t)
-        mpm.collect_blocks(self.grid)
+        self._fresh_p2g()
         return float(mpm.grid_mass(self.grid))
 
     def grid_momentum(self) -> np.ndarray:
         """Momentum on the grid after a fresh P2G of the current state (kg m/s)."""
-        mpm.clear_grid(self.grid)
-        mpm.p2g(self.particles_fields, self.grid, self.materials, self.control_table, self.knobs, 0.0, self.t)
-        mpm.collect_blocks(self.grid)
+        self._fresh_p2g()
         return np.asarray(mpm.grid_momentum(self.grid))[: self.dim]
+
+    def _fresh_p2g(self) -> None:
+        mpm.set_step(self.knobs, 0.0, self.t)  # P2G at dt = 0: no stress impulse
+        mpm.clear_grid(self.grid, self.knobs)
+        mpm.p2g(self.particles_fields, self.grid, self.materials, self.control_table, self.knobs)
+        mpm.collect_blocks(self.grid)
 
     def active_blocks(self) -> int:
         return int(mpm.active_blocks(self.grid))

@@ -190,12 +190,10 @@ def test_time_step_follows_the_cfl_limit_and_shrinks_when_fast():
     scene.add_body("pool", Box(centre=(0.5, 0.5, 0), half_size=(0.1, 0.1, 0)), "water")
     sim = Simulation(scene)
     wave = math.sqrt(1e5 / 1000.0)  # m/s, sound speed of the liquid
-    steps = []
-    substep = sim.substep
-    sim.substep = lambda dt: (steps.append(dt), substep(dt))
+    log = sim.record_steps = []  # (t, dt) of every substep, as the device chose it
 
     sim.step_frame()
-    slow = list(steps)
+    slow = [dt for _, dt in log]
     limit = scene.cfl * scene.dx / wave
     assert max(slow) <= limit * (1 + 1e-6)
     assert max(slow) >= 0.95 * limit  # at rest the wave alone sets the step
@@ -203,13 +201,93 @@ def test_time_step_follows_the_cfl_limit_and_shrinks_when_fast():
 
     speed = 30.0
     set_velocities(sim, np.tile([speed, 0.0], (sim.n_particles, 1)))
-    steps.clear()
+    log.clear()
     sim.advance_to(sim.t + 0.01)
+    steps = [dt for _, dt in log]
     fast_limit = scene.cfl * scene.dx / (speed + wave)
     # the first of these substeps still sees the speed that the last G2P recorded (at rest)
     assert max(steps[1:]) <= fast_limit * (1 + 1e-6)
     assert sim.last_dt <= fast_limit * (1 + 1e-6)
     assert max(steps[1:]) < 0.3 * max(slow)
+
+
+def _host_step(sim: Simulation, t_stop: float) -> float:
+    """The step the host chose before the device did: ``stable_dt`` and the split of the stretch
+    left to ``t_stop`` (the old ``advance_to``, verbatim)."""
+    dt = sim.stable_dt()
+    remaining = t_stop - sim.t
+    return remaining if remaining <= dt else (remaining / 2 if remaining < 2 * dt else dt)
+
+
+def test_the_device_chooses_the_step_the_host_formula_gives():
+    """The device clock's step equals, bit for bit, what the host computed from the same three
+    device values (the fastest speed, the fastest wave, the non-finite count): at rest, after a
+    host-side event raised the speed (the gunshot's way), near a stop (the last stretch split in
+    two halves, then taken whole), and it stops for a non-finite speed or particle and for a
+    collapsed step."""
+    scene = make_scene(2, size=(1.0, 1.0), gravity=0.0)
+    scene.add_material("water", Fluid(density=1000.0, bulk_modulus=1e5))
+    scene.add_body("pool", Box(centre=(0.5, 0.5, 0), half_size=(0.1, 0.1, 0)), "water")
+    sim = Simulation(scene)
+    sim.step_frame()
+    stable = sim.stable_dt()
+    cases = []
+    for speed in (None, 3.0, 123.456):
+        if speed is not None:
+            sim.knobs.max_speed[None] = speed  # as apply_impulse raises it
+        stable = sim.stable_dt()
+        for stop in (sim.t + 10 * stable, sim.t + 1.5 * stable, sim.t + 0.7 * stable, sim.t + 1e-6):
+            sim._start_clock(stop)
+            clock = sim.read_clock()
+            assert clock["state"] == kf.RUNNING
+            assert clock["stable"] == stable
+            assert clock["dt"] == _host_step(sim, stop), (speed, stop)
+            cases.append(clock["dt"] / stable)
+    assert {1.0, 0.75, 0.7} <= {round(c, 12) for c in cases}  # a whole step, the halves of 1.5 steps, the rest
+    sim._start_clock(sim.t)  # at the stop
+    assert sim.read_clock()["state"] == kf.DONE
+    sim.knobs.max_speed[None] = 1e30  # cfl dx / 1e30: below MIN_DT
+    sim._start_clock(sim.t + 1.0)
+    assert sim.read_clock()["state"] == kf.COLLAPSED
+    sim.knobs.max_speed[None] = math.inf
+    sim._start_clock(sim.t + 1.0)
+    assert sim.read_clock()["state"] == kf.BLOWN
+    sim.knobs.max_speed[None] = 0.0
+    sim.knobs.bad[None] = 2
+    sim._start_clock(sim.t + 1.0)
+    assert sim.read_clock()["state"] == kf.BLOWN
+
+
+def test_frames_end_at_their_times_with_the_host_reading_every_few_substeps():
+    """Every frame ends exactly at frame / fps; the steps the device logged add up to it, each
+    within the CFL limit; the host read the device clock about once per ``CHUNK`` substeps
+    (plus the frame's end), not three values per substep; and a gunshot between two frames,
+    which raises the fastest speed on the host, shortens the very next step."""
+    from polyalloy.events import Gunshot
+    from polyalloy.simulation import CHUNK
+
+    scene = make_scene(2, size=(1.0, 1.0))
+    scene.add_material("water", Fluid(density=1000.0, bulk_modulus=1e5))
+    scene.add_body("pool", Box(centre=(0.5, 0.3, 0), half_size=(0.15, 0.1, 0)), "water")
+    shot = 1.5 / scene.fps  # mid-frame: a stop inside the second frame
+    scene.events.append(Gunshot(time=shot, point=(0.5, 0.3, 0.0), direction=(0.0, 1.0, 0.0), radius=0.08,
+                                impulse=500.0))
+    sim = Simulation(scene)
+    log = sim.record_steps = []
+    for frame in range(1, 4):
+        sim.step_frame()
+        assert sim.t == pytest.approx(frame / scene.fps, abs=1e-12)
+    t = 0.0
+    for t_step, dt in log:
+        assert t_step == t and dt > 0
+        t += dt
+    assert t == sim.t and sim.substeps == len(log) and sim.last_dt == log[-1][1]
+    stops = [1 / scene.fps, shot, 2 / scene.fps, 3 / scene.fps]
+    assert all(any(abs(t_step - s) < 1e-12 for t_step, _ in log) for s in stops[:-1])  # substeps start on every stop
+    assert sim.clock_reads <= math.ceil(len(log) / CHUNK) + 3 * len(stops)  # measured 2 per stop here
+    after = [dt for t_step, dt in log if t_step >= shot - 1e-12]
+    before = [dt for t_step, dt in log if t_step < shot - 1e-12]
+    assert after[0] < 0.5 * max(before)  # the kick (about 25 m/s against a 10 m/s wave) is in the first step after it
 
 
 def test_a_very_viscous_liquid_falls_without_blowing_up():
@@ -241,9 +319,7 @@ def test_an_emitter_fill_steps_at_its_own_wave_speed():
                start=0.02, end=0.021)
     sim = Simulation(scene)
     stiff = math.sqrt(1e8 * 0.7 / (1.3 * 0.4) / 1000.0)  # m/s: sqrt((lambda + 2 mu) / rho) at nu = 0.3
-    steps = []
-    substep = sim.substep
-    sim.substep = lambda dt: (steps.append((sim.t, dt)), substep(dt))
+    steps = sim.record_steps = []
     sim.advance_to(0.021)
     after = [dt for t, dt in steps if t >= 0.02 - 1e-12]
     assert after and max(after) <= scene.cfl * scene.dx / stiff * (1 + 1e-4)

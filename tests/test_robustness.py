@@ -22,7 +22,7 @@ from conftest import make_scene
 from polyalloy import ConfigError, pool, preflight
 from polyalloy import simulation as simulation_module
 from polyalloy.body import Humanoid, Walk
-from polyalloy.errors import PolyalloyError
+from polyalloy.errors import PolyalloyError, SimulationError
 from polyalloy.jobs import CHECKPOINT, LOCK, MANIFEST, RenderJob, _checksum, _read_checkpoint
 from polyalloy.kernels import fields as kf
 from polyalloy.materials import Elastic, Fluid, Polyalloy
@@ -351,24 +351,54 @@ def test_a_frame_that_blows_up_once_is_redone_at_half_the_cfl(ball, monkeypatch)
     sim, s = ball, ball.scene
     sim.step_frame()
     mass, cfl, frame = sim.total_mass(), s.cfl, sim.frame
-    real_substep, seen = sim.substep, []
+    real_substep, seen = sim._launch_substep, []
 
-    def poisoned(dt):  # a NaN appears in the first try of the frame (at the scene's cfl) only
+    def poisoned():  # a NaN appears in the first try of the frame (at the scene's cfl) only
         seen.append(s.cfl)
-        real_substep(dt)
+        real_substep()
         if s.cfl == cfl:
             v = sim.particles_fields.v.to_numpy()
             v[0] = np.nan
             sim.particles_fields.v.from_numpy(v)
             sim.knobs.bad[None] = 1
 
-    monkeypatch.setattr(sim, "substep", poisoned)
+    monkeypatch.setattr(sim, "_launch_substep", poisoned)
     assert sim.step_frame_retrying() == [cfl / 2]
     assert seen[0] == cfl and seen[-1] == cfl / 2 and s.cfl == cfl
     state = sim.particles()
     assert np.all(np.isfinite(state["x"])) and np.all(np.isfinite(state["v"]))
     assert sim.total_mass() == mass and sim.frame == frame + 1
     assert sim.t == pytest.approx(sim.frame / s.fps, abs=1e-12)
+
+
+def test_a_blow_up_stops_the_device_clock_at_once(ball, monkeypatch):
+    """The host reads the device only every few substeps: a particle that turns non-finite in
+    G2P stops the clock in that substep, so the error names the time of that substep, and the
+    substeps the host launched after it (unread) change nothing."""
+    sim = ball
+    sim.step_frame()
+    real_substep, seen = sim._launch_substep, []
+
+    def poisoned():  # the third substep of the frame finds a non-finite particle
+        if len(seen) == 2:
+            sim.knobs.bad[None] = 1  # as G2P counts one
+        real_substep()
+        seen.append(sim.particles_fields.x.to_numpy())
+
+    monkeypatch.setattr(sim, "_launch_substep", poisoned)
+    log = sim.record_steps = []
+    start, t0 = sim.state_dict(), sim.t
+    try:
+        with pytest.raises(SimulationError, match="blew up"):
+            sim.step_frame()
+        assert len(seen) > 3  # the host had launched more, unread
+        assert sim.t == t0 + log[0][1] + log[1][1] + log[2][1] and len(log) == 3
+        assert all(np.array_equal(x, seen[2]) for x in seen[3:])
+        assert np.array_equal(sim.particles_fields.x.to_numpy(), seen[2])
+    finally:
+        sim.record_steps = None
+        monkeypatch.undo()
+        sim.load_state_dict(start)  # the module's ball, as it was
 
 
 def test_a_frame_that_always_blows_up_stops_with_one_line_and_the_manifest_says_so(tmp_path):
