@@ -8,6 +8,7 @@ module-scoped fixtures.
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -32,6 +33,24 @@ os.environ.setdefault("POLYALLOY_FAST_COMPILE", "1")
 def runtime():
     """``polyalloy.init`` may be called once per process: every test shares this CPU runtime."""
     return polyalloy.init(arch="cpu", seed=0, debug=bool(os.environ.get("POLYALLOY_DEBUG")))
+
+
+# The freeze beat's file is the longest of the suite (one subprocess on the optimised build, ~4 min
+# of one core) and has only two tests: pytest-xdist's own order (files with more tests first) ran
+# it last, alone on one worker while the other sat idle. So the suite orders its files itself
+# (``--no-loadscope-reorder`` in pyproject.toml): the files in FIRST at the start, then the rest
+# as xdist would (more tests first; ties in collection order).
+FIRST = ("test_freeze.py",)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    counts = Counter(item.nodeid.split("::")[0] for item in items)
+
+    def rank(item):
+        path = item.nodeid.split("::")[0]
+        return (0 if os.path.basename(path) in FIRST else 1, -counts[path])
+
+    items.sort(key=rank)  # stable: a file's tests keep their order
 
 
 _WORKER_POOLS = []  # under pytest-xdist: each worker's pool figures, gathered by the controller

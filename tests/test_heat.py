@@ -1,63 +1,22 @@
 """Heat transfer and phase change against analytic answers, at small 2D sizes on the CPU:
 conduction in a slab (erf profile), a melting front (Neumann's Stefan solution), energy
 conservation in an insulated box, and phase hysteresis.
-The set-ups of the first three live in ``polyalloy.validate`` (``polyalloy validate`` runs
-them too); the tests read the session's one run of each.
+The slab, the Stefan front, the mixing of two liquids and the insulated box are cases of
+``polyalloy validate``: their tests live in tests/test_validate.py, in the file that runs the
+cases, so that each case runs once (a session fixture runs once per xdist worker, and two files
+on two workers ran every case twice).
 """
 import numpy as np
 import pytest
 import taichi as ti
 
-from conftest import assert_checks, make_scene
+from conftest import make_scene
 from polyalloy import metrics
 from polyalloy.kernels import heat
 from polyalloy.kernels.fields import MaterialTable
 from polyalloy.materials import LiquidNitrogen, MoltenSteel, Polyalloy
 from polyalloy.shapes import Box, Plane
 from polyalloy.simulation import Simulation
-
-
-def test_slab_conduction_matches_the_erf_solution(validation_case):
-    """Two touching slabs at 400 K and 200 K (2D, uniform along y, insulated): after t the
-    temperature is T_mid - dT/2 erf((x - x0) / (2 sqrt(alpha t))); relative L2 error <= 3%, and
-    the profile is far from the initial step (the heat did move)."""
-    assert_checks(validation_case("heat_diffusion"))
-
-
-def test_melting_front_follows_the_neumann_solution(validation_case):
-    """A slab at its melting point touches a hot wall at T_w: the melted thickness (total
-    liquid fraction over the slab height) follows s = 2 lambda sqrt(alpha t) within 10% at two
-    times, and no particle gets hotter than the wall."""
-    assert_checks(validation_case("stefan_front"))
-
-
-def test_touching_liquids_mix_by_the_erfc_solution(validation_case):
-    """Molten polyalloy beside molten steel, both mixing with D = 0.01 m^2/s: the composition
-    profile at t = 0.25 s matches 1/2 erfc((x - x0) / (2 sqrt(D t))) within 3% (relative L2), the
-    polyalloy mass sum(m comp) holds to 1e-6 and every comp stays in [0, 1]."""
-    assert_checks(validation_case("mixing"))
-
-
-def test_a_solid_takes_no_part_in_mixing():
-    """The same two slabs with the polyalloy at 300 K (mimetic, a solid) beside the steel: no
-    composition crosses, not a bit (every polyalloy particle keeps 1, every steel particle 0),
-    while the steel alone is liquid."""
-    from polyalloy import validate
-
-    scene = validate.mixing_scene()
-    scene.bodies[0].temperature = 300.0
-    scene.bodies[1].temperature = 300.0
-    with Simulation(scene) as sim:
-        sim.advance_to(0.05)
-        s = sim.particles()
-    man = s["body"] == 0
-    assert np.all(s["comp"][man] == 1.0) and np.all(s["comp"][~man] == 0.0)
-
-
-def test_insulated_box_conserves_thermal_and_latent_energy(validation_case):
-    """Molten and frozen polyalloy blocks meet on an adiabatic floor with the air off: heat
-    flows (the cold block warms through its brittle point) and sum(m H) stays within 0.5%."""
-    assert_checks(validation_case("thermal_energy"))
 
 
 @ti.kernel

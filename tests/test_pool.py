@@ -1,6 +1,8 @@
 """The field pool (``polyalloy.pool``): a simulation that reuses another's fields and compiled
 kernels runs exactly as one on fresh fields, whatever size the earlier one had, and a closed
 simulation cannot touch the fields that now serve another."""
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -29,8 +31,21 @@ def run(scene, frames=6):
         return kit, sim.particles(), sim.substeps
 
 
+@contextlib.contextmanager
+def own_pool():
+    """The test starts from an empty pool; the free kits of earlier tests are set aside, not
+    destroyed, and come back after it (``pool.clear()`` would make every later test file on this
+    worker compile its layouts again)."""
+    kept = dict(pool._free)
+    pool._free.clear()
+    try:
+        yield
+    finally:
+        pool._free.update(kept)
+
+
+@own_pool()
 def test_a_reused_kit_runs_exactly_as_a_fresh_one():
-    pool.clear()
     fresh_kit, fresh, steps = run(water_and_block())
     # another scene first: a wider box, its drop elsewhere; same layout bucket, so it takes the kit
     other_kit, _, _ = run(water_and_block(size=(1.4, 1.0), centre=0.9))
@@ -43,8 +58,8 @@ def test_a_reused_kit_runs_exactly_as_a_fresh_one():
         assert np.array_equal(fresh[key], again[key]), key
 
 
+@own_pool()
 def test_layouts_that_differ_in_code_get_their_own_kits():
-    pool.clear()
     plain, _, _ = run(water_and_block(), frames=1)
     hot = water_and_block()
     hot.materials["water"].conductivity = 0.6  # a conducting material: the heat paths compile in

@@ -1,13 +1,17 @@
 """``polyalloy validate`` at its quick size: every case passes its thresholds, the record is valid
 JSON with every field, the table names every check, and the command's exit status says whether
-a check failed. The cases run once per session (``validation_case`` in conftest.py), shared
-with the heat tests that read the same runs."""
+a check failed. The cases run once per session (``validation_case`` in conftest.py); the heat
+and mixing tests that read the same runs live here too (a session fixture is built once per
+xdist worker: in another file on another worker the cases would run again)."""
 import json
 import math
 
+import numpy as np
 import pytest
 
+from conftest import assert_checks
 from polyalloy import cli, validate
+from polyalloy.simulation import Simulation
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +70,45 @@ def test_cli_exit_status_follows_the_checks(validation_case, monkeypatch, capsys
 def test_unknown_case_is_a_clear_error(capsys):
     assert cli.main(["validate", "--arch", "cpu", "--only", "no_such_case"]) == 2
     assert "no_such_case" in capsys.readouterr().err
+
+
+# --- heat and mixing against analytic answers (the set-ups live in polyalloy.validate) --------
+def test_slab_conduction_matches_the_erf_solution(validation_case):
+    """Two touching slabs at 400 K and 200 K (2D, uniform along y, insulated): after t the
+    temperature is T_mid - dT/2 erf((x - x0) / (2 sqrt(alpha t))); relative L2 error <= 3%, and
+    the profile is far from the initial step (the heat did move)."""
+    assert_checks(validation_case("heat_diffusion"))
+
+
+def test_melting_front_follows_the_neumann_solution(validation_case):
+    """A slab at its melting point touches a hot wall at T_w: the melted thickness (total
+    liquid fraction over the slab height) follows s = 2 lambda sqrt(alpha t) within 10% at two
+    times, and no particle gets hotter than the wall."""
+    assert_checks(validation_case("stefan_front"))
+
+
+def test_touching_liquids_mix_by_the_erfc_solution(validation_case):
+    """Molten polyalloy beside molten steel, both mixing with D = 0.01 m^2/s: the composition
+    profile at t = 0.25 s matches 1/2 erfc((x - x0) / (2 sqrt(D t))) within 3% (relative L2), the
+    polyalloy mass sum(m comp) holds to 1e-6 and every comp stays in [0, 1]."""
+    assert_checks(validation_case("mixing"))
+
+
+def test_a_solid_takes_no_part_in_mixing():
+    """The same two slabs with the polyalloy at 300 K (mimetic, a solid) beside the steel: no
+    composition crosses, not a bit (every polyalloy particle keeps 1, every steel particle 0),
+    while the steel alone is liquid."""
+    scene = validate.mixing_scene()
+    scene.bodies[0].temperature = 300.0
+    scene.bodies[1].temperature = 300.0
+    with Simulation(scene) as sim:
+        sim.advance_to(0.05)
+        s = sim.particles()
+    man = s["body"] == 0
+    assert np.all(s["comp"][man] == 1.0) and np.all(s["comp"][~man] == 0.0)
+
+
+def test_insulated_box_conserves_thermal_and_latent_energy(validation_case):
+    """Molten and frozen polyalloy blocks meet on an adiabatic floor with the air off: heat
+    flows (the cold block warms through its brittle point) and sum(m H) stays within 0.5%."""
+    assert_checks(validation_case("thermal_energy"))
