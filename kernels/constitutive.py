@@ -228,10 +228,12 @@ def polyalloy_wave_speed(mats: ti.template(), mat: ti.i32, T, f):
 def wave_speed(mats: ti.template(), mat: ti.i32, T, f):
     """Fastest elastic wave (m/s) of any material: sqrt(max(lambda + 2 mu, K) / rho)."""
     c = 0.0
-    if mats.kind[mat] == POLYALLOY:
-        c = polyalloy_wave_speed(mats, mat, T, f)
-    else:
-        c = ti.sqrt(ti.max(mats.lam[mat] + 2.0 * mats.mu[mat], mats.bulk[mat]) / mats.density[mat])
+    if ti.static(mats.has(POLYALLOY)):
+        if mats.kind[mat] == POLYALLOY:
+            c = polyalloy_wave_speed(mats, mat, T, f)
+    if ti.static(mats.has(FLUID, ELASTIC, PLASTIC)):
+        if mats.kind[mat] != POLYALLOY:
+            c = ti.sqrt(ti.max(mats.lam[mat] + 2.0 * mats.mu[mat], mats.bulk[mat]) / mats.density[mat])
     return c
 
 
@@ -239,18 +241,21 @@ def wave_speed(mats: ti.template(), mat: ti.i32, T, f):
 def kirchhoff_stress(mats: ti.template(), mat: ti.i32, F, C, Jp, T, f, damage):
     """Kirchhoff stress (Pa) of a particle of material ``mat`` with deformation gradient ``F``,
     affine velocity ``C``, plastic volume ratio ``Jp``, temperature ``T`` (K), liquid
-    fraction ``f`` and damage (polyalloy only)."""
+    fraction ``f`` and damage (polyalloy only). Only the table's kinds are compiled in."""
     kind = mats.kind[mat]
     tau = ti.Matrix.zero(float, F.n, F.n)
-    if kind == FLUID:
-        tau = fluid_stress(F.determinant(), C, mats.bulk[mat], mats.viscosity[mat])
-    elif kind == POLYALLOY:
-        tau = polyalloy_stress(mats, mat, F, C, T, f, damage)
-    else:
-        hardening = 1.0
-        if kind == PLASTIC:
-            hardening = ti.exp(mats.hardening[mat] * (1.0 - Jp))
-        tau = corotated_stress(F, mats.mu[mat] * hardening, mats.lam[mat] * hardening)
+    if ti.static(mats.has(FLUID)):
+        if kind == FLUID:
+            tau = fluid_stress(F.determinant(), C, mats.bulk[mat], mats.viscosity[mat])
+    if ti.static(mats.has(POLYALLOY)):
+        if kind == POLYALLOY:
+            tau = polyalloy_stress(mats, mat, F, C, T, f, damage)
+    if ti.static(mats.has(ELASTIC, PLASTIC)):
+        if kind == ELASTIC or kind == PLASTIC:
+            hardening = 1.0
+            if kind == PLASTIC:
+                hardening = ti.exp(mats.hardening[mat] * (1.0 - Jp))
+            tau = corotated_stress(F, mats.mu[mat] * hardening, mats.lam[mat] * hardening)
     return tau
 
 
@@ -393,15 +398,17 @@ def project_deformation(mats: ti.template(), mat: ti.i32, F, U, sig, V, Jp):
     kind = mats.kind[mat]
     F_new = F
     Jp_new = Jp
-    if kind == FLUID:
-        J = F.determinant()
-        F_new = ti.Matrix.identity(float, dim) * ti.pow(ti.max(J, 1e-6), 1.0 / dim)
-    elif kind == PLASTIC:
-        for d in ti.static(range(dim)):
-            s = ti.min(ti.max(sig[d, d], 1.0 - mats.theta_c[mat]), 1.0 + mats.theta_s[mat])
-            Jp_new *= sig[d, d] / s
-            sig[d, d] = s
-        F_new = U @ sig @ V.transpose()
+    if ti.static(mats.has(FLUID)):
+        if kind == FLUID:
+            J = F.determinant()
+            F_new = ti.Matrix.identity(float, dim) * ti.pow(ti.max(J, 1e-6), 1.0 / dim)
+    if ti.static(mats.has(PLASTIC)):
+        if kind == PLASTIC:
+            for d in ti.static(range(dim)):
+                s = ti.min(ti.max(sig[d, d], 1.0 - mats.theta_c[mat]), 1.0 + mats.theta_s[mat])
+                Jp_new *= sig[d, d] / s
+                sig[d, d] = s
+            F_new = U @ sig @ V.transpose()
     return F_new, Jp_new, sig
 
 
@@ -413,16 +420,18 @@ def solid_stress(mats: ti.template(), mat: ti.i32, F, U, sig, V, C, Jp):
     dim = ti.static(F.n)
     kind = mats.kind[mat]
     tau = ti.Matrix.zero(float, dim, dim)
-    if kind == FLUID:
-        tau = fluid_stress(F.determinant(), C, mats.bulk[mat], mats.viscosity[mat])
-    else:
-        hardening = 1.0
-        if kind == PLASTIC:
-            hardening = ti.exp(mats.hardening[mat] * (1.0 - Jp))
-        J = 1.0
-        for d in ti.static(range(dim)):
-            J *= sig[d, d]
-        R = U @ V.transpose()
-        tau = (2.0 * mats.mu[mat] * hardening * (F - R) @ F.transpose()
-               + mats.lam[mat] * hardening * (J - 1.0) * J * ti.Matrix.identity(float, dim))
+    if ti.static(mats.has(FLUID)):
+        if kind == FLUID:
+            tau = fluid_stress(F.determinant(), C, mats.bulk[mat], mats.viscosity[mat])
+    if ti.static(mats.has(ELASTIC, PLASTIC)):
+        if kind == ELASTIC or kind == PLASTIC:
+            hardening = 1.0
+            if kind == PLASTIC:
+                hardening = ti.exp(mats.hardening[mat] * (1.0 - Jp))
+            J = 1.0
+            for d in ti.static(range(dim)):
+                J *= sig[d, d]
+            R = U @ V.transpose()
+            tau = (2.0 * mats.mu[mat] * hardening * (F - R) @ F.transpose()
+                   + mats.lam[mat] * hardening * (J - 1.0) * J * ti.Matrix.identity(float, dim))
     return tau

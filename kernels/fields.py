@@ -7,6 +7,7 @@ argument and read its fields as attributes; python-number attributes (``dim``, `
 """
 import taichi as ti
 
+from polyalloy.kernels.kinds import ALL_KINDS
 from polyalloy.kernels.sdf import new_field
 
 MATERIAL_KEYS = ("density", "mu", "lam", "bulk", "viscosity", "theta_c", "theta_s", "hardening",
@@ -180,17 +181,34 @@ class Grid:
 
 @ti.data_oriented
 class MaterialTable:
-    """One row per material: ``kind`` (FLUID/ELASTIC/PLASTIC of ``polyalloy.materials``) and the
-    parameters of ``MATERIAL_KEYS`` (SI units, see ``polyalloy.materials``)."""
+    """One row per material: ``kind`` (FLUID/ELASTIC/PLASTIC/POLYALLOY of ``kernels.kinds``) and
+    the parameters of ``MATERIAL_KEYS`` (SI units, see ``polyalloy.materials``).
 
-    def __init__(self, capacity: int, dtype, builder=None):
+    ``kinds``: the material kinds the table may hold (default: all four). The kernels compile
+    the code of these kinds only (``has``, read in ``ti.static``): a water scene's G2P carries
+    no SVD and no polyalloy return, which is most of its compile time. The set is fixed for
+    the table's life, since the compiled kernels depend on it; ``upload`` refuses a row of
+    another kind."""
+
+    def __init__(self, capacity: int, dtype, builder=None, kinds=ALL_KINDS):
         self._fb = ti.root if builder is None else builder
         self.capacity = max(1, capacity)
+        self.kinds = frozenset(int(k) for k in kinds)
+        if not self.kinds or not self.kinds <= set(ALL_KINDS):
+            raise ValueError(f"material kinds must be a non-empty subset of {ALL_KINDS}, got {sorted(self.kinds)}")
         self.kind = new_field(self._fb, ti.i32, self.capacity)
         for key in MATERIAL_KEYS:
             setattr(self, key, new_field(self._fb, dtype, self.capacity))
 
+    def has(self, *kinds) -> bool:
+        """Whether any of ``kinds`` may be in the table (a compile-time fact: use in ``ti.static``)."""
+        return any(k in self.kinds for k in kinds)
+
     def upload(self, rows):
+        wrong = sorted({int(r["kind"]) for r in rows} - self.kinds)
+        if wrong:
+            raise ValueError(f"material kinds {wrong} are not among the kinds {sorted(self.kinds)} this table "
+                             "was compiled for")
         for i, r in enumerate(rows):
             self.kind[i] = int(r["kind"])
             for key in MATERIAL_KEYS:

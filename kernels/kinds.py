@@ -2,4 +2,5 @@
 kernels and the host (``polyalloy.materials``); plain constants, so importing them needs no Taichi."""
 
 FLUID, ELASTIC, PLASTIC, POLYALLOY = 0, 1, 2, 3  # a material's ``kind``
+ALL_KINDS = (FLUID, ELASTIC, PLASTIC, POLYALLOY)
 FROZEN, MIMETIC, MOLTEN = 0, 1, 2  # a particle's ``phase`` (kernels.heat.next_phase)

@@ -4,7 +4,7 @@ and 3D: ``clear_grid`` -> ``p2g`` -> ``collect_blocks`` -> ``update_grid`` -> ``
 """
 import taichi as ti
 
-from polyalloy.kernels.constitutive import (FLUID, POLYALLOY, kirchhoff_stress, polyalloy_closed_form,
+from polyalloy.kernels.constitutive import (ELASTIC, FLUID, PLASTIC, POLYALLOY, kirchhoff_stress, polyalloy_closed_form,
                                             polyalloy_return, polyalloy_stress_stretch, polyalloy_stress_svd,
                                             project_deformation, solid_stress, wave_speed)
 from polyalloy.kernels.control import close_gaps, control_accel, grip, posed_home, settle_volume
@@ -329,25 +329,31 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
             # limits, or yielding in von Mises: polyalloy_closed_form) and not molten (a liquid
             # keeps only its volume); knobs.plain switches the closed form off (the reference
             # that polyalloy bench checks against)
+            # only the material kinds of the table are compiled in (``mats.has``): a water scene's
+            # G2P has no SVD and no polyalloy return, the largest part of its compile time
             inside = 0
             molten = kind == POLYALLOY and f > 0.5
             sig = ti.Matrix.identity(float, grid.dim)  # with U, V: an SVD of F
-            if kind == POLYALLOY and not knobs.plain[None]:
-                inside, F, sig = polyalloy_closed_form(mats, mat, F, T, f, damage, toughness(p))
+            if ti.static(mats.has(POLYALLOY)):
+                if kind == POLYALLOY and not knobs.plain[None]:
+                    inside, F, sig = polyalloy_closed_form(mats, mat, F, T, f, damage, toughness(p))
             U = ti.Matrix.identity(float, grid.dim)
             V = ti.Matrix.identity(float, grid.dim)
-            if kind != FLUID and not inside and not molten:
-                U, sig, V = ti.svd(F)
+            if ti.static(mats.has(ELASTIC, PLASTIC, POLYALLOY)):
+                if kind != FLUID and not inside and not molten:
+                    U, sig, V = ti.svd(F)
             rotated = 1 - inside  # 0: U unknown, the stress comes from F and sig (polyalloy_stress_stretch)
-            if kind == POLYALLOY:
-                if not inside:
-                    F, Jp, damage, U, sig = polyalloy_return(mats, mat, F, U, sig, V, Jp, T, f, damage,
-                                                             toughness(p))
-                if ti.static(grid.control):
-                    if g > 0.0:
-                        F, sig = settle_volume(knobs, g, F, sig, dt)
-            else:
-                F, Jp, sig = project_deformation(mats, mat, F, U, sig, V, Jp)
+            if ti.static(mats.has(POLYALLOY)):
+                if kind == POLYALLOY:
+                    if not inside:
+                        F, Jp, damage, U, sig = polyalloy_return(mats, mat, F, U, sig, V, Jp, T, f, damage,
+                                                                 toughness(p))
+                    if ti.static(grid.control):
+                        if g > 0.0:
+                            F, sig = settle_volume(knobs, g, F, sig, dt)
+            if ti.static(mats.has(FLUID, ELASTIC, PLASTIC)):
+                if kind != POLYALLOY:
+                    F, Jp, sig = project_deformation(mats, mat, F, U, sig, V, Jp)
             phase = parts.phase[p]
             alive = 1
             if ti.static(grid.thermal):
@@ -382,13 +388,15 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
                 parts.phase[p] = phase
                 parts.damage[p] = damage
                 parts.alive[p] = alive
-                if mats.kind[mat] == POLYALLOY:
-                    if rotated:
-                        parts.tau[p] = polyalloy_stress_svd(mats, mat, U, sig, new_C, T, f, damage)
-                    else:
-                        parts.tau[p] = polyalloy_stress_stretch(mats, mat, F, sig, new_C, T, f)
-                else:
-                    parts.tau[p] = solid_stress(mats, mat, F, U, sig, V, new_C, Jp)
+                if ti.static(mats.has(POLYALLOY)):
+                    if kind == POLYALLOY:
+                        if rotated:
+                            parts.tau[p] = polyalloy_stress_svd(mats, mat, U, sig, new_C, T, f, damage)
+                        else:
+                            parts.tau[p] = polyalloy_stress_stretch(mats, mat, F, sig, new_C, T, f)
+                if ti.static(mats.has(FLUID, ELASTIC, PLASTIC)):
+                    if kind != POLYALLOY:
+                        parts.tau[p] = solid_stress(mats, mat, F, U, sig, V, new_C, Jp)
                 ti.atomic_max(knobs.lane_speed[p % LANES], new_v.norm())
                 ti.atomic_max(knobs.lane_wave[p % LANES], wave_speed(mats, mat, T, f))
             else:

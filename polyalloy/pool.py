@@ -12,7 +12,8 @@ Sizes are rounded up so that nearby sizes share a layout (``bucket``): particle 
 rows to a power of two (at least ``MIN_ROWS`` rows; above 65,536 slots to an eighth of an octave, at most 12.5% spare), at
 least ``MIN_PARTICLES`` slots; small grids to one power-of-two cube of at least ``MIN_SIDE``
 nodes a side, large ones to a multiple of 32 nodes per axis (``grid_alloc``). So the small
-scenes of a test suite or a notebook share a handful of layouts (by dimension, heat and control). The geometry of a
+scenes of a test suite or a notebook share a handful of layouts (by dimension, heat, control
+and the material kinds: a water scene's kernels carry no solid code, ``MaterialTable.kinds``). The geometry of a
 simulation (dx, the grid's origin and extent) lives in the grid's 0-D fields, so one grid serves
 any spacing. Free kits are kept up to ``MAX_FREE_BYTES``; older ones are destroyed.
 """
@@ -62,6 +63,7 @@ class Layout:
     thermal: bool
     control: bool
     serial: bool
+    kinds: tuple  # the material kinds the kernels are compiled for (``MaterialTable.kinds``), sorted
     parts: int  # control table rows
     sources: int  # bodies + emitters
     materials: int
@@ -103,7 +105,7 @@ class Kit:
         self.grid = kf.Grid(L.dim, L.grid, real, block=L.block, thermal=L.thermal, serial=L.serial,
                             control=L.control, builder=fb)
         self.control_table = kf.ControlTable(L.dim, L.parts, L.sources, real, builder=fb)
-        self.materials = kf.MaterialTable(L.materials, real, builder=fb)
+        self.materials = kf.MaterialTable(L.materials, real, builder=fb, kinds=L.kinds)
         self.colliders = ShapeTable(L.dim, L.colliders, real, fb)
         self.regions = ShapeTable(L.dim, L.regions, real, fb)
         self.body_shapes = ShapeTable(L.dim, L.body_rows, real, fb)

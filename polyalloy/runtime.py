@@ -98,6 +98,13 @@ def init(arch: str = "auto", seed: int = 0, deterministic: bool = False,
         log_level=ti.WARN if debug else ti.ERROR,
         debug=debug,
     )
+    if "TI_CFG_OPTIMIZATION" not in os.environ:
+        # Taichi's store-to-load forwarding and dead-store pass over the whole kernel: 15-20% of a
+        # cold compile (polyalloy_block 77.7 -> 62.0 s, bars_walk 57.4 -> 46.4 s, fluid_block 10.3 ->
+        # 6.2 s) for no run time we could measure (LLVM does the same work on the kernel's locals:
+        # best substep 28.6/23.8 ms on against 27.0/24.8 ms off; docs/benchmark.md). Set
+        # TI_CFG_OPTIMIZATION=1 to have it back.
+        kwargs["cfg_optimization"] = False
     if threads is not None:
         kwargs["cpu_max_num_threads"] = int(threads)
     if arch == "cuda":

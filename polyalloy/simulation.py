@@ -196,7 +196,9 @@ class Simulation:
         return pool.Layout(
             dim=d, real=runtime.info().precision, particles=b(n, pool.MIN_PARTICLES), grid=pool.grid_alloc(d, res, block),
             block=block, thermal=self.thermal, control=self.controlled,
-            serial=runtime.info().arch in ("x64", "arm64"), parts=b(n_parts, rows), sources=b(len(self.sources)),
+            serial=runtime.info().arch in ("x64", "arm64"),
+            kinds=tuple(sorted({int(sc.materials[m].kind) for m in self.material_names})),
+            parts=b(n_parts, rows), sources=b(len(self.sources)),
             materials=b(len(self.material_names)), colliders=b(n_colliders, rows), regions=b(n_regions, rows),
             body_rows=b(n_body_rows, rows), part_rows=b(part_rows, rows) if self.controlled else 0,
             template_rows=b(part_rows, rows) if self.controlled else 0,

@@ -131,6 +131,38 @@ def test_dam_break_collapses_inside_the_box():
     assert record[-1][1][0] > com0[0] + 0.05
 
 
+def test_kernels_compiled_for_the_scene_s_kinds_only_give_the_same_state():
+    """A water scene's kernels carry only the liquid's code (``MaterialTable.kinds``): the same
+    splash with an unused elastic material beside the water (so the elastic code and the SVD
+    are compiled in) ends in the same state, bit for bit; and the water-only table refuses an
+    elastic row."""
+    def splash(extra):
+        scene = make_scene(2, name="kinds")
+        scene.add_material("water", Fluid(density=1000.0, bulk_modulus=2e4, viscosity=1e-3))
+        if extra:
+            scene.add_material("rubber", Elastic(density=1000.0, youngs_modulus=1e5, poisson_ratio=0.3))
+        scene.add_body("block", Box(centre=(0.35, 0.3), half_size=(0.15, 0.2)), "water", velocity=(1.0, 0.0))
+        sim = Simulation(scene)
+        start = sim.particles()["x"]
+        for _ in range(3):
+            sim.step_frame()
+        return sim, start
+
+    (only, x0), (both, _) = splash(False), splash(True)
+    assert only.materials.kinds == {Fluid.kind} and both.materials.kinds == {Fluid.kind, Elastic.kind}
+    a, b = only.particles(), both.particles()
+    assert only.t == both.t > 0.0
+    for key in ("x", "v"):
+        np.testing.assert_array_equal(a[key], b[key])
+    for key in ("F", "C", "tau"):
+        n = only.n_particles
+        np.testing.assert_array_equal(getattr(only.particles_fields, key).to_numpy()[:n],
+                                      getattr(both.particles_fields, key).to_numpy()[:n])
+    assert np.abs(a["x"] - x0).max() > 0.01  # the water moved
+    with pytest.raises(ValueError, match="not among the kinds"):
+        only.materials.upload([Elastic().row(293.15)])
+
+
 # --- plasticity -----------------------------------------------------------------------------
 def test_plastic_block_keeps_its_squash_and_elastic_block_recovers():
     """Both blocks start with the same volume-preserving squeeze (stretch x, squash y) in zero
