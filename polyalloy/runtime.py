@@ -62,8 +62,9 @@ def init(arch: str = "auto", seed: int = 0, deterministic: bool = False,
     CPU with one thread, so that float atomics add in a fixed order (bit-identical runs).
     precision: ``f32`` or ``f64`` for every real field. Calling again with the same
     settings is a no-op; with different settings it is an error (fields would be lost).
-    fast_compile: switch off Taichi's advanced IR optimisation, so that kernels compile 3-4x
-    faster and run 1.3-1.5x slower (measured on the 3D polyalloy substep): the trade a test
+    fast_compile: switch off Taichi's advanced IR optimisation, so that the 3D polyalloy substep
+    compiles ~1.7x faster (31 s against ~50-55 s cold; a water scene's no faster, since the kernels
+    carry only its kinds' code and the CFG pass is off anyway) and runs 1.3-1.5x slower: the trade a test
     suite or a kernel being edited wants, not a render or the benchmark. None: from the
     environment variable ``POLYALLOY_FAST_COMPILE`` (1 turns it on), off by default.
     """
