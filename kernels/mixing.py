@@ -36,16 +36,7 @@ import taichi as ti
 from polyalloy.kernels.fields import while_running
 from polyalloy.kernels.heat import liquid_fraction
 from polyalloy.kernels.kinds import FLUID
-from polyalloy.kernels.mpm import quadratic_weights, stencil_base
-
-
-@ti.func
-def node_weight(grid: ti.template(), w, offset: ti.template()):
-    """The quadratic B-spline weight of stencil node ``offset`` (static) from the per-axis ``w``."""
-    weight = 1.0
-    for d in ti.static(range(grid.dim)):
-        weight *= w[offset[d]][d]
-    return weight
+from polyalloy.kernels.mpm import quadratic_weights, stencil_base, stencil_node, stencil_rest
 
 
 @ti.func
@@ -71,8 +62,8 @@ def scatter(parts: ti.template(), grid: ti.template(), mats: ti.template(), knob
             m = parts.mass[p]
             mc = m * parts.comp[p]
             md = m * mats.mixing[parts.material[p]]
-            for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * grid.dim)))):
-                weight = node_weight(grid, w, offset)
+            for rest in ti.static(stencil_rest(grid.dim, 0)):  # short: all unrolled (stencil_walk)
+                offset, _, weight = stencil_node(w, fx, grid.spacing[None], 0, rest)
                 node = base + offset
                 grid.mix_m[node] += weight * m
                 grid.mix_c[node] += weight * mc
@@ -90,8 +81,8 @@ def gather(parts: ti.template(), grid: ti.template(), mats: ti.template(), knobs
             w = quadratic_weights(fx)
             c = parts.comp[p]
             dc = 0.0
-            for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * grid.dim)))):
-                weight = node_weight(grid, w, offset)
+            for rest in ti.static(stencil_rest(grid.dim, 0)):
+                offset, _, weight = stencil_node(w, fx, grid.spacing[None], 0, rest)
                 node = base + offset
                 m = grid.mix_m[node]
                 if m > 0.0:

@@ -23,6 +23,44 @@ def quadratic_weights(fx):
     return [0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1.0) ** 2, 0.5 * (fx - 0.5) ** 2]
 
 
+def stencil_walk(dim: int, heavy: bool) -> int:
+    """How many axes of the 3^dim stencil a kernel walks in a run-time loop (the others are
+    unrolled with ``ti.static``): 1 for a 3D kernel with a long body (``heavy``: P2G with the heat
+    and controller fields, G2P with the polyalloy model), else 0.
+
+    Why: LLVM's compile time grows faster than the code. Fully unrolled (27 copies of the body)
+    the 3D polyalloy P2G and G2P took 22-23 s and 14-16 s to compile on this project's 2-core CPU;
+    with one axis at run time (9 copies) 3-4 s and 8-9 s. Run time, measured in one process
+    substep by substep against the unrolled kernels: P2G 3-5% slower, G2P 13-23% faster (less
+    code to fetch), the substep no slower. A short body (the fluid's, any 2D kernel) compiles in
+    seconds and stays unrolled. The nodes come in the same order either way, but the loop changes
+    LLVM's float contractions: results differ in the last bits (docs/benchmark.md, "Compile time")."""
+    return 1 if dim == 3 and heavy else 0
+
+
+def stencil_rest(dim: int, walk: int):
+    """The unrolled part of the stencil (for ``ti.static``): the offsets along its last dim -
+    ``walk`` axes. Inside ``for i in range(3 ** walk)``, ``stencil_node`` makes the node."""
+    return ti.grouped(ti.ndrange(*((3,) * (dim - walk))))
+
+
+@ti.func
+def stencil_node(w, fx, spacing, i, rest: ti.template()):
+    """The stencil node at run-time index ``i`` along the walked axis (if any) and unrolled
+    offsets ``rest``: its offset from the base, its position relative to the particle (m) and its
+    weight, from the per-axis weights ``w`` (``quadratic_weights``; the walked axis's picked with
+    selects, which keep them in registers)."""
+    walk = ti.static(fx.n - rest.n)
+    offset = ti.Vector([i] * walk + [rest[d] for d in ti.static(range(rest.n))])
+    weight = 1.0
+    for d in ti.static(range(fx.n)):
+        if ti.static(d < walk):
+            weight *= ti.select(i == 0, w[0][d], ti.select(i == 1, w[1][d], w[2][d]))
+        else:
+            weight *= w[rest[d - walk]][d]
+    return offset, (offset - fx) * spacing, weight
+
+
 @ti.func
 def stencil_base(grid: ti.template(), x):
     """Lower corner of the 3^dim stencil of position ``x`` and the offset within it, in cells."""
@@ -130,25 +168,24 @@ def p2g(parts: ti.template(), grid: ti.template(), mats: ti.template(), ctrl: ti
                         home, home_v = posed_home(parts, ctrl, knobs, p, t)
                         g_err = g_mass * (home - parts.x[p])
                         g_vel = g_mass * home_v
-            for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * grid.dim)))):
-                dpos = (offset - fx) * grid.spacing[None]
-                weight = 1.0
-                for d in ti.static(range(grid.dim)):
-                    weight *= w[offset[d]][d]
-                node = base + offset
-                grid.v[node] += weight * (momentum + affine @ dpos)
-                grid.m[node] += weight * mass
-                if ti.static(grid.thermal):
-                    grid.hc[node] += weight * mc
-                    grid.T[node] += weight * mc * T
-                    grid.k[node] += weight * vol * mats.conductivity[mat]
-                    grid.phi[node] += weight * vol
-                    grid.frozen[node] += weight * frozen
-                if ti.static(grid.control):
-                    if g_mass > 0.0:
-                        grid.ctrl_m[node] += weight * g_mass
-                        grid.ctrl_e[node] += weight * g_err
-                        grid.ctrl_v[node] += weight * g_vel
+            walk = ti.static(stencil_walk(grid.dim, grid.thermal or grid.control))
+            for i in range(3 ** walk):  # the stencil, partly unrolled (stencil_walk)
+                for rest in ti.static(stencil_rest(grid.dim, walk)):
+                    offset, dpos, weight = stencil_node(w, fx, grid.spacing[None], i, rest)
+                    node = base + offset
+                    grid.v[node] += weight * (momentum + affine @ dpos)
+                    grid.m[node] += weight * mass
+                    if ti.static(grid.thermal):
+                        grid.hc[node] += weight * mc
+                        grid.T[node] += weight * mc * T
+                        grid.k[node] += weight * vol * mats.conductivity[mat]
+                        grid.phi[node] += weight * vol
+                        grid.frozen[node] += weight * frozen
+                    if ti.static(grid.control):
+                        if g_mass > 0.0:
+                            grid.ctrl_m[node] += weight * g_mass
+                            grid.ctrl_e[node] += weight * g_err
+                            grid.ctrl_v[node] += weight * g_vel
 
 
 @ti.func
@@ -284,20 +321,19 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
             dT = 0.0
             c_err = ti.Vector.zero(float, grid.dim)
             c_mass = 0.0
-            for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * grid.dim)))):
-                dpos = (offset - fx) * grid.spacing[None]
-                weight = 1.0
-                for d in ti.static(range(grid.dim)):
-                    weight *= w[offset[d]][d]
-                g_v = grid.v[base + offset]
-                if ti.static(grid.control):
-                    c_err += weight * grid.ctrl_e[base + offset]
-                    c_mass += weight * grid.ctrl_m[base + offset]
-                new_v += weight * g_v
-                new_C += (4.0 * grid.inv_spacing[None] ** 2 * weight) * g_v.outer_product(dpos)
-                if ti.static(grid.thermal):
+            walk = ti.static(stencil_walk(grid.dim, mats.has(POLYALLOY)))
+            for i in range(3 ** walk):  # the stencil, partly unrolled (stencil_walk)
+                for rest in ti.static(stencil_rest(grid.dim, walk)):
+                    offset, dpos, weight = stencil_node(w, fx, grid.spacing[None], i, rest)
                     node = base + offset
-                    dT += weight * (grid.dT[node] + grid.relax[node] * (grid.T[node] - parts.T[p]))
+                    g_v = grid.v[node]
+                    if ti.static(grid.control):
+                        c_err += weight * grid.ctrl_e[node]
+                        c_mass += weight * grid.ctrl_m[node]
+                    new_v += weight * g_v
+                    new_C += (4.0 * grid.inv_spacing[None] ** 2 * weight) * g_v.outer_product(dpos)
+                    if ti.static(grid.thermal):
+                        dT += weight * (grid.dT[node] + grid.relax[node] * (grid.T[node] - parts.T[p]))
             x = parts.x[p] + dt * new_v
             g = 0.0  # the controller's grip on this particle
             if ti.static(grid.control):

@@ -1,0 +1,81 @@
+"""Time this tree's MLS-MPM kernels against another version of ``kernels/mpm.py``, substep by
+substep in one process on the same fields, so that the machine's drift (this project's shared
+2-core machines move by 20% from minute to minute) falls on both alike:
+
+    git show REV:kernels/mpm.py > /tmp/mpm_old.py
+    python tools/kernel_ab.py /tmp/mpm_old.py polyalloy_block [--n-grid 64] [--pairs 60]
+
+It builds a ``polyalloy bench`` workload, then runs ``2 x pairs`` substeps, the even ones with
+this tree's ``mpm`` kernels and the odd ones with the other file's (loaded as a module of its own;
+it imports the rest of the kernels from this tree), each launch bracketed by ``ti.sync()``.
+Prints one JSON line: per kernel (``p2g``, ``g2p``), the median ms of each and the median and
+quartiles of other / this over the pairs (above 1: the other file is slower). The state moves on
+through both, so both time the same physics a substep apart."""
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+ap.add_argument("other", help="another version of kernels/mpm.py")
+ap.add_argument("workload")
+ap.add_argument("--n-grid", type=int, default=64, help="grid cells per metre (the bench's size: 64)")
+ap.add_argument("--pairs", type=int, default=60)
+args = ap.parse_args()
+os.environ.setdefault("TI_OFFLINE_CACHE_FILE_PATH", os.path.join(tempfile.gettempdir(), "polyalloy-kernel-ab"))
+
+import taichi as ti  # noqa: E402
+from taichi.lang import kernel_impl  # noqa: E402
+
+import polyalloy.simulation as simulation  # noqa: E402
+from polyalloy import bench  # noqa: E402
+
+spec = importlib.util.spec_from_file_location("polyalloy.kernels.mpm_other", args.other)
+other = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(other)
+this = simulation.mpm
+record = None
+launch = kernel_impl.Kernel.__call__
+
+
+def _timed(kernel, *a, **k):
+    if record is None:
+        return launch(kernel, *a, **k)
+    ti.sync()
+    t = time.perf_counter()
+    out = launch(kernel, *a, **k)
+    ti.sync()
+    record.setdefault(kernel.func.__name__, []).append((time.perf_counter() - t) * 1e3)
+    return out
+
+
+kernel_impl.Kernel.__call__ = _timed
+bench._start_runtime("cpu")
+works = {w.name: w for w in bench.WORKLOADS}
+if args.workload not in works:
+    sys.exit(f"error: unknown workload {args.workload!r}; one of {', '.join(works)}")
+case = works[args.workload].build(args.n_grid, bench.BASE_DT / args.n_grid)
+simulation.mpm = other
+for _ in range(3):  # compile the other file's kernels
+    case.step()
+times = {"this": {}, "other": {}}
+for k in range(2 * args.pairs):
+    which = "this" if k % 2 == 0 else "other"
+    simulation.mpm = this if which == "this" else other
+    record = {}
+    case.step()
+    for name, ms in record.items():
+        times[which].setdefault(name, []).append(sum(ms))
+    record = None
+simulation.mpm = this
+out = {"workload": args.workload, "pairs": args.pairs}
+for name in ("p2g", "g2p"):
+    a, b = times["this"][name], times["other"][name]
+    q = statistics.quantiles([y / x for x, y in zip(a, b)], n=4)
+    out[name] = dict(this_ms=round(statistics.median(a), 3), other_ms=round(statistics.median(b), 3),
+                     other_over_this=round(q[1], 3), quartiles=[round(q[0], 3), round(q[2], 3)])
+print(json.dumps(out))
