@@ -55,7 +55,7 @@ def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
                    help="CPU, one thread: bit-identical results across runs (slower)")
     p.add_argument("--precision", default="f32", choices=("f32", "f64"), help="float precision (default: f32)")
     p.add_argument("--fast-compile", action="store_true", default=None,
-                   help="compile polyalloy kernels ~1.7x faster (water ones no faster), run them 1.3-1.5x "
+                   help="compile polyalloy kernels ~1.5x faster (water ones no faster), run them 1.3-1.5x "
                         "slower (Taichi's advanced optimisation off; also POLYALLOY_FAST_COMPILE=1)")
 
 

@@ -63,8 +63,9 @@ def init(arch: str = "auto", seed: int = 0, deterministic: bool = False,
     precision: ``f32`` or ``f64`` for every real field. Calling again with the same
     settings is a no-op; with different settings it is an error (fields would be lost).
     fast_compile: switch off Taichi's advanced IR optimisation, so that the 3D polyalloy substep
-    compiles ~1.7x faster (31 s against ~50-55 s cold; a water scene's no faster, since the kernels
-    carry only its kinds' code and the CFG pass is off anyway) and runs 1.3-1.5x slower: the trade a test
+    compiles ~1.5x faster (9.7 s against 12.5 s cold for ``polyalloy_block``, 8.0 against 13.3 s for
+    ``bars_walk``; a water scene's no faster, since the kernels carry only its kinds' code and the
+    CFG pass is off anyway) and runs 1.3-1.5x slower: the trade a test
     suite or a kernel being edited wants, not a render or the benchmark. None: from the
     environment variable ``POLYALLOY_FAST_COMPILE`` (1 turns it on), off by default.
     """

@@ -22,7 +22,7 @@ from polyalloy.validate import centre_of_mass  # noqa: F401  (tests import it fr
 DX = validate.SMALL_DX  # m; coarse enough that a 3D test compiles and runs in seconds
 
 
-# Polyalloy kernels compile ~1.7x faster with Taichi's advanced optimisation off (water ones no
+# Polyalloy kernels compile ~1.5x faster with Taichi's advanced optimisation off (water ones no
 # faster) and run 1.3-1.5x slower: at the suite's sizes compiling is most of the time, so the suite
 # (and the CLI runs it starts, which inherit the variable) takes the trade (measured against the
 # optimised build: docs/tests.md, the two about even since the kernels carry only their kinds). POLYALLOY_FAST_COMPILE=0 runs it on the optimised build;

@@ -164,6 +164,49 @@ def test_kernels_compiled_for_the_scene_s_kinds_only_give_the_same_state():
 
 
 # --- plasticity -----------------------------------------------------------------------------
+def test_a_walked_stencil_gives_the_unrolled_nodes_and_weights():
+    """``mpm.stencil_node`` with one axis in a run-time loop (the long 3D P2G and G2P,
+    ``stencil_walk``) yields the unrolled stencil's 27 nodes, in the same order, with the same
+    offsets, positions and weights (to f32 rounding: the loop changes LLVM's contractions), and
+    the weights sum to 1 (the B-spline's partition of unity) at random particle offsets."""
+    import taichi as ti
+
+    from polyalloy.kernels import mpm
+
+    n = 64
+    fx_in = ti.Vector.field(3, float, n)
+    out = {walk: (ti.Vector.field(3, ti.i32, (n, 27)), ti.Vector.field(3, float, (n, 27)), ti.field(float, (n, 27)))
+           for walk in (0, 1)}
+
+    @ti.kernel
+    def nodes(fx_in: ti.template(), offs: ti.template(), dposs: ti.template(), weights: ti.template(),
+              walk: ti.template()):
+        for p in range(n):
+            fx = fx_in[p]
+            w = mpm.quadratic_weights(fx)
+            k = 0
+            for i in range(3 ** walk):
+                for rest in ti.static(mpm.stencil_rest(3, walk)):
+                    offset, dpos, weight = mpm.stencil_node(w, fx, 0.5, i, rest)
+                    offs[p, k], dposs[p, k], weights[p, k] = offset, dpos, weight
+                    k += 1
+
+    fx = np.random.default_rng(3).uniform(0.5, 1.5, (n, 3)).astype(np.float32)
+    fx_in.from_numpy(fx)
+    got = {}
+    for walk, (offs, dposs, weights) in out.items():
+        nodes(fx_in, offs, dposs, weights, walk)
+        got[walk] = offs.to_numpy(), dposs.to_numpy(), weights.to_numpy()
+    assert mpm.stencil_walk(3, True) == 1 and mpm.stencil_walk(3, False) == 0 and mpm.stencil_walk(2, True) == 0
+    order = np.array(list(np.ndindex(3, 3, 3)))
+    for walk in (0, 1):
+        offs, dposs, weights = got[walk]
+        assert (offs == order[None]).all()
+        np.testing.assert_allclose(dposs, 0.5 * (order[None] - fx[:, None]), atol=1e-6)
+        np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(got[1][2], got[0][2], rtol=1e-6, atol=1e-7)
+
+
 def test_plastic_block_keeps_its_squash_and_elastic_block_recovers():
     """Both blocks start with the same volume-preserving squeeze (stretch x, squash y) in zero
     gravity, away from every wall; only the elastic one springs back to square."""
