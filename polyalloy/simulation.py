@@ -205,7 +205,10 @@ class Simulation:
             earlier_rows=b(earlier, rows) if self.controlled else 0)
 
     def __del__(self):
-        self.close()
+        try:
+            self.close()
+        except Exception:  # at interpreter exit this module's globals may be gone already
+            pass
 
     def __enter__(self):
         return self
