@@ -9,7 +9,8 @@ It builds a ``polyalloy bench`` workload, then runs ``2 x pairs`` substeps, the 
 this tree's ``mpm`` kernels and the odd ones with the other file's (loaded as a module of its own;
 it imports the rest of the kernels from this tree), each launch bracketed by ``ti.sync()``.
 Prints one JSON line: per kernel (``p2g``, ``g2p``), the median ms of each and the median and
-quartiles of other / this over the pairs (above 1: the other file is slower). The state moves on
+quartiles of this / other over the pairs (above 1: this tree's kernel is slower; with the old file
+as ``other``, new / old). The state moves on
 through both, so both time the same physics a substep apart."""
 import argparse
 import importlib.util
@@ -75,7 +76,7 @@ simulation.mpm = this
 out = {"workload": args.workload, "pairs": args.pairs}
 for name in ("p2g", "g2p"):
     a, b = times["this"][name], times["other"][name]
-    q = statistics.quantiles([y / x for x, y in zip(a, b)], n=4)
+    q = statistics.quantiles([x / y for x, y in zip(a, b)], n=4)
     out[name] = dict(this_ms=round(statistics.median(a), 3), other_ms=round(statistics.median(b), 3),
-                     other_over_this=round(q[1], 3), quartiles=[round(q[0], 3), round(q[2], 3)])
+                     this_over_other=round(q[1], 3), quartiles=[round(q[0], 3), round(q[2], 3)])
 print(json.dumps(out))
