@@ -7,7 +7,8 @@ substep in one process on the same fields, so that the machine's drift (this pro
 
 It builds a ``polyalloy bench`` workload, then runs ``2 x pairs`` substeps, the even ones with
 this tree's ``mpm`` kernels and the odd ones with the other file's (loaded as a module of its own;
-it imports the rest of the kernels from this tree), each launch bracketed by ``ti.sync()``.
+it imports the rest of the kernels from this tree), each launch timed as ``polyalloy bench``'s
+kernel breakdown times it (``bench._TimedKernels``: bracketed by ``ti.sync()``).
 Prints one JSON line: per kernel (``p2g``, ``g2p``), the median ms of each and the median and
 quartiles of this / other over the pairs (above 1: this tree's kernel is slower; with the old file
 as ``other``, new / old). The state moves on
@@ -19,7 +20,7 @@ import os
 import statistics
 import sys
 import tempfile
-import time
+from collections import defaultdict
 
 ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 ap.add_argument("other", help="another version of kernels/mpm.py")
@@ -29,9 +30,6 @@ ap.add_argument("--pairs", type=int, default=60)
 args = ap.parse_args()
 os.environ.setdefault("TI_OFFLINE_CACHE_FILE_PATH", os.path.join(tempfile.gettempdir(), "polyalloy-kernel-ab"))
 
-import taichi as ti  # noqa: E402
-from taichi.lang import kernel_impl  # noqa: E402
-
 import polyalloy.simulation as simulation  # noqa: E402
 from polyalloy import bench  # noqa: E402
 
@@ -39,22 +37,6 @@ spec = importlib.util.spec_from_file_location("polyalloy.kernels.mpm_other", arg
 other = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(other)
 this = simulation.mpm
-record = None
-launch = kernel_impl.Kernel.__call__
-
-
-def _timed(kernel, *a, **k):
-    if record is None:
-        return launch(kernel, *a, **k)
-    ti.sync()
-    t = time.perf_counter()
-    out = launch(kernel, *a, **k)
-    ti.sync()
-    record.setdefault(kernel.func.__name__, []).append((time.perf_counter() - t) * 1e3)
-    return out
-
-
-kernel_impl.Kernel.__call__ = _timed
 bench._start_runtime("cpu")
 works = {w.name: w for w in bench.WORKLOADS}
 if args.workload not in works:
@@ -64,15 +46,16 @@ simulation.mpm = other
 for _ in range(3):  # compile the other file's kernels
     case.step()
 times = {"this": {}, "other": {}}
-for k in range(2 * args.pairs):
-    which = "this" if k % 2 == 0 else "other"
-    simulation.mpm = this if which == "this" else other
-    record = {}
-    case.step()
-    for name, ms in record.items():
-        times[which].setdefault(name, []).append(sum(ms))
-    record = None
-simulation.mpm = this
+try:
+    for k in range(2 * args.pairs):
+        which = "this" if k % 2 == 0 else "other"
+        totals = defaultdict(float)  # seconds per kernel, each launch bracketed by ti.sync()
+        simulation.mpm = bench._TimedKernels(this if which == "this" else other, totals)
+        case.step()
+        for name, seconds in totals.items():
+            times[which].setdefault(name, []).append(1e3 * seconds)
+finally:
+    simulation.mpm = this
 out = {"workload": args.workload, "pairs": args.pairs}
 for name in ("p2g", "g2p"):
     a, b = times["this"][name], times["other"][name]
