@@ -209,10 +209,18 @@ class MaterialTable:
         if wrong:
             raise ValueError(f"material kinds {wrong} are not among the kinds {sorted(self.kinds)} this table "
                              "was compiled for")
+        import numpy as np
+
+        from polyalloy.kernels import fieldio
+
+        # the whole table in one kernel launch (a python-scope ``f[i] = v`` compiles a kernel per field)
+        values = {key: np.zeros(self.capacity) for key in MATERIAL_KEYS}
+        values["kind"] = np.zeros(self.capacity, np.int32)
         for i, r in enumerate(rows):
-            self.kind[i] = int(r["kind"])
+            values["kind"][i] = int(r["kind"])
             for key in MATERIAL_KEYS:
-                getattr(self, key)[i] = float(r[key])
+                values[key][i] = float(r[key])
+        fieldio.group(self, ("kind",) + MATERIAL_KEYS).write(values)
 
 
 @ti.data_oriented

@@ -97,22 +97,13 @@ class ShapeTable:
             tex_a[i] = r.get("tex_a", (0.0, 0.0, 0.0))
             tex_b[i] = r.get("tex_b", (0.0, 0.0, 0.0))
             tex_period[i] = r.get("tex_period", 1.0)
-        dt = self.params.dtype
-        npdt = np.float64 if dt == ti.f64 else np.float32
-        self.kind.from_numpy(kind)
-        self.params.from_numpy(params.astype(npdt))
-        self.centre.from_numpy(centre.astype(npdt))
-        self.rot.from_numpy(rot.astype(npdt))
-        self.vel.from_numpy(vel.astype(npdt))
-        self.owner.from_numpy(owner)
-        self.surface.from_numpy(surface)
-        self.friction.from_numpy(friction.astype(npdt))
-        self.temperature.from_numpy(temperature.astype(npdt))
-        self.texture.from_numpy(texture)
-        self.tex_a.from_numpy(tex_a.astype(npdt))
-        self.tex_b.from_numpy(tex_b.astype(npdt))
-        self.tex_period.from_numpy(tex_period.astype(npdt))
-        self.count[None] = n
+        from polyalloy.kernels import fieldio
+
+        # one kernel launch for the whole table (fieldio: Taichi's from_numpy compiles one per field)
+        fieldio.group(self).write(dict(
+            kind=kind, params=params, centre=centre, rot=rot, vel=vel, owner=owner, surface=surface,
+            friction=friction, temperature=temperature, texture=texture, tex_a=tex_a, tex_b=tex_b,
+            tex_period=tex_period, count=n))
 
 
 @ti.func

@@ -742,19 +742,25 @@ def _reference_case(n_grid: int, dt: float, dim: int) -> _Case:
     ref = load_reference(n_grid, dt, dim)
     ref.init()
 
-    def check():
-        if not np.isfinite(ref.F_x.to_numpy()).all():
-            raise SimulationError(f"reference_mpm{dim}d blew up during the benchmark; its timing is meaningless")
-
     n = int(ref.n_particles)
     real = 8 if runtime.info().precision == "f64" else 4
     # its fields: x, v (dim), C (dim x dim), J per particle; v (dim), m per node
     field_bytes = real * (n * (2 * dim + dim * dim + 1) + int(ref.n_grid) ** dim * (dim + 1))
-    state = {name: getattr(ref, name) for name in ("F_x", "F_v", "F_C", "F_J")}  # the grid is cleared each substep
+    # its particle state in one launch each way (the grid is cleared each substep)
+    from polyalloy.kernels.fieldio import FieldGroup
+
+    state = FieldGroup({name: getattr(ref, name) for name in ("F_x", "F_v", "F_C", "F_J")})
+
+    def check():
+        if not np.isfinite(state.read()["F_x"]).all():
+            raise SimulationError(f"reference_mpm{dim}d blew up during the benchmark; its timing is meaningless")
+
+    def now():
+        s = state.read()
+        return checksum(s["F_x"], s["F_v"], float(ref.p_mass))
+
     return _warm_up(_Case(ref.substep, n, (int(ref.n_grid),) * dim, dt, check, field_bytes=field_bytes,
-                          save=lambda: {k: f.to_numpy() for k, f in state.items()},
-                          load=lambda saved: [state[k].from_numpy(a) for k, a in saved.items()],
-                          checksum=lambda: checksum(ref.F_x.to_numpy(), ref.F_v.to_numpy(), float(ref.p_mass))))
+                          save=state.read, load=state.write, checksum=now))
 
 
 def load_reference(n_grid: int, dt: float, dim: int = 3) -> types.ModuleType:

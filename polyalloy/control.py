@@ -35,6 +35,7 @@ import numpy as np
 
 from polyalloy.body import _transform_row
 from polyalloy.kernels import control as kc
+from polyalloy.kernels import fieldio
 from polyalloy.kernels.sdf import evaluate_sdf
 
 LEAF = 48  # points per leaf of the recursive bisection, matched exactly
@@ -252,9 +253,7 @@ class Controller:
             h, k, a = self.slots[i]
             idx = self.slot_of[i]
             home[s:e], part[s:e], alt[s:e] = h[idx], k[idx], a[self.cycle[j] % len(a)][idx]
-        pf.part.from_numpy(part)
-        pf.home.from_numpy(home.astype(sim.np_real))
-        pf.home_alt.from_numpy(alt.astype(sim.np_real))
+        fieldio.group(pf, ("part", "home", "home_alt")).write(dict(part=part, home=home, home_alt=alt))
 
     def pose(self, i: int, t: float):
         """Body ``i``'s template pose at time ``t``: its walk's, or riding on its centre of mass
@@ -335,7 +334,7 @@ class Controller:
         kc.grips(pf, sim.materials, sim.knobs, grip)
         home = np.zeros((n, d), sim.np_real)
         kc.homes(pf, self.table, sim.knobs, t, home)
-        x = pf.x.to_numpy()[:n].astype(np.float64)
+        x = sim.particles(retired=True)["x"].astype(np.float64)
         moved = 0
         for i in self.bodies:
             s, e = self.ranges[i]

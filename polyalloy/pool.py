@@ -121,9 +121,10 @@ class Kit:
 
     def zero(self) -> None:
         """Every field to zero (a kit taken back from an earlier simulation starts clean)."""
+        from polyalloy.kernels import fieldio
+
         for c in self.containers():
-            for f in _fields(c):
-                f.fill(0)
+            fieldio.group(c).zero()  # one kernel per container (``fill`` compiles one per field)
 
     def destroy(self) -> None:
         try:

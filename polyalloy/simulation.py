@@ -23,7 +23,7 @@ from polyalloy.kernels import fields as kf
 from polyalloy.events import AIR, ControlChange, Grenade, Gunshot, HeatSource, Retemper
 from polyalloy.kernels import events as kev
 from polyalloy.kernels import control as kc
-from polyalloy.kernels import heat, mixing, mpm
+from polyalloy.kernels import fieldio, heat, mixing, mpm
 from polyalloy.materials import POLYALLOY
 from polyalloy.kernels.sdf import SURFACE_NAMES, evaluate_sdf
 from polyalloy.scene import DEFAULT_COLORS, Scene
@@ -261,26 +261,19 @@ class Simulation:
         vol0 = (sc.dx / sc.particles_per_cell) ** d
         mass = (density[body] * vol0).astype(self.np_real)
         T = np.array([b.temperature for b in self.sources], float)[body]
-        kf.put(p.x, x)
-        kf.put(p.v, v)
-        p.C.from_numpy(np.zeros((cap, d, d), self.np_real))
-        p.F.from_numpy(np.tile(np.eye(d, dtype=self.np_real), (cap, 1, 1)))
-        p.Jp.from_numpy(np.ones(cap, self.np_real))
-        kf.put(p.material, mat_of[body])
-        kf.put(p.body, body)
-        p.vol0.from_numpy(np.full(cap, vol0, self.np_real))
-        kf.put(p.mass, mass)
-        kf.put(p.T, T.astype(self.np_real))
-        p.H.from_numpy(np.zeros(cap, self.np_real))
-        p.phase.from_numpy(np.zeros(cap, np.int32))
-        heat.set_thermal_state(p, self.materials, 0, n)  # H and the phase from T, by the device's curve
-        H = p.H.to_numpy()[:n]
-        p.damage.from_numpy(np.zeros(cap, self.np_real))
-        p.part.from_numpy(np.full(cap, -1, np.int32))
-        kf.put(p.color, self.source_colors()[body].astype(self.np_real))
-        kf.put(p.comp, np.array([m.kind == POLYALLOY for m in material], self.np_real)[body])
         live = int(sum(len(s[0]) for s in samples[:n_bodies]))
-        p.alive.from_numpy((np.arange(cap) < live).astype(np.int32))
+        # every per-particle field at once (one kernel launch; fieldio), the rows past n zero; H and
+        # the phase follow from T by the device's curve just after
+        first = dict(x=x, v=v, C=np.zeros((cap, d, d)), F=np.tile(np.eye(d), (cap, 1, 1)), Jp=np.ones(cap),
+                     material=mat_of[body], body=body, vol0=np.full(cap, vol0), mass=mass, T=T, H=np.zeros(cap),
+                     phase=np.zeros(cap), damage=np.zeros(cap), part=np.full(cap, -1),
+                     color=self.source_colors()[body],
+                     comp=np.array([m.kind == POLYALLOY for m in material], float)[body],
+                     alive=np.arange(cap) < live)
+        group = fieldio.group(p, tuple(first))
+        group.write(first, pad=True)
+        heat.set_thermal_state(p, self.materials, 0, n)  # H and the phase from T, by the device's curve
+        H = fieldio.group(p, PARTICLE_READ).read()["H"][:n].copy()
         p.n[None] = live
         # the pool: (time, first, end, enthalpy, source) per fill, switched on by advance_to
         mh = self.thermal_energy(mass, H, mat_of[body])
@@ -702,9 +695,9 @@ class Simulation:
         ``host/<name>``. New fields and counters are included without listing them anywhere."""
         # copies: a host array (which fills have started) goes on changing after the state is taken
         state = {f"host/{name}": np.array(value, copy=True) for name, value in _host_numbers(self).items()}
-        for cname, container in _containers(self).items():
-            for fname, f in _taichi_fields(container).items():
-                state[f"field/{cname}/{fname}"] = f.to_numpy()
+        for cname, container in _containers(self).items():  # one kernel launch per container
+            for fname, a in fieldio.group(container).read().items():
+                state[f"field/{cname}/{fname}"] = a
         if self.controller is not None:
             state.update({f"control/{k}": v for k, v in self.controller.state().items()})
         return state
@@ -715,19 +708,20 @@ class Simulation:
         host = {f"host/{name}": value for name, value in _host_numbers(self).items()}
         if self.controller is not None:  # the controller's host state: which home each particle holds
             host.update({f"control/{k}": v for k, v in self.controller.state().items()})
-        fields = {f"field/{c}/{n}": f for c, ct in _containers(self).items() for n, f in _taichi_fields(ct).items()}
+        groups = {c: fieldio.group(ct) for c, ct in _containers(self).items()}
+        fields = {f"field/{c}/{n}": (g.shapes[n], g.dtypes[n]) for c, g in groups.items() for n in g.fields}
         extra = sorted(set(state) - set(host) - set(fields))
         if extra:
             raise ConfigError(f"the checkpoint holds {extra[0]!r}, which this simulation does not have")
         for key in sorted(host.keys() | fields.keys()):
-            want = np.asarray(host[key]) if key in host else fields[key].to_numpy()
+            shape, dtype = (np.shape(host[key]), np.asarray(host[key]).dtype) if key in host else fields[key]
             got = state.get(key)
-            if got is None or got.shape != want.shape or got.dtype != want.dtype:
+            if got is None or got.shape != tuple(shape) or got.dtype != dtype:
                 raise ConfigError(f"the checkpoint's {key} does not fit this simulation: "
                                   f"{'missing' if got is None else f'{got.dtype}{list(got.shape)}'}, "
-                                  f"expected {want.dtype}{list(want.shape)}")
-        for key, f in fields.items():
-            f.from_numpy(state[key])
+                                  f"expected {dtype}{list(shape)}")
+        for c, g in groups.items():  # one kernel launch per container
+            g.write({n: state[f"field/{c}/{n}"] for n in g.fields})
         for key, value in host.items():
             a = state[key]
             if key.startswith("host/"):
@@ -745,13 +739,11 @@ class Simulation:
         what mimicry copied), ``part`` (template part, -1 when not controlled), ``comp`` (the
         fraction of its mass that is polyalloy, ``kernels.mixing``). Only live
         particles unless ``retired`` (then ``alive`` tells which)."""
-        n, pf = self.n_particles, self.particles_fields
-        body = pf.body.to_numpy()[:n]
-        out = dict(x=pf.x.to_numpy()[:n], v=pf.v.to_numpy()[:n], material=pf.material.to_numpy()[:n],
-                   body=body, mass=pf.mass.to_numpy()[:n], H=pf.H.to_numpy()[:n], T=pf.T.to_numpy()[:n],
-                   phase=pf.phase.to_numpy()[:n], damage=pf.damage.to_numpy()[:n], color=pf.color.to_numpy()[:n].astype(np.float32),
-                   part=pf.part.to_numpy()[:n], comp=pf.comp.to_numpy()[:n],
-                   alive=pf.alive.to_numpy()[:n].astype(bool))
+        n = self.n_particles
+        read = fieldio.group(self.particles_fields, PARTICLE_READ).read()  # one launch
+        out = {k: read[k][:n] for k in PARTICLE_READ}
+        out["color"] = out["color"].astype(np.float32)
+        out["alive"] = out["alive"].astype(bool)
         if not retired:
             keep = out.pop("alive")
             out = {k: v[keep] for k, v in out.items()}
@@ -767,7 +759,7 @@ class Simulation:
         """Liquid fraction (0 solid .. 1 liquid) of each live particle, by the device's enthalpy curve."""
         out = np.zeros(self.n_particles, self.np_real)
         heat.liquid_fractions(self.particles_fields, self.materials, out)
-        return out[self.particles_fields.alive.to_numpy()[: self.n_particles].astype(bool)]
+        return out[self.particles(retired=True)["alive"]]
 
     def total_mass(self) -> float:
         """Mass of the live particles (kg)."""
@@ -795,6 +787,10 @@ class Simulation:
 
     def active_blocks(self) -> int:
         return int(mpm.active_blocks(self.grid))
+
+
+# the particle fields ``Simulation.particles`` returns
+PARTICLE_READ = ("x", "v", "material", "body", "mass", "H", "T", "phase", "damage", "color", "part", "comp", "alive")
 
 
 def _taichi_fields(container) -> dict:
