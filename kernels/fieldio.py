@@ -75,17 +75,28 @@ def _copy(fields: ti.template(), where: ti.template(), loops: ti.template(), out
                     _move(fields[j], I, (b32, b64, bi)[where[j][0]], where[j][1] + flat * where[j][2], out)
 
 
+@ti.func
+def _zero_at(f: ti.template(), I: ti.template()):
+    """Zero ``f[I]`` by assignment (``ti.zero(x)`` multiplies: a NaN left by a blown-up run stays)."""
+    if ti.static(not isinstance(f, ti.MatrixField)):
+        f[I] = 0
+    elif ti.static(f.ndim == 1):
+        f[I] = ti.Vector.zero(f.dtype, f.n)
+    else:
+        f[I] = ti.Matrix.zero(f.dtype, f.n, f.m)
+
+
 @ti.kernel
 def _zero(fields: ti.template(), loops: ti.template()):
     for g in ti.static(range(len(loops))):
         shape, members = ti.static(loops[g][0], loops[g][1])
         if ti.static(len(shape) == 0):
             for j in ti.static(members):
-                fields[j][None] = ti.zero(fields[j][None])
+                _zero_at(fields[j], None)
         else:
             for I in ti.grouped(ti.ndrange(*shape)):
                 for j in ti.static(members):
-                    fields[j][I] = ti.zero(fields[j][I])
+                    _zero_at(fields[j], I)
 
 
 def _shape(f) -> tuple:
