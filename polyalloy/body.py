@@ -74,17 +74,28 @@ class Walk:
 
     def at(self, t: float, dim: int):
         """Distance walked (m), the ground point reached and the unit direction there."""
-        pts = np.array([_vec(p, dim, "walk path point") for p in self.path], float)
-        pts[:, 1] = 0.0
-        seg = np.diff(pts, axis=0)
-        lengths = np.linalg.norm(seg, axis=1)
-        if np.any(lengths == 0):
-            raise ConfigError("walk path points must be distinct")
-        s = min(max(t - self.start, 0.0) * self.speed, lengths.sum())
-        k = min(int(np.searchsorted(np.cumsum(lengths), s, side="right")), len(seg) - 1)
-        before = lengths[:k].sum()
+        pts, seg, lengths, ends = self._legs(dim)
+        s = min(max(t - self.start, 0.0) * self.speed, ends[-1])
+        k = min(int(np.searchsorted(ends, s, side="right")), len(seg) - 1)
+        before = ends[k - 1] if k else 0.0
         u = seg[k] / lengths[k]
-        return s, pts[k] + u * (s - before), u, s < lengths.sum() and t >= self.start
+        return s, pts[k] + u * (s - before), u, s < ends[-1] and t >= self.start
+
+    def _legs(self, dim: int):
+        """The path's ground points, legs, leg lengths and their running sums, made once per
+        path (the controller asks for the walk's place several times a substep)."""
+        key = (dim, tuple(tuple(np.ravel(p)) for p in self.path))
+        cache = self.__dict__.setdefault("_legs_of", {})
+        if key not in cache:
+            pts = np.array([_vec(p, dim, "walk path point") for p in self.path], float)
+            pts[:, 1] = 0.0
+            seg = np.diff(pts, axis=0)
+            lengths = np.linalg.norm(seg, axis=1)
+            if np.any(lengths == 0):
+                raise ConfigError("walk path points must be distinct")
+            cache.clear()
+            cache[key] = (pts, seg, lengths, np.cumsum(lengths))
+        return cache[key]
 
 
 class Template(Shape):
@@ -171,28 +182,38 @@ class Template(Shape):
                 raise ConfigError(f"unknown joint {name!r}; the template has {', '.join(joints) or 'none'}")
         R0, p0 = self._root(self.rest_pose, dim)
         R1, p1 = self._root(pose, dim)
-        cache = {}
+        # Every joint turns about the rest-origin z axis (2D: in the plane), so a joint chain
+        # x -> M x + c is a turn by the chain's summed angle and a shift in the xy plane: the
+        # chain in scalars (the controller asks for four sets of maps every substep, and 3x3
+        # numpy products per joint cost more than the substep's kernels in 2D), the parts'
+        # products batched.
+        cache = {None: (0.0, 0.0, 0.0)}
 
-        def local(j):  # joint chain in rest-origin coordinates: x -> M x + c
-            if j is None:
-                return np.eye(dim), np.zeros(dim)
+        def local(j):  # -> (angle in radians, c_x, c_y)
             if j not in cache:
                 parent, pivot = joints[j]
-                Mp, cp = local(parent)
-                Rj = rotation_matrix(pose.joints.get(j, 0.0), dim) if dim == 2 else \
-                    rotation_matrix((0.0, 0.0, pose.joints.get(j, 0.0)), 3)
-                q = np.asarray(pivot, float)[:dim]
-                cache[j] = (Mp @ Rj, Mp @ (q - Rj @ q) + cp)
+                th, cx, cy = local(parent)
+                a = math.radians(pose.joints.get(j, 0.0))
+                qx, qy = float(pivot[0]), float(pivot[1])
+                ca, sa = math.cos(a), math.sin(a)
+                dx, dy = qx - (ca * qx - sa * qy), qy - (sa * qx + ca * qy)  # q - R_j q
+                ct, st = math.cos(th), math.sin(th)
+                cache[j] = (th + a, ct * dx - st * dy + cx, st * dx + ct * dy + cy)
             return cache[j]
 
-        A, b = [], []
-        for joint in part_joints:
-            M, c = local(joint)
-            # world_rest -> rest-origin coords -> joint chain -> posed world
-            Ak = R1 @ M @ R0.T
-            A.append(Ak)
-            b.append(R1 @ c + p1 - Ak @ p0)
-        return np.array(A), np.array(b)
+        chain = np.array([local(j) for j in part_joints], float).reshape(-1, 3)
+        k = len(chain)
+        cos, sin = np.cos(chain[:, 0]), np.sin(chain[:, 0])
+        M = np.zeros((k, dim, dim))
+        M[:, 0, 0], M[:, 0, 1], M[:, 1, 0], M[:, 1, 1] = cos, -sin, sin, cos
+        c = np.zeros((k, dim))
+        c[:, :2] = chain[:, 1:]
+        if dim == 3:
+            M[:, 2, 2] = 1.0
+        # world_rest -> rest-origin coords -> joint chain -> posed world
+        A = R1 @ M @ R0.T
+        b = c @ R1.T + p1 - A @ p0
+        return A, b
 
     def posed_rows(self, pose: Pose, dim: int) -> list[dict]:
         """Rows of every primitive in ``pose`` (owner = part index): the posed shape."""

@@ -85,6 +85,51 @@ def test_humanoid_parts_and_pose():
     assert abs(top - 1.8) < 0.02
 
 
+def _chain_by_matrices(man, pose, dim):
+    """Per part (A, b) composed joint by joint with rotation matrices: what ``transforms`` did
+    before it summed the chain's angles in scalars."""
+    from polyalloy.shapes import rotation_matrix
+
+    joints, part_joints = man._joints(), [j for _, j, _ in man._parts(dim)]
+    R0, p0 = man._root(man.rest_pose, dim)
+    R1, p1 = man._root(pose, dim)
+
+    def local(j):
+        if j is None:
+            return np.eye(dim), np.zeros(dim)
+        parent, pivot = joints[j]
+        Mp, cp = local(parent)
+        a = pose.joints.get(j, 0.0)
+        Rj = rotation_matrix(a, 2) if dim == 2 else rotation_matrix((0.0, 0.0, a), 3)
+        q = np.asarray(pivot, float)[:dim]
+        return Mp @ Rj, Mp @ (q - Rj @ q) + cp
+
+    A, b = [], []
+    for j in part_joints:
+        M, c = local(j)
+        A.append(R1 @ M @ R0.T)
+        b.append(R1 @ c + p1 - A[-1] @ p0)
+    return np.array(A), np.array(b)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_posed_maps_equal_the_joint_by_joint_matrix_products(dim):
+    """``transforms`` sums each joint chain's angles in scalars (every joint turns about the rest
+    z axis) and batches the parts: the maps equal the joint-by-joint matrix products to rounding,
+    for random poses of both humanoids, mirrored headings in 2D included."""
+    rng = np.random.default_rng(3)
+    for blades in (False, True):
+        man = Humanoid(position=(1.0, 0.2, 0.5), height=1.7, heading=30.0, blades=blades)
+        for _ in range(10):
+            pose = man.pose_at(0.0, dim)
+            pose.position = tuple(rng.uniform(-1, 1, 3))
+            pose.heading = float(rng.uniform(-180, 180))
+            pose.joints = {j: float(rng.uniform(-120, 120)) for j in man._joints() if rng.random() < 0.7}
+            A, b = man.transforms(pose, dim)
+            A0, b0 = _chain_by_matrices(man, pose, dim)
+            assert A.shape == A0.shape and np.abs(A - A0).max() < 1e-12 and np.abs(b - b0).max() < 1e-12
+
+
 def test_remembered_poses_are_the_computed_ones():
     """``transforms`` remembers its last poses (once a walk ends the controller asks for the same
     one every substep): its answer equals a fresh template's, for a pose met again after others,
