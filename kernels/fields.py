@@ -1,9 +1,13 @@
 """Field layouts: particles (constant data apart from per-substep state), the sparse grid,
 the material table and the runtime knobs.
 
-Every container is ``@ti.data_oriented`` so that kernels take it as one ``ti.template()``
-argument and read its fields as attributes; python-number attributes (``dim``, ``dx``,
-``origin``) are compile-time constants of that simulation.
+Kernels take each container as one ``ti.template()`` argument and read its fields as
+attributes; python-number attributes (``dim``, ``dx``, ``origin``) are compile-time constants of
+that simulation. The containers (and ``sdf.ShapeTable``) are plain classes, not
+``@ti.data_oriented``: they have no kernel methods, and Taichi routes every attribute access of a
+data-oriented object through a Python hook, which doubled a launch's host cost (measured: 46
+against 21 us for a kernel of two container arguments) with ~10 launches of 3-6 containers
+each per substep.
 """
 import taichi as ti
 
@@ -40,7 +44,6 @@ def grid_node_bytes(dim: int, real: int, thermal: bool, control: bool = False) -
     return real * (dim + 1 + 11 * bool(thermal) + (2 * dim + 1) * bool(control))
 
 
-@ti.data_oriented
 class Particles:
     """Up to ``capacity`` particles in ``dim`` dimensions (structure of arrays); ``n[None]`` are live.
 
@@ -91,7 +94,6 @@ class Particles:
 
 
 
-@ti.data_oriented
 class Grid:
     """A block-sparse grid of ``res`` nodes per axis, spacing ``dx`` (m), node 0 at ``origin`` (m).
 
@@ -179,7 +181,6 @@ class Grid:
 
 
 
-@ti.data_oriented
 class MaterialTable:
     """One row per material: ``kind`` (FLUID/ELASTIC/PLASTIC/POLYALLOY of ``kernels.kinds``) and
     the parameters of ``MATERIAL_KEYS`` (SI units, see ``polyalloy.materials``).
@@ -223,7 +224,6 @@ class MaterialTable:
         fieldio.group(self, ("kind",) + MATERIAL_KEYS).write(values)
 
 
-@ti.data_oriented
 class Knobs:
     """Runtime-tweakable values as 0-D fields (changing them never recompiles):
     ``gravity`` (dim, m/s^2). ``max_speed`` and ``bad`` are written by kernels: the largest
@@ -307,7 +307,6 @@ CONTROL_KNOBS = ("ctrl_gain", "ctrl_omega", "ctrl_zeta", "ctrl_hold", "ctrl_max_
                  "glitch_rate", "glitch_spread", "mimic_decay", "volume_relax", "ctrl_fine")
 
 
-@ti.data_oriented
 class ControlTable:
     """Per template part (``parts`` rows): the affine map from rest to posed world coordinates,
     ``A`` (dim x dim) and ``b`` (dim, m), its time derivative ``Ad`` (1/s), ``bd`` (m/s), and the

@@ -30,7 +30,6 @@ def new_field(builder, dtype, shape, n=None, m=None):
     return f
 
 
-@ti.data_oriented
 class ShapeTable:
     """Device table of up to ``capacity`` primitives in ``dim`` dimensions.
 
