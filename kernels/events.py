@@ -63,6 +63,13 @@ def kick(parts: ti.template(), mats: ti.template(), centre: ti.types.ndarray(), 
     return missing
 
 
+@ti.kernel
+def crack(parts: ti.template(), slots: ti.types.ndarray()):
+    """Damage 1 for the particles in ``slots``: a crack through frozen metal (rubble there)."""
+    for k in range(slots.shape[0]):
+        parts.damage[slots[k]] = 1.0
+
+
 @ti.func
 def in_region(regions: ti.template(), owner: ti.i32, x, t) -> ti.i32:
     """Whether ``x`` lies inside any primitive of shape ``owner`` in ``regions`` at time ``t``."""

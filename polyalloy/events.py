@@ -2,6 +2,8 @@
 
 - ``Gunshot``: at ``time`` (s), the particles within ``radius`` (m) of ``point`` share an
   ``impulse`` (N s) along ``direction`` and take ``damage`` (a frozen body cracks there).
+  With ``shatter`` > 0 (m) the shot also shatters the brittle metal it hits: a network of cracks
+  (``crack_network``) cuts the frozen pieces it touches into fragments ``shatter`` m across.
 - ``Grenade``: a radial ``impulse`` (N s, the sum of |m dv|) and ``heat`` (J) shared by
   the particles within ``radius`` of ``point``.
 - ``HeatSource``: from ``start`` to ``end`` (s), ``power`` (W; negative chills) shared by
@@ -50,11 +52,12 @@ class Gunshot:
     impulse: float
     radius: float
     damage: float = 1.0
+    shatter: float = 0.0
 
     def __post_init__(self):
-        _finite("gunshot", self.time, self.point, self.direction, self.impulse, self.radius)
-        if self.radius <= 0 or self.impulse < 0 or not 0 <= self.damage <= 1 or self.time < 0:
-            raise ConfigError("gunshot: needs time >= 0, radius > 0, impulse >= 0 and damage in [0, 1]")
+        _finite("gunshot", self.time, self.point, self.direction, self.impulse, self.radius, self.shatter)
+        if self.radius <= 0 or self.impulse < 0 or not 0 <= self.damage <= 1 or self.time < 0 or self.shatter < 0:
+            raise ConfigError("gunshot: needs time >= 0, radius > 0, impulse >= 0, damage in [0, 1] and shatter >= 0")
         if np.linalg.norm(self.direction) == 0:
             raise ConfigError("gunshot: direction must not be zero")
 
@@ -146,3 +149,27 @@ class Emitter:
         period = volume / self.rate
         count = int(math.floor((self.end - self.start) / period + 1e-9)) + 1
         return [self.start + k * period for k in range(count) if self.start + k * period < self.end]
+
+
+def crack_network(x: np.ndarray, size: float, width: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The cracks of a brittle piece (its particles at ``x``, (n, dim)) that shatters into
+    fragments about ``size`` m across: the faces of the Voronoi cells of random flaws (seeds among
+    the points, none closer than ``size`` to another, drawn from ``rng``), each ``width`` m wide.
+    Returns whether each point lies on a crack (within ``width`` / 2 of the plane halfway between
+    its nearest flaw and one of the next three) and the index of its nearest flaw (its cell)."""
+    from scipy.spatial import cKDTree
+
+    x = np.asarray(x, np.float64)
+    seeds = []
+    for i in rng.permutation(len(x)):  # random sequential adding: flaws no closer than size
+        if not seeds or np.min(np.sum((x[seeds] - x[i]) ** 2, axis=1)) >= size * size:
+            seeds.append(i)
+    if len(seeds) < 2:
+        return np.zeros(len(x), bool), np.zeros(len(x), np.int64)
+    s = x[seeds]
+    k = min(4, len(s))
+    d, j = cKDTree(s).query(x, k=k)
+    gap = np.full(len(x), np.inf)
+    for m in range(1, k):  # the distance to the plane between the nearest flaw and the m-th
+        gap = np.minimum(gap, (d[:, m] ** 2 - d[:, 0] ** 2) / (2.0 * np.linalg.norm(s[j[:, m]] - s[j[:, 0]], axis=1)))
+    return gap < width / 2, j[:, 0]

@@ -228,17 +228,23 @@ def fragment_labels(sim, body: str | None = None, material: str | None = None,
                     distance: float | None = None) -> np.ndarray:
     """The component label of each selected live particle (in ``Simulation.particles`` order,
     restricted to ``body``/``material``), by the linking rule of ``fragments``."""
+    s = _select(sim, material, body)
+    spacing = sim.scene.dx / sim.scene.particles_per_cell
+    return link_labels(s["x"], s["damage"] < 1.0, distance or 1.5 * spacing)
+
+
+def link_labels(x: np.ndarray, intact: np.ndarray, distance: float) -> np.ndarray:
+    """The component label of each point of ``x`` (n, dim): two points are linked when they are
+    within ``distance`` of each other and both are ``intact``; a point that is not intact is a
+    component of its own."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
     from scipy.spatial import cKDTree
 
-    s = _select(sim, material, body)
-    x = s["x"].astype(np.float64)
+    x = np.asarray(x, np.float64)
     if len(x) == 0:
         return np.zeros(0, np.int64)
-    spacing = sim.scene.dx / sim.scene.particles_per_cell
-    pairs = cKDTree(x).query_pairs(distance or 1.5 * spacing, output_type="ndarray")
-    intact = s["damage"] < 1.0
+    pairs = cKDTree(x).query_pairs(distance, output_type="ndarray")
     pairs = pairs[intact[pairs[:, 0]] & intact[pairs[:, 1]]]
     graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(x), len(x)))
     return connected_components(graph, directed=False)[1]

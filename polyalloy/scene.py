@@ -427,9 +427,14 @@ class Scene:
         return self
 
     # --- timeline (polyalloy.events) -----------------------------------------------------
-    def gunshot(self, time: float, point, direction, impulse: float, radius: float, damage: float = 1.0) -> "Scene":
-        """At ``time`` (s): ``impulse`` (N s) along ``direction`` and ``damage`` within ``radius`` (m) of ``point``."""
-        self.events.append(Gunshot(time, point, direction, impulse, radius, damage))
+    def gunshot(self, time: float, point, direction, impulse: float, radius: float, damage: float = 1.0,
+                shatter: float = 0.0) -> "Scene":
+        """At ``time`` (s): ``impulse`` (N s) along ``direction`` and ``damage`` within ``radius`` (m) of ``point``;
+        ``shatter`` > 0 (m): the frozen pieces it hits shatter into fragments that size (``Simulation.shatter``)."""
+        if 0 < shatter < 3 * self.dx / self.particles_per_cell:
+            raise ConfigError(f"gunshot: shatter ({shatter:g} m) must be 0 or at least 3 particle spacings "
+                              f"({3 * self.dx / self.particles_per_cell:g} m)")
+        self.events.append(Gunshot(time, point, direction, impulse, radius, damage, shatter))
         return self
 
     def grenade(self, time: float, point, impulse: float, heat: float, radius: float) -> "Scene":

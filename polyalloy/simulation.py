@@ -20,7 +20,7 @@ import numpy as np
 from polyalloy import pool, preflight, runtime
 from polyalloy.errors import ConfigError, SimulationError
 from polyalloy.kernels import fields as kf
-from polyalloy.events import AIR, ControlChange, Grenade, Gunshot, HeatSource, Retemper
+from polyalloy.events import AIR, ControlChange, Grenade, Gunshot, HeatSource, Retemper, crack_network
 from polyalloy.kernels import events as kev
 from polyalloy.kernels import control as kc
 from polyalloy.kernels import fieldio, heat, mixing, mpm
@@ -630,11 +630,48 @@ class Simulation:
             direction = np.asarray(e.direction, float)[: self.dim]
             dv = (direction / np.linalg.norm(direction) * e.impulse / m).astype(self.np_real)
             kev.kick(pf, self.materials, centre, e.radius, dv, 0.0, e.damage, 0.0)
+            if e.shatter > 0:
+                self.shatter(centre, e.radius, e.shatter)
         else:
             missing = kev.kick(pf, self.materials, centre, e.radius, np.zeros(self.dim, self.np_real), e.impulse / m, 0.0, e.heat / m)
             self.book_event_heat(e.heat, missing, f"the grenade's {e.heat:g} J")
         self.knobs.max_speed[None] = max(float(self.knobs.max_speed[None]), e.impulse / m)
         return m
+
+    def shatter(self, centre, radius: float, size: float) -> int:
+        """Shatter the brittle pieces a blow at ``centre`` hits: every piece of frozen, intact
+        polyalloy (linked as ``metrics.fragments`` links) with a particle within ``radius`` (m) of
+        ``centre`` is cut by a network of cracks into fragments about ``size`` m across
+        (``events.crack_network``; the flaws are drawn from the scene's seed and the time, so a
+        rerun cracks alike). The cracks are 1.5 particle spacings wide, the distance at which two
+        particles touch, and their particles are fully damaged: rubble, which carries no tension,
+        so the fragments part where the blow and their fall pull them apart.
+
+        Why a network and not the stress wave alone: a blow on a compact frozen block grinds
+        into grains every particle its wave strains past the fracture strain and splits nothing
+        (measured; docs/freeze.md), since MPM's one velocity per grid node is smooth over a
+        stencil and cannot open a crack between two particles; a brittle solid hit hard breaks
+        along cracks that run from its flaws at about the speed of sound, far faster than the
+        grid resolves (dynamic fragmentation). Returns how many particles cracked."""
+        from polyalloy import metrics
+
+        s = self.particles(retired=True)
+        kinds = np.array([self.scene.materials[n].kind for n in self.material_names])
+        brittle = s["alive"] & (kinds[s["material"]] == POLYALLOY) & (s["phase"] == heat.FROZEN) & (s["damage"] < 1.0)
+        slots = np.flatnonzero(brittle)
+        x = s["x"][slots].astype(np.float64)
+        spacing = self.scene.dx / self.scene.particles_per_cell
+        labels = metrics.link_labels(x, np.ones(len(x), bool), 1.5 * spacing)
+        hit = np.unique(labels[np.linalg.norm(x - np.asarray(centre, np.float64), axis=1) <= radius])
+        rng = np.random.default_rng([int(self.scene.seed), int(round(self.t * 1e6))])
+        cracked = []
+        for piece in hit:
+            members = np.flatnonzero(labels == piece)
+            cracked.append(slots[members[crack_network(x[members], size, 1.5 * spacing, rng)[0]]])
+        cracked = np.concatenate(cracked) if cracked else np.zeros(0, np.int64)
+        if len(cracked):
+            kev.crack(self.particles_fields, np.ascontiguousarray(cracked, np.int32))
+        return len(cracked)
 
     def book_event_heat(self, asked: float, missing: float, what: str) -> None:
         """Book ``asked`` J of event heat in the energy budget, less the ``missing`` J of a chill

@@ -22,7 +22,11 @@ options; ``T_*`` below):
    line bursts over him (a second pour, ``drench``, falling from above the line): the drench and
    the vapour freeze the rest of him and he falls.
 6. A gunshot at ``T_SHOT`` shatters the frozen body into many pieces, which come to rest on the
-   cold plate (those that slid past its end, toward the crucible, on the floor).
+   cold plate (those that slid past its end, toward the crucible, on the floor). The shot hits
+   the frozen torso and its cracks run through every frozen piece it touches: a network of
+   cracks around random flaws cuts it into fragments ``shatter`` m across (``SHATTER``, 15 cm;
+   ``Simulation.shatter``), and the blow throws the fragments apart. ``shatter=0`` leaves the
+   blow alone, which grinds the compact 3D torso into grains instead (below).
 7. The line runs empty (adiabatic at ``T_EMPTY``) and a crucible tips:
    molten steel (1800 K) overflows onto the floor next to the plate. Heat path of the thaw: the
    steel runs under the plate's edge and heats the plate (contact through the floor): from
@@ -35,7 +39,8 @@ options; ``T_*`` below):
 8. The thawed pieces are gripped again: they crawl together, coalesce into one blob and the blob
    rises into the man (the controller's healing and reform), standing at the end of his walk.
 
-Options: ``dim`` (2: a side view, no tanker; 3), ``speed`` (m/s), ``steel_heat`` (1 on, 0 off).
+Options: ``dim`` (2: a side view, no tanker; 3), ``speed`` (m/s), ``steel_heat`` (1 on, 0 off),
+``shatter`` (m: the shot's fragment size; 0: no crack network).
 The claims (``claims``) check each step with numbers and report the time each was met.
 
 The 3D preview (``dim=3``, ``quality="preview"``) is sized to run ``polyalloy check freeze`` in
@@ -63,17 +68,13 @@ choices, each 3D only (2D keeps its values; film keeps its dx and flood, and sha
   state at dx = 5 cm (pieces of >= 8 particles 1 s on; before the shot there are 8): the 2D kind of shot
   (200 N s over 0.15 m, damage 1) 8; 125-600 N s over 0.15-0.25 m, no damage, 8; 800 N s over
   0.15 m at damage 0.5 or 0, 10; 800 N s over 0.05 or 0.08 m with no damage of its own (the
-  fracture does it) 11, the most, at rest by 6 s: 0.08 m is ``SHOT_3D``. At dx = 4 cm the same
-  shot made 17 (15 asked), at rest at 6 s (0.013 m/s), while the line burst at 2.1 s; since it
-  bursts after the arm comes off at the line, the body falls differently and the shot makes
-  13-14: ``shattered`` fails in 3D (measured: docs/freeze.md). Why no shot does better: at
-  5 s the torso is one compact frozen block of ~4,700 particles glued to the 77 K plate, and a
-  shot grinds into grains all the metal its stress wave strains past the fracture strain (about
-  where the wave's particle speed exceeds ~1-1.5 m/s), so a heavier or wider shot grinds more
-  and splits nothing; lighter ones only dent it. Pieces come from thin members (limbs) snapping:
-  shots aimed at the limb pieces lying on the plate split them (14-15 pieces from the same state),
-  but where the limbs lie differs by 5-20 cm between runs, so such aim does not carry to the next
-  run. Measured, with every shot tried, in docs/freeze.md.
+  fracture does it) 11, the most, at rest by 6 s: 0.08 m is ``SHOT_3D``. Without the crack
+  network (``shatter=0``) the shot alone makes 12-14 pieces of >= 8 particles at dx = 4 cm (15
+  asked): at 5 s the torso is one compact frozen block of ~4,700 particles glued to the 77 K
+  plate, and a shot grinds into grains all the metal its stress wave strains past the fracture
+  strain (about where the wave's particle speed exceeds ~1-1.5 m/s), so a heavier or wider shot
+  grinds more and splits nothing; lighter ones only dent it (every shot tried: docs/freeze.md).
+  With the network (15 cm) the torso breaks into fragments: 22 pieces in the 3D check, 25 in 2D.
 * The line bursts at ``T_DRENCH_3D`` = 3.3 s (2D: ``T_DRENCH`` = 3.0 s): the 3D arm comes off
   the line at 2.96-3.00 s, which left ``arm_off`` (its window ends when the line bursts) no
   margin at 3.0 s. Measured from a state saved at 3.0 s: the later drench leaves the fall and
@@ -116,6 +117,7 @@ SHOT = (2.7, 0.35, 800.0, 0.15)
 # 3D: x, y (m), impulse (N s), radius (m), damage; aimed where the frozen body lies at 5 s in 3D
 # (x 2.5-3.2 m: the 2D aim, x 2.35 m, hits its head and shins only), a small fast core (see the docstring)
 SHOT_3D = (2.85, 0.3, 800.0, 0.08, 0.0)
+SHATTER = 0.15  # m: the size of the fragments the shot's cracks cut the frozen body into (Simulation.shatter)
 FLOOD = (1.85, 0.45, 0.55, 0.06, -1.5)  # 2D flood emitter: centre x, y, half sizes x, y (m), falling speed (m/s)
 DRENCH = (-0.1, 0.2, 0.15, 0.04, -1.2, 0.6)  # from the line: dx, dy, half sizes x, y (m), falling speed (m/s), duration (s)
 SHOT_DAMAGE = 0.5  # 2D: the shot's damage where it hits (1: the hit metal turns to loose grains)
@@ -173,11 +175,14 @@ def _raised(shape, pivot):
     return dataclasses.replace(shape, centre=_raise(shape.centre, pivot))
 
 
-def build(quality: str = "preview", dim: int = 3, speed: float = 0.6, steel_heat: int = 1) -> Scene:
+def build(quality: str = "preview", dim: int = 3, speed: float = 0.6, steel_heat: int = 1,
+          shatter: float = SHATTER) -> Scene:
     if dim not in (2, 3):
         raise ConfigError(f"freeze: dim must be 2 or 3, got {dim}")
     if not 0.3 <= speed <= 1.5:
         raise ConfigError(f"freeze: speed must be in [0.3, 1.5] m/s, got {speed}")
+    if not 0.0 <= shatter <= 1.0:
+        raise ConfigError(f"freeze: shatter must be 0 (no crack network) or a fragment size in (0, 1] m, got {shatter}")
     if steel_heat not in (0, 1):
         raise ConfigError(f"freeze: steel_heat must be 1 (the steel heats the plate) or 0, got {steel_heat}")
     dx = {(2, "preview"): 0.025, (2, "film"): 0.0125, (3, "preview"): 0.04, (3, "film"): 0.02}[dim, quality]
@@ -234,7 +239,7 @@ def build(quality: str = "preview", dim: int = 3, speed: float = 0.6, steel_heat
     # the shot: from above into the frozen body lying on the plate
     sx, sy, impulse, radius, damage = (*SHOT, SHOT_DAMAGE) if dim == 2 else SHOT_3D
     scene.gunshot(T_SHOT, point=(sx, sy, zc), direction=(0.3, -1.0, 0.0), impulse=impulse, radius=radius,
-                  damage=damage)
+                  damage=damage, shatter=shatter)
     return scene
 
 

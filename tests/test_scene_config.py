@@ -121,6 +121,12 @@ def test_scene_and_collider_arguments_are_validated():
         s.add_collider("floor", Plane(), friction=-1.0)
     with pytest.raises(ConfigError, match="unknown material 'lava'"):
         s.add_body("blob", Sphere(radius=0.1), "lava")
+    with pytest.raises(ConfigError, match="shatter >= 0"):
+        s.gunshot(1.0, (0.5, 0.5, 0.5), (1, 0, 0), impulse=1.0, radius=0.1, shatter=-0.1)
+    spacing = s.dx / s.particles_per_cell
+    with pytest.raises(ConfigError, match="at least 3 particle spacings"):  # a crack network finer than the particles
+        s.gunshot(1.0, (0.5, 0.5, 0.5), (1, 0, 0), impulse=1.0, radius=0.1, shatter=2 * spacing)
+    s.gunshot(1.0, (0.5, 0.5, 0.5), (1, 0, 0), impulse=1.0, radius=0.1, shatter=3 * spacing)
 
 
 def test_shipped_scenes_accept_their_overrides():
