@@ -25,8 +25,9 @@ options; ``T_*`` below):
    cold plate (those that slid past its end, toward the crucible, on the floor). The shot hits
    the frozen torso and its cracks run through every frozen piece it touches: a network of
    cracks around random flaws cuts it into fragments ``shatter`` m across (``SHATTER``, 15 cm;
-   ``Simulation.shatter``), and the blow throws the fragments apart. ``shatter=0`` leaves the
-   blow alone, which grinds the compact 3D torso into grains instead (below).
+   ``Simulation.shatter``); the blow throws off what it hits, and the fragments frozen to the
+   cold plate stay where they lay, a crack apart. ``shatter=0`` leaves the blow alone, which
+   grinds the compact 3D torso into grains instead (below).
 7. The line runs empty (adiabatic at ``T_EMPTY``) and a crucible tips:
    molten steel (1800 K) overflows onto the floor next to the plate. Heat path of the thaw: the
    steel runs under the plate's edge and heats the plate (contact through the floor): from
