@@ -114,7 +114,8 @@ class LiveSession:
         if not 1 <= self.fps <= 1000:
             raise ConfigError(f"fps must be in [1, 1000], got {self.fps}")
         self.time_scale = 1.0
-        self.shot = dict(speed=4.0, radius=3 * self.scene.dx, damage=1.0)  # a click's gunshot
+        # a click's gunshot; shatter (m, 0: off): the frozen pieces it hits break into fragments that size
+        self.shot = dict(speed=4.0, radius=3 * self.scene.dx, damage=1.0, shatter=0.0)
         self.pull_settings = dict(frequency=3.0, damping=1.0, radius=3 * self.scene.dx, max_accel=200.0)
         self.brush_settings = dict(power=2.0e5, radius=4 * self.scene.dx)  # W/kg (+ heats, - chills)
         self.timeline: list[dict] = []
@@ -163,7 +164,8 @@ class LiveSession:
         """The live parameters of this scene (what the window shows as sliders)."""
         sc = self.scene
         out = [Knob("gravity", -30.0, 30.0, "gravity m/s2"), Knob("time_scale", 0.05, 2.0, "time scale"),
-               Knob("air_temperature", 50.0, 2000.0, "air K")]
+               Knob("air_temperature", 50.0, 2000.0, "air K"),
+               Knob("shot.shatter", 0.0, 40 * self._spacing(), "shot shatter m (small: off)")]
         if self.sim.controlled:
             out += [Knob("control.gain", 0.0, 2.0, "gain"),
                     Knob("control.frequency", 0.2, 10.0, "frequency Hz"),
@@ -193,6 +195,8 @@ class LiveSession:
             return self.time_scale
         if key == "air_temperature":
             return float(self.sim.knobs.air_temperature[None])
+        if key == "shot.shatter":
+            return float(self.shot["shatter"])
         if parts[0] == "control" and len(parts) == 2:
             return float(getattr(sc.control, parts[1]))
         if parts[0] == "colliders" and len(parts) == 3 and parts[2] == "temperature":
@@ -225,6 +229,11 @@ class LiveSession:
         elif key == "air_temperature":
             sc.set("air_temperature", value)
             sim.knobs.air_temperature[None] = value
+        elif key == "shot.shatter":
+            if value < 0:
+                raise ConfigError(f"shot.shatter must be >= 0 m (0: off), got {value}")
+            # a network finer than 3 particle spacings cuts nothing whole: below it the slider means off
+            self.shot["shatter"] = value if value >= 3 * self._spacing() else 0.0
         elif parts[0] == "control" and len(parts) == 2:
             if not sim.controlled:
                 raise ConfigError(f"scene {sc.name!r} has no controlled body, so no {key}")
@@ -252,6 +261,10 @@ class LiveSession:
                                            mpm.max_wave_speed(sim.particles_fields, sim.materials, 0, sim.n_particles))
         else:
             self.get(key)  # the unknown-key error with the list of known ones
+
+    def _spacing(self) -> float:
+        """The particle spacing (m)."""
+        return self.scene.dx / self.scene.particles_per_cell
 
     def _collider(self, name):
         for c in self.scene.colliders:
@@ -335,7 +348,9 @@ class LiveSession:
               damage: float | None = None) -> np.ndarray | None:
         """A gunshot along the ray (origin, direction) where it meets the metal: the particles
         within ``radius`` of the hit point take ``speed`` m/s along the ray (the impulse is speed
-        x the mass hit) and ``damage``. Returns the hit point, or None on a miss (no event)."""
+        x the mass hit) and ``damage``; with ``shot["shatter"]`` > 0 (the ``shot.shatter`` knob) the
+        frozen pieces it hits shatter into fragments that size (``Simulation.shatter``). Returns the
+        hit point, or None on a miss (no event)."""
         radius = float(radius or self.shot["radius"])
         point = self.hit(origin, direction, radius)
         if point is None:
@@ -345,7 +360,8 @@ class LiveSession:
         speed = self.shot["speed"] if speed is None else speed
         self._record("shot", point=point.tolist(), direction=(d / np.linalg.norm(d)).tolist(),
                      impulse=float(speed * m), radius=radius,
-                     damage=float(self.shot["damage"] if damage is None else damage))
+                     damage=float(self.shot["damage"] if damage is None else damage),
+                     shatter=float(self.shot["shatter"]))
         return point
 
     def shoot_at(self, u: float, v: float, **kw) -> np.ndarray | None:
@@ -415,7 +431,7 @@ class LiveSession:
             self._set(a["key"], a["value"])
         elif kind == "shot":
             self.sim.apply_impulse(Gunshot(self.sim.t, tuple(a["point"]), tuple(a["direction"]), a["impulse"],
-                                           a["radius"], a["damage"]))
+                                           a["radius"], a["damage"], a.get("shatter", 0.0)))
         elif kind == "grab":
             p = np.asarray(a["point"], float)[:d]
             self._pull = [p, p.copy(), a["radius"]]

@@ -629,9 +629,9 @@ class Simulation:
         if isinstance(e, Gunshot):
             direction = np.asarray(e.direction, float)[: self.dim]
             dv = (direction / np.linalg.norm(direction) * e.impulse / m).astype(self.np_real)
-            kev.kick(pf, self.materials, centre, e.radius, dv, 0.0, e.damage, 0.0)
-            if e.shatter > 0:
+            if e.shatter > 0:  # before the kick: a shot of damage 1 would leave no intact metal to hit
                 self.shatter(centre, e.radius, e.shatter)
+            kev.kick(pf, self.materials, centre, e.radius, dv, 0.0, e.damage, 0.0)
         else:
             missing = kev.kick(pf, self.materials, centre, e.radius, np.zeros(self.dim, self.np_real), e.impulse / m, 0.0, e.heat / m)
             self.book_event_heat(e.heat, missing, f"the grenade's {e.heat:g} J")
