@@ -165,7 +165,7 @@ class LiveSession:
         sc = self.scene
         out = [Knob("gravity", -30.0, 30.0, "gravity m/s2"), Knob("time_scale", 0.05, 2.0, "time scale"),
                Knob("air_temperature", 50.0, 2000.0, "air K"),
-               Knob("shot.shatter", 0.0, 40 * self._spacing(), "shot shatter m (small: off)")]
+               Knob("shot.shatter", 0.0, 40 * self._spacing(), "shot shatter m")]
         if self.sim.controlled:
             out += [Knob("control.gain", 0.0, 2.0, "gain"),
                     Knob("control.frequency", 0.2, 10.0, "frequency Hz"),
