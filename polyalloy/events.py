@@ -151,6 +151,9 @@ class Emitter:
         return [self.start + k * period for k in range(count) if self.start + k * period < self.end]
 
 
+SHATTER_MIN_SPACINGS = 3  # a crack network finer than this many particle spacings leaves no fragment whole
+
+
 def crack_network(x: np.ndarray, size: float, width: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The cracks of a brittle piece (its particles at ``x``, (n, dim)) that shatters into
     fragments about ``size`` m across: the faces of the Voronoi cells of random flaws (seeds among

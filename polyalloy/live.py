@@ -27,7 +27,7 @@ import numpy as np
 
 from polyalloy import runtime
 from polyalloy.errors import ConfigError
-from polyalloy.events import Gunshot
+from polyalloy.events import SHATTER_MIN_SPACINGS, Gunshot
 from polyalloy.kernels import events as kev
 from polyalloy.kernels import live as klive
 from polyalloy.kernels import mpm
@@ -165,7 +165,7 @@ class LiveSession:
         sc = self.scene
         out = [Knob("gravity", -30.0, 30.0, "gravity m/s2"), Knob("time_scale", 0.05, 2.0, "time scale"),
                Knob("air_temperature", 50.0, 2000.0, "air K"),
-               Knob("shot.shatter", 0.0, 40 * self._spacing(), "shot shatter m")]
+               Knob("shot.shatter", 0.0, 40 * self.scene.spacing, "shot shatter m")]
         if self.sim.controlled:
             out += [Knob("control.gain", 0.0, 2.0, "gain"),
                     Knob("control.frequency", 0.2, 10.0, "frequency Hz"),
@@ -232,8 +232,8 @@ class LiveSession:
         elif key == "shot.shatter":
             if value < 0:
                 raise ConfigError(f"shot.shatter must be >= 0 m (0: off), got {value}")
-            # a network finer than 3 particle spacings cuts nothing whole: below it the slider means off
-            self.shot["shatter"] = value if value >= 3 * self._spacing() else 0.0
+            # a network finer than that cuts nothing whole: below it the slider means off
+            self.shot["shatter"] = value if value >= SHATTER_MIN_SPACINGS * self.scene.spacing else 0.0
         elif parts[0] == "control" and len(parts) == 2:
             if not sim.controlled:
                 raise ConfigError(f"scene {sc.name!r} has no controlled body, so no {key}")
@@ -261,10 +261,6 @@ class LiveSession:
                                            mpm.max_wave_speed(sim.particles_fields, sim.materials, 0, sim.n_particles))
         else:
             self.get(key)  # the unknown-key error with the list of known ones
-
-    def _spacing(self) -> float:
-        """The particle spacing (m)."""
-        return self.scene.dx / self.scene.particles_per_cell
 
     def _collider(self, name):
         for c in self.scene.colliders:

@@ -229,8 +229,7 @@ def fragment_labels(sim, body: str | None = None, material: str | None = None,
     """The component label of each selected live particle (in ``Simulation.particles`` order,
     restricted to ``body``/``material``), by the linking rule of ``fragments``."""
     s = _select(sim, material, body)
-    spacing = sim.scene.dx / sim.scene.particles_per_cell
-    return link_labels(s["x"], s["damage"] < 1.0, distance or 1.5 * spacing)
+    return link_labels(s["x"], s["damage"] < 1.0, distance or 1.5 * sim.scene.spacing)
 
 
 def link_labels(x: np.ndarray, intact: np.ndarray, distance: float) -> np.ndarray:

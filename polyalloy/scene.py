@@ -17,7 +17,7 @@ import numpy as np
 
 from polyalloy.body import Template, Walk
 from polyalloy.errors import ConfigError
-from polyalloy.events import AIR, ControlChange, Emitter, Grenade, Gunshot, HeatSource, Retemper
+from polyalloy.events import AIR, SHATTER_MIN_SPACINGS, ControlChange, Emitter, Grenade, Gunshot, HeatSource, Retemper
 from polyalloy.materials import POLYALLOY, Material
 from polyalloy.shapes import Shape, _vec
 from polyalloy.kernels.sdf import SURFACE_NAMES
@@ -396,6 +396,11 @@ class Scene:
         if self.max_memory is not None and not (isinstance(self.max_memory, int) and self.max_memory > 0):
             raise ConfigError(f"scene max_memory must be a positive number of bytes or None, got {self.max_memory!r}")
 
+    @property
+    def spacing(self) -> float:
+        """The particle spacing (m): dx / particles_per_cell."""
+        return self.dx / self.particles_per_cell
+
     def _check(self, key, value):
         lo, hi = TUNABLE[key]
         if not (isinstance(value, (int, float)) and math.isfinite(value) and lo <= value <= hi):
@@ -431,9 +436,9 @@ class Scene:
                 shatter: float = 0.0) -> "Scene":
         """At ``time`` (s): ``impulse`` (N s) along ``direction`` and ``damage`` within ``radius`` (m) of ``point``;
         ``shatter`` > 0 (m): the frozen pieces it hits shatter into fragments that size (``Simulation.shatter``)."""
-        if 0 < shatter < 3 * self.dx / self.particles_per_cell:
-            raise ConfigError(f"gunshot: shatter ({shatter:g} m) must be 0 or at least 3 particle spacings "
-                              f"({3 * self.dx / self.particles_per_cell:g} m)")
+        if 0 < shatter < SHATTER_MIN_SPACINGS * self.spacing:
+            raise ConfigError(f"gunshot: shatter ({shatter:g} m) must be 0 or at least {SHATTER_MIN_SPACINGS} particle "
+                              f"spacings ({SHATTER_MIN_SPACINGS * self.spacing:g} m)")
         self.events.append(Gunshot(time, point, direction, impulse, radius, damage, shatter))
         return self
 

@@ -660,7 +660,7 @@ class Simulation:
         brittle = s["alive"] & (kinds[s["material"]] == POLYALLOY) & (s["phase"] == heat.FROZEN) & (s["damage"] < 1.0)
         slots = np.flatnonzero(brittle)
         x = s["x"][slots].astype(np.float64)
-        spacing = self.scene.dx / self.scene.particles_per_cell
+        spacing = self.scene.spacing
         labels = metrics.link_labels(x, np.ones(len(x), bool), 1.5 * spacing)
         hit = np.unique(labels[np.linalg.norm(x - np.asarray(centre, np.float64), axis=1) <= radius])
         rng = np.random.default_rng([int(self.scene.seed), int(round(self.t * 1e6))])
