@@ -39,9 +39,35 @@ def particle_bytes(dim: int, real: int) -> int:
     return 5 * 4 + real * (10 + 4 * dim + 3 * dim * dim)
 
 
-def grid_node_bytes(dim: int, real: int, thermal: bool, control: bool = False) -> int:
-    """Bytes per ``Grid`` node with ``real``-byte floats (checked before allocating)."""
-    return real * (dim + 1 + 11 * bool(thermal) + (2 * dim + 1) * bool(control))
+def scattered_channels(thermal: bool, control: bool) -> tuple:
+    """The ``Grid`` fields P2G adds into (each has a per-lane copy when P2G runs in lanes)."""
+    return (("v", "m") + (("hc", "T", "k", "phi", "frozen") if thermal else ())
+            + (("ctrl_m", "ctrl_e", "ctrl_v") if control else ()))
+
+
+def scattered_reals(dim: int, thermal: bool, control: bool) -> int:
+    """Reals per node of the channels P2G adds into (``scattered_channels``)."""
+    return dim + 1 + 5 * bool(thermal) + (2 * dim + 1) * bool(control)
+
+
+LANE_BUDGET = 1 << 30  # bytes: at most this for the P2G lanes' copies of the scattered channels
+
+
+def grid_lanes(wanted: int, nodes: int, dim: int, real: int, thermal: bool, control: bool) -> int:
+    """The P2G lanes of a grid of ``nodes`` allocated nodes: ``wanted`` (``runtime.p2g_lanes``),
+    fewer where their copies would pass ``LANE_BUDGET`` (a film-size grid on many cores), never
+    fewer than 1 (the serial loop); 0 (a GPU's atomics) stays 0."""
+    if wanted < 2:
+        return wanted
+    fit = LANE_BUDGET // max(1, nodes * real * scattered_reals(dim, thermal, control))
+    return int(min(wanted, fit)) if fit >= 2 else 1
+
+
+def grid_node_bytes(dim: int, real: int, thermal: bool, control: bool = False, lanes: int = 1) -> int:
+    """Bytes per ``Grid`` node with ``real``-byte floats and ``lanes`` P2G lanes (checked before
+    allocating): with two lanes or more, each holds a copy of the scattered channels."""
+    spare = scattered_reals(dim, thermal, control) * (lanes if lanes >= 2 else 0)
+    return real * (dim + 1 + 11 * bool(thermal) + (2 * dim + 1) * bool(control) + spare)
 
 
 class Particles:
@@ -118,7 +144,14 @@ class Grid:
     With ``control``: ``ctrl_m`` (grip-weighted mass, kg), ``ctrl_e`` (dim, grip-weighted
     mass times the home error, kg m; then divided by ``ctrl_m``), ``ctrl_v`` (dim, likewise
     the home velocity), see ``kernels.control``.
-    ``serial`` (compile-time) runs P2G on one thread, faster than float atomics on a CPU.
+    ``lanes`` (compile-time) says how P2G adds into the nodes (``kernels.mpm.p2g``): 0 with
+    float atomics, one thread per particle (a GPU); 1 on one thread with plain adds; L >= 2 on L
+    threads, lane l scattering the l-th of L equal index ranges of the particles with plain adds
+    (no atomics) into its own copy of the scattered channels (``lane_<name>``, the L copies side
+    by side along axis 0, ``lane_stride`` nodes apart) and marks the blocks it wrote in
+    ``lane_mask``; ``kernels.mpm.collect_blocks`` adds the copies of the marked blocks into the
+    grid in lane order and zeroes them and the marks again. A
+    result depends on the lane count, never on the threads or their timing: it repeats bit for bit.
 
     The storage holds ``alloc_res`` nodes per axis (at least ``res``): simulations of other
     sizes reuse one Grid and its compiled kernels (``polyalloy.pool``). So the geometry of the
@@ -129,14 +162,16 @@ class Grid:
     """
 
     def __init__(self, dim: int, alloc_res, dtype, block: int = GRID_BLOCK, thermal: bool = False,
-                 serial: bool = False, control: bool = False, builder=None):
+                 lanes: int = 1, control: bool = False, builder=None):
         fb = ti.root if builder is None else builder
         self.dim = dim
         self.alloc_res = tuple(int(r) for r in alloc_res)
         self.block = block
         self.thermal = bool(thermal)
         self.control = bool(control)
-        self.serial = bool(serial)
+        self.lanes = int(lanes)
+        if self.lanes < 0:
+            raise ValueError(f"a grid's P2G lanes must be 0 (atomics), 1 or more, got {lanes}")
         self.n_blocks = tuple(-(-r // block) for r in self.alloc_res)
         total = 1
         for nb in self.n_blocks:
@@ -158,8 +193,20 @@ class Grid:
             self.ctrl_e = ti.Vector.field(dim, dtype)
             self.ctrl_v = ti.Vector.field(dim, dtype)
             cell.place(self.ctrl_m, self.ctrl_e, self.ctrl_v)
+        self.scattered = scattered_channels(self.thermal, self.control)
+        self.lane_stride = self.n_blocks[0] * block
+        if self.lanes >= 2:  # the lanes' copies of the scattered channels, side by side along axis 0
+            copies = fb.dense(indices, (self.lanes * self.n_blocks[0],) + self.n_blocks[1:]).dense(indices, block)
+            for name in self.scattered:
+                f = getattr(self, name)
+                spare = ti.Vector.field(f.n, dtype) if isinstance(f, ti.MatrixField) else ti.field(dtype)
+                copies.place(spare)
+                setattr(self, "lane_" + name, spare)
         self.block_mask = ti.field(ti.i32)
         fb.dense(indices, self.n_blocks).place(self.block_mask)
+        if self.lanes >= 2:  # the blocks each lane wrote (``lane_mask``), lane l's l * n_blocks[0] along axis 0
+            self.lane_mask = ti.field(ti.i32)
+            fb.dense(indices, (self.lanes * self.n_blocks[0],) + self.n_blocks[1:]).place(self.lane_mask)
         self.block_list = new_field(fb, ti.i32, total, dim)
         self.n_active = new_field(fb, ti.i32, ())
         self.spacing = new_field(fb, dtype, ())

@@ -54,7 +54,7 @@ def takes_part(parts: ti.template(), mats: ti.template(), p):
 def scatter(parts: ti.template(), grid: ti.template(), mats: ti.template(), knobs: ti.template()):
     """Liquid particles' m, m c and m D to their stencils' nodes (after P2G, which cleared and
     listed the blocks they touch); nothing while the device clock is stopped."""
-    ti.loop_config(serialize=grid.serial)
+    ti.loop_config(serialize=grid.lanes >= 1)  # a CPU: one thread, plain adds
     for p in range(while_running(knobs, parts.n[None])):
         if takes_part(parts, mats, p):
             base, fx = stencil_base(grid, parts.x[p])

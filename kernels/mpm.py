@@ -15,6 +15,7 @@ from polyalloy.kernels.heat import (FROZEN, frozen_weight, heat_capacity, liquid
 from polyalloy.kernels.sdf import SEPARATE, SLIP, STICKY, shape_normal, shape_sdf
 
 DOMAIN_PAD = 3  # grid nodes between the domain wall and the end of the grid (stencil room)
+LANE_SPREAD = 1024  # iterations of P2G's lane loop per lane (p2g)
 
 
 @ti.func
@@ -72,8 +73,10 @@ def stencil_base(grid: ti.template(), x):
 
 
 @ti.func
-def mark_blocks(grid: ti.template(), base):
-    """Mark the (at most 2^dim) blocks that the 3^dim stencil starting at ``base`` touches."""
+def mark_blocks(grid: ti.template(), base, lane):
+    """Mark the (at most 2^dim) blocks that the 3^dim stencil starting at ``base`` touches; with
+    P2G lanes (``Grid.lanes`` >= 2) also in lane ``lane``'s own marks, so that the lanes' sum
+    reads only the copies a lane wrote."""
     lo = base // grid.block
     hi = (base + 2) // grid.block
     for corner in ti.static(ti.grouped(ti.ndrange(*((2,) * grid.dim)))):
@@ -81,17 +84,44 @@ def mark_blocks(grid: ti.template(), base):
         for d in ti.static(range(grid.dim)):
             if corner[d] == 1:
                 B[d] = hi[d]
-        grid.block_mask[B] = 1
+        if grid.block_mask[B] == 0:  # a read first: P2G lanes on other threads keep the line shared
+            grid.block_mask[B] = 1
+        if ti.static(grid.lanes >= 2):
+            B[0] += lane * grid.n_blocks[0]
+            grid.lane_mask[B] = 1
 
 
 @ti.kernel
 def collect_blocks(grid: ti.template()):
-    """List the blocks that P2G marked; every later grid pass visits only these."""
+    """List the blocks that P2G marked; every later grid pass visits only these. After P2G in
+    lanes (``Grid.lanes`` >= 2), add into each listed node the copies of the lanes that marked its
+    block, in lane order, and zero those copies and every lane's marks for the next P2G."""
     grid.n_active[None] = 0
     for B in ti.grouped(grid.block_mask):
         if grid.block_mask[B]:
             i = ti.atomic_add(grid.n_active[None], 1)
             grid.block_list[i] = B
+    if ti.static(grid.lanes >= 2):
+        for i, k in ti.ndrange(grid.n_active[None], grid.block ** grid.dim):
+            I = active_node(grid, i, k)
+            for lane in range(grid.lanes):
+                B = grid.block_list[i]
+                B[0] += lane * grid.n_blocks[0]
+                if grid.lane_mask[B]:  # only the copies this lane wrote (often one lane of all)
+                    J = I
+                    J[0] += lane * grid.lane_stride
+                    for name in ti.static(grid.scattered):
+                        main = ti.static(getattr(grid, name))
+                        spare = ti.static(getattr(grid, "lane_" + name))
+                        main[I] = main[I] + spare[J]
+                        if ti.static(isinstance(spare, ti.MatrixField)):  # by assignment: a NaN times 0 stays NaN
+                            spare[J] = ti.Vector.zero(float, spare.n)
+                        else:
+                            spare[J] = 0.0
+        for i, lane in ti.ndrange(grid.n_active[None], grid.lanes):
+            B = grid.block_list[i]
+            B[0] += lane * grid.n_blocks[0]
+            grid.lane_mask[B] = 0
 
 
 @ti.kernel
@@ -124,6 +154,77 @@ def clear_grid(grid: ti.template(), knobs: ti.template()):
         grid.n_active[None] = 0
 
 
+@ti.func
+def deposit(grid: ti.template(), name: ti.template(), node, value):
+    """Add ``value`` into the scattered channel ``name`` at ``node`` (``Grid.lanes``): with lanes
+    0 an atomic add into the grid; with 1 a plain add into the grid (the loop is serialised and
+    Taichi demotes the atomic); with L >= 2 a plain load and store (only ``+=`` is an atomic)
+    into the lanes' copy, ``node`` already shifted to the lane's."""
+    if ti.static(grid.lanes <= 1):
+        target = ti.static(getattr(grid, name))
+        target[node] += value
+    else:
+        target = ti.static(getattr(grid, "lane_" + name))
+        target[node] = target[node] + value
+
+
+@ti.func
+def scatter_particle(parts: ti.template(), grid: ti.template(), mats: ti.template(), ctrl: ti.template(),
+                     knobs: ti.template(), p, lane):
+    """P2G of particle ``p`` in lane ``lane`` (``p2g``; 0 unless ``Grid.lanes`` >= 2)."""
+    dt = knobs.step_dt[None]
+    t = knobs.step_t[None]
+    mat = parts.material[p]
+    base, fx = stencil_base(grid, parts.x[p])
+    mark_blocks(grid, base, lane)
+    w = quadratic_weights(fx)
+    T = parts.T[p]
+    f = liquid_fraction(mats, mat, parts.H[p])
+    tau = parts.tau[p]
+    mass = parts.mass[p]
+    # MLS-MPM: the force term -V0 tau grad(w) folds into the affine matrix (Hu et al. 2018, eq. 29)
+    inv_dx = grid.inv_spacing[None]
+    affine = (-dt * parts.vol0[p] * 4.0 * inv_dx * inv_dx) * tau + mass * parts.C[p]
+    momentum = mass * parts.v[p]
+    mc = 0.0
+    vol = 0.0
+    frozen = 0.0
+    if ti.static(grid.thermal):
+        mc = mass * heat_capacity(mats, mat, f)
+        vol = parts.vol0[p] * inv_dx ** grid.dim
+        frozen = mass * frozen_weight(mats, mat, T)
+    g_mass = 0.0
+    g_err = ti.Vector.zero(float, grid.dim)
+    g_vel = ti.Vector.zero(float, grid.dim)
+    if ti.static(grid.control):
+        if parts.part[p] >= 0:
+            g_mass = mass * grip(mats, knobs, mat, parts.phase[p], T, f)
+            if g_mass > 0.0:
+                home, home_v = posed_home(parts, ctrl, knobs, p, t)
+                g_err = g_mass * (home - parts.x[p])
+                g_vel = g_mass * home_v
+    walk = ti.static(stencil_walk(grid.dim, grid.thermal or grid.control))
+    home_node = base
+    home_node[0] += lane * grid.lane_stride  # the lane's copy (Grid.lanes >= 2)
+    for i in range(3 ** walk):  # the stencil, partly unrolled (stencil_walk)
+        for rest in ti.static(stencil_rest(grid.dim, walk)):
+            offset, dpos, weight = stencil_node(w, fx, grid.spacing[None], i, rest)
+            node = home_node + offset
+            deposit(grid, "v", node, weight * (momentum + affine @ dpos))
+            deposit(grid, "m", node, weight * mass)
+            if ti.static(grid.thermal):
+                deposit(grid, "hc", node, weight * mc)
+                deposit(grid, "T", node, weight * mc * T)
+                deposit(grid, "k", node, weight * vol * mats.conductivity[mat])
+                deposit(grid, "phi", node, weight * vol)
+                deposit(grid, "frozen", node, weight * frozen)
+            if ti.static(grid.control):
+                if g_mass > 0.0:
+                    deposit(grid, "ctrl_m", node, weight * g_mass)
+                    deposit(grid, "ctrl_e", node, weight * g_err)
+                    deposit(grid, "ctrl_v", node, weight * g_vel)
+
+
 @ti.kernel
 def p2g(parts: ti.template(), grid: ti.template(), mats: ti.template(), ctrl: ti.template(),
         knobs: ti.template()):
@@ -131,61 +232,28 @@ def p2g(parts: ti.template(), grid: ti.template(), mats: ti.template(), ctrl: ti
     stored) to the grid; on a thermal grid also heat capacity, thermal energy, conductivity,
     volume and frozen mass; on a controlled grid the grip-weighted mass, home error and home
     velocity of controlled particles (``kernels.control``).
-    On the CPU the loop runs serially (``grid.serial``): two threads fighting over float
-    atomics are slower than one thread without them. The step and the time are the device
-    clock's (``knobs.step_dt``, ``knobs.step_t``)."""
-    ti.loop_config(serialize=grid.serial)
-    for p in range(while_running(knobs, parts.n[None])):
-        if parts.alive[p]:
-            dt = knobs.step_dt[None]
-            t = knobs.step_t[None]
-            mat = parts.material[p]
-            base, fx = stencil_base(grid, parts.x[p])
-            mark_blocks(grid, base)
-            w = quadratic_weights(fx)
-            T = parts.T[p]
-            f = liquid_fraction(mats, mat, parts.H[p])
-            tau = parts.tau[p]
-            mass = parts.mass[p]
-            # MLS-MPM: the force term -V0 tau grad(w) folds into the affine matrix (Hu et al. 2018, eq. 29)
-            inv_dx = grid.inv_spacing[None]
-            affine = (-dt * parts.vol0[p] * 4.0 * inv_dx * inv_dx) * tau + mass * parts.C[p]
-            momentum = mass * parts.v[p]
-            mc = 0.0
-            vol = 0.0
-            frozen = 0.0
-            if ti.static(grid.thermal):
-                mc = mass * heat_capacity(mats, mat, f)
-                vol = parts.vol0[p] * inv_dx ** grid.dim
-                frozen = mass * frozen_weight(mats, mat, T)
-            g_mass = 0.0
-            g_err = ti.Vector.zero(float, grid.dim)
-            g_vel = ti.Vector.zero(float, grid.dim)
-            if ti.static(grid.control):
-                if parts.part[p] >= 0:
-                    g_mass = mass * grip(mats, knobs, mat, parts.phase[p], T, f)
-                    if g_mass > 0.0:
-                        home, home_v = posed_home(parts, ctrl, knobs, p, t)
-                        g_err = g_mass * (home - parts.x[p])
-                        g_vel = g_mass * home_v
-            walk = ti.static(stencil_walk(grid.dim, grid.thermal or grid.control))
-            for i in range(3 ** walk):  # the stencil, partly unrolled (stencil_walk)
-                for rest in ti.static(stencil_rest(grid.dim, walk)):
-                    offset, dpos, weight = stencil_node(w, fx, grid.spacing[None], i, rest)
-                    node = base + offset
-                    grid.v[node] += weight * (momentum + affine @ dpos)
-                    grid.m[node] += weight * mass
-                    if ti.static(grid.thermal):
-                        grid.hc[node] += weight * mc
-                        grid.T[node] += weight * mc * T
-                        grid.k[node] += weight * vol * mats.conductivity[mat]
-                        grid.phi[node] += weight * vol
-                        grid.frozen[node] += weight * frozen
-                    if ti.static(grid.control):
-                        if g_mass > 0.0:
-                            grid.ctrl_m[node] += weight * g_mass
-                            grid.ctrl_e[node] += weight * g_err
-                            grid.ctrl_v[node] += weight * g_vel
+    How the adds meet (``Grid.lanes``): on a GPU (0) one thread per particle with float atomics;
+    on one CPU thread (1) a serial loop with plain adds; on L >= 2 CPU threads, L lanes of
+    consecutive particles, each on its own thread with plain adds into its own copy of the
+    channels, which ``collect_blocks`` sums (two CPU threads fighting over float atomics are
+    slower than one without them). The step and the time are the device clock's
+    (``knobs.step_dt``, ``knobs.step_t``)."""
+    n = while_running(knobs, parts.n[None])
+    if ti.static(grid.lanes >= 2):
+        # Taichi's CPU range-for hands out chunks of up to 512 iterations (``block_dim`` does
+        # not go below its 32): a loop of L iterations would be one chunk on one thread, so
+        # lane l starts at iteration l * LANE_SPREAD and the rest do nothing
+        for q in range(grid.lanes * LANE_SPREAD):
+            if q % LANE_SPREAD == 0:
+                lane = q // LANE_SPREAD
+                for p in range(lane * n // grid.lanes, (lane + 1) * n // grid.lanes):
+                    if parts.alive[p]:
+                        scatter_particle(parts, grid, mats, ctrl, knobs, p, lane)
+    else:
+        ti.loop_config(serialize=grid.lanes == 1)
+        for p in range(n):
+            if parts.alive[p]:
+                scatter_particle(parts, grid, mats, ctrl, knobs, p, 0)
 
 
 @ti.func

@@ -42,6 +42,11 @@ kernel; the fluid has no shortcut, so its plain run checks that rounds repeat). 
 raises ``BenchCheckError`` when a checksum differs from the plain one beyond ``CHECK_TOLERANCE``,
 so speed cannot come from doing less work. The references have no other path and are not checked.
 
+P2G lanes (``run_p2g_lanes``; the full run, or ``p2g=True``): on a CPU with two threads or more
+P2G scatters in lanes, one per thread (``kernels.fields.Grid.lanes``); the full run builds
+``polyalloy_block`` and ``fluid_block`` once more with the serial P2G and times the P2G alone
+of both builds, alternating, from the same state: the speedup is measured in the same run.
+
 The full run (or ``scaling=True``) also times fluid_block's water at 16,000 to ~1M particles
 (``run_scaling``; sizes that do not fit in memory are skipped before allocating) and can plot it. The roofline line (``traffic_model``) gives the bytes moved and flops per particle-step of
 the fluid workloads and the fraction of the measured memory bandwidth (a stream triad) reached.
@@ -160,7 +165,7 @@ class BenchCheckError(PolyalloyError):
 def run_bench(quick: bool = True, arch: str = "cpu", n_grid: int = FULL_GRID, substeps: int | None = None,
               rounds: int | None = None, progress: Callable[[str], None] | None = None,
               scaling: bool | None = None, scaling_sizes=SCALING_SIZES, max_particles: int = SCALING_MAX_PARTICLES,
-              triad_elements: int = TRIAD_ELEMENTS) -> dict:
+              triad_elements: int = TRIAD_ELEMENTS, p2g: bool | None = None) -> dict:
     """Run the workloads and return the measurements (a JSON-ready dict, see the module doc).
 
     quick: 20 timed substeps x 3 rounds per workload instead of 100 x 5, and no scaling series.
@@ -170,7 +175,8 @@ def run_bench(quick: bool = True, arch: str = "cpu", n_grid: int = FULL_GRID, su
     substeps, rounds: override the quick/full settings. progress: optional callable that
     receives one line of text per phase. scaling: time fluid_block's water at each particle count
     of ``scaling_sizes`` up to ``max_particles`` (``run_scaling``; default: in the full run only).
-    triad_elements: array length of the bandwidth test.
+    triad_elements: array length of the bandwidth test. p2g: time the serial P2G against the
+    runtime's P2G lanes (``run_p2g_lanes``; default: in the full run only).
     """
     plan = dict(QUICK if quick else FULL)
     plan.update({k: v for k, v in (("substeps", substeps), ("rounds", rounds)) if v is not None})
@@ -253,6 +259,8 @@ def run_bench(quick: bool = True, arch: str = "cpu", n_grid: int = FULL_GRID, su
         },
         "roofline": roofline,
     }
+    if p2g if p2g is not None else not quick:
+        result["p2g_lanes"] = run_p2g_lanes(cases, n_grid, dt, rounds, say=say)
     for case in timed.values():
         if case.sim is not None:
             case.sim.close()
@@ -318,6 +326,16 @@ def format_table(result: dict) -> str:
                    f"flop per particle-step ({r['flops_per_byte']:.1f} flop/B) -> {r['achieved_gb_per_s']:.2f} GB/s, "
                    f"{100 * r['fraction_of_bandwidth']:.0f}% of the measured bandwidth, "
                    f"{r['achieved_gflop_per_s']:.1f} GFLOP/s")
+    lanes = result.get("p2g_lanes")
+    if lanes and "skipped" in lanes:
+        out.append(f"P2G lanes: not timed ({lanes['skipped']})")
+    elif lanes:
+        for name in ("polyalloy_block", "fluid_block"):
+            p = lanes[name]
+            out.append(f"P2G of {name} ({p['particles']:,} particles): serial (one thread) {p['serial_ms']:.2f} ms, "
+                       f"{lanes['lanes']} lanes on {lanes['threads']} threads {p['lanes_ms']:.2f} ms "
+                       f"({p['lanes_cpu_ms']:.2f} ms CPU) = {p['speedup']:.2f}x (best of {len(p['rounds_ms']['1'])} "
+                       f"rounds; medians {p['serial_median_ms']:.2f} and {p['lanes_median_ms']:.2f} ms)")
     if "scaling" in result:
         sc = result["scaling"]
         rows = [(f"{p['particles']:,}", f"{p['ms_per_substep']:.2f}", f"{p['ns_per_particle_step']:.1f}",
@@ -412,6 +430,68 @@ def run_scaling(sizes=SCALING_SIZES, max_particles: int = SCALING_MAX_PARTICLES,
     return dict(workload="fluid_block", n_grid=n_grid, substeps=substeps, rounds=rounds, points=points,
                 skipped=skipped, exponent=exponent, exponent_from=min((p["particles"] for p in fit), default=None),
                 **facts)
+
+
+P2G_REPEATS = 10  # P2G launches per timed round of ``run_p2g_lanes``
+
+
+def time_p2g(sim, repeats: int = P2G_REPEATS) -> tuple[float, float]:
+    """Wall and CPU milliseconds of one P2G of ``sim``'s particles as they are (the grid cleared
+    before, untimed; the block list, and the lanes' sum where there are lanes, timed with it),
+    the mean of ``repeats``."""
+    import taichi as ti
+
+    from polyalloy.kernels import mpm
+
+    g, k = sim.grid, sim.knobs
+    wall = cpu = 0.0
+    for _ in range(repeats):
+        mpm.clear_grid(g, k)
+        ti.sync()
+        w, c = time.perf_counter(), time.process_time()
+        mpm.p2g(sim.particles_fields, g, sim.materials, sim.control_table, k)
+        mpm.collect_blocks(g)
+        ti.sync()
+        wall += time.perf_counter() - w
+        cpu += time.process_time() - c
+    return 1e3 * wall / repeats, 1e3 * cpu / repeats
+
+
+def run_p2g_lanes(cases: dict, n_grid: int, dt: float, rounds: int, say=lambda line: None) -> dict:
+    """P2G in the runtime's lanes (``kernels.fields.Grid.lanes``) against the serial P2G, one
+    thread, in this process: ``polyalloy_block`` and ``fluid_block`` from ``cases`` (built with
+    the runtime's lanes) and the same workloads built again with one lane; rounds alternate, and
+    each reports the best round, the median, the CPU time and the grid mass of both (equal to
+    rounding). Nothing to do where the runtime has fewer than two lanes (one thread, or a GPU)."""
+    from polyalloy.kernels import mpm
+
+    lanes = runtime.info().p2g_lanes
+    out = {"lanes": lanes, "threads": runtime.info().threads, "repeats": P2G_REPEATS, "rounds": rounds}
+    if lanes < 2:
+        out["skipped"] = "the runtime has fewer than two P2G lanes (one thread, or a GPU's atomics)"
+        return out
+    builders = {w.name: w.build for w in WORKLOADS}
+    for name in ("polyalloy_block", "fluid_block"):
+        say(f"compiling {name} with the serial P2G")
+        laned = cases[name]
+        laned.load(laned.start)
+        with runtime.p2g_lanes_of(1):
+            serial = builders[name](n_grid, dt)
+        serial.load(laned.start)  # the very state the laned case times
+        times = {1: [], lanes: []}
+        for _ in range(max(3, rounds)):
+            for n, case in ((1, serial), (lanes, laned)):
+                times[n].append(time_p2g(case.sim))
+        mass = {n: float(mpm.grid_mass(case.sim.grid)) for n, case in ((1, serial), (lanes, laned))}
+        serial.sim.close()
+        best = {n: min(w for w, _ in t) for n, t in times.items()}
+        out[name] = dict(
+            particles=laned.particles, serial_ms=best[1], lanes_ms=best[lanes], speedup=best[1] / best[lanes],
+            serial_median_ms=float(np.median([w for w, _ in times[1]])),
+            lanes_median_ms=float(np.median([w for w, _ in times[lanes]])),
+            lanes_cpu_ms=min(c for _, c in times[lanes]), rounds_ms={str(n): [w for w, _ in t] for n, t in times.items()},
+            grid_mass=mass[lanes], grid_mass_serial=mass[1])
+    return out
 
 
 def plot_scaling(result: dict, path: str) -> str:
@@ -734,8 +814,9 @@ def _simulation_bytes(dim: int, particles: int, res, thermal: bool, real: int = 
     """Bytes of a Simulation's particle and grid fields (what ``Simulation`` checks before allocating)."""
     from polyalloy.kernels import fields as kf
 
-    return particles * kf.particle_bytes(dim, real) + int(np.prod(np.asarray(res, np.int64))) * kf.grid_node_bytes(
-        dim, real, thermal)
+    nodes = int(np.prod(np.asarray(res, np.int64)))
+    lanes = kf.grid_lanes(runtime.info().p2g_lanes, nodes, dim, real, thermal, False)
+    return particles * kf.particle_bytes(dim, real) + nodes * kf.grid_node_bytes(dim, real, thermal, lanes=lanes)
 
 
 def _reference_case(n_grid: int, dt: float, dim: int) -> _Case:

@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest size of the scaling series (default: 1,100,000; sizes that do not fit in "
                         "memory are skipped)")
     p.add_argument("--plot", metavar="PATH", help="write the scaling series as a PNG (implies --scaling)")
+    p.add_argument("--p2g", action="store_true",
+                   help="also time the serial P2G against the P2G lanes, one per CPU thread (always on in the "
+                        "full run; nothing to time with one thread or on a GPU)")
     p.add_argument("--n-grid", type=int, default=None, metavar="N",
                    help="grid cells per metre of the standard workloads (default: 64, i.e. 65,536 particles)")
     _add_runtime_flags(p)
@@ -322,6 +325,8 @@ def cmd_bench(args) -> int:
                    progress=lambda line: print(f"polyalloy: {line}", file=sys.stderr))
     if args.scaling or args.plot:
         options["scaling"] = True
+    if args.p2g:
+        options["p2g"] = True
     if args.max_particles is not None:
         options["max_particles"] = args.max_particles
     if args.n_grid is not None:

@@ -62,7 +62,7 @@ class Layout:
     block: int
     thermal: bool
     control: bool
-    serial: bool
+    lanes: int  # P2G lanes (``kernels.fields.Grid``)
     kinds: tuple  # the material kinds the kernels are compiled for (``MaterialTable.kinds``), sorted
     parts: int  # control table rows
     sources: int  # bodies + emitters
@@ -82,7 +82,7 @@ class Layout:
         for r in self.grid:
             nodes *= r
         return (self.particles * kf.particle_bytes(self.dim, real)
-                + nodes * kf.grid_node_bytes(self.dim, real, self.thermal, self.control))
+                + nodes * kf.grid_node_bytes(self.dim, real, self.thermal, self.control, self.lanes))
 
 
 class Kit:
@@ -102,7 +102,7 @@ class Kit:
         self.reused = 0
         fb = ti.FieldsBuilder()
         self.particles = kf.Particles(L.dim, L.particles, real, builder=fb)
-        self.grid = kf.Grid(L.dim, L.grid, real, block=L.block, thermal=L.thermal, serial=L.serial,
+        self.grid = kf.Grid(L.dim, L.grid, real, block=L.block, thermal=L.thermal, lanes=L.lanes,
                             control=L.control, builder=fb)
         self.control_table = kf.ControlTable(L.dim, L.parts, L.sources, real, builder=fb)
         self.materials = kf.MaterialTable(L.materials, real, builder=fb, kinds=L.kinds)

@@ -101,21 +101,26 @@ def particle_bound(scene) -> tuple[int, int]:
     return total, max(counts, default=0)
 
 
-def memory_estimate(scene, image: tuple[int, int] | None = None, real_bytes: int = 4) -> dict:
+def memory_estimate(scene, image: tuple[int, int] | None = None, real_bytes: int = 4, lanes: int | None = None) -> dict:
     """Bytes by part for ``scene`` at its dx with ``real_bytes`` floats: ``particles`` (the fields),
     ``state_copy`` (a host copy for checkpoints and blow-up retries), ``sampling`` (the largest body's
-    lattice while it is sampled), ``grid``, ``renderer`` (``image`` = (width, height) px; 0 without),
-    ``runtime`` (Taichi itself) and ``total``."""
-    from polyalloy import pool
+    lattice while it is sampled), ``grid`` (with the copies of the P2G lanes: ``lanes``, or the
+    runtime's, or 1 before ``init``, cut by ``kernels.fields.grid_lanes``), ``renderer`` (``image`` =
+    (width, height) px; 0 without), ``runtime`` (Taichi itself) and ``total``."""
+    from polyalloy import pool, runtime
 
     d = scene.dim
     n, lattice = particle_bound(scene)
     res, lo, hi = grid_shape(scene)
     res = pool.grid_alloc(d, res, kf.GRID_BLOCK)  # what is allocated: sizes rounded up for reuse
+    nodes = int(np.prod(res, dtype=np.int64))
+    if lanes is None:
+        lanes = runtime.info().p2g_lanes if runtime.is_initialized() else 1
+    lanes = kf.grid_lanes(lanes, nodes, d, real_bytes, is_thermal(scene), is_controlled(scene))
     particle = pool.bucket(n, pool.MIN_PARTICLES) * kf.particle_bytes(d, real_bytes)
     out = dict(particles=particle, state_copy=particle, sampling=lattice * (2 * d * 8 + real_bytes + 1),
                grid=int(np.prod(res, dtype=np.float64)) * kf.grid_node_bytes(d, real_bytes, is_thermal(scene),
-                                                                             is_controlled(scene)),
+                                                                             is_controlled(scene), lanes),
                renderer=0, runtime=RUNTIME_BYTES)
     if image is not None:
         out["renderer"] = kr.frame_bytes(int(image[0]), int(image[1]), real_bytes)

@@ -8,6 +8,7 @@ Nothing in polyalloy calls it at import time.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import platform
@@ -22,6 +23,7 @@ log = logging.getLogger("polyalloy")
 
 ARCHES = ("auto", "cpu", "cuda", "vulkan", "metal")
 PRECISIONS = ("f32", "f64")
+MAX_P2G_LANES = 16  # each lane past the first keeps a copy of the grid's scattered channels
 CUDA_MEMORY_FRACTION = 0.8  # of the GPU's memory that Taichi reserves for fields on CUDA
 
 
@@ -36,6 +38,22 @@ class RuntimeInfo:
     deterministic: bool
     threads: int
     fast_compile: bool = False
+    p2g_lanes: int = 1  # how P2G adds into the grid (``p2g_lanes``, ``kernels.fields.Grid.lanes``)
+
+
+def p2g_lanes(arch: str, threads: int) -> int:
+    """How P2G adds into the grid (``kernels.fields.Grid.lanes``): 0 (float atomics) on a GPU;
+    on the CPU one lane per thread, at most ``MAX_P2G_LANES`` (one thread: the serial loop), or
+    ``POLYALLOY_P2G_LANES`` where set (1 to ``MAX_P2G_LANES``). A run repeats bit for bit at a given
+    lane count, whatever the threads; another count adds in another order (last bits differ)."""
+    if arch not in ("x64", "arm64"):
+        return 0
+    wanted = os.environ.get("POLYALLOY_P2G_LANES", "").strip()
+    if wanted:
+        if not wanted.isdigit() or not 1 <= int(wanted) <= MAX_P2G_LANES:
+            raise PolyalloyError(f"POLYALLOY_P2G_LANES must be a whole number from 1 to {MAX_P2G_LANES}, got {wanted!r}")
+        return int(wanted)
+    return max(1, min(threads, MAX_P2G_LANES))
 
 
 _info: RuntimeInfo | None = None
@@ -118,10 +136,24 @@ def init(arch: str = "auto", seed: int = 0, deterministic: bool = False,
         raise PolyalloyError(f"arch {arch!r} is not available on this machine; use --arch cpu or auto")
     np.random.seed(int(seed) % 2**32)
     n_threads = threads if threads is not None else (os.cpu_count() or 1)
-    _info = RuntimeInfo(chosen, arch, precision, int(seed), bool(deterministic), n_threads, bool(fast_compile))
+    _info = RuntimeInfo(chosen, arch, precision, int(seed), bool(deterministic), n_threads, bool(fast_compile),
+                        p2g_lanes(chosen, n_threads))
     log.info("polyalloy runtime: arch=%s (asked %s), precision=%s, seed=%d, deterministic=%s, fast_compile=%s",
              chosen, arch, precision, seed, deterministic, fast_compile)
     return _info
+
+
+@contextlib.contextmanager
+def p2g_lanes_of(lanes: int):
+    """Within the block, simulations made are built with ``lanes`` P2G lanes (the benchmark's and
+    the tests' comparison of the serial and the laned P2G in one process); the runtime's own after."""
+    global _info
+    before = info()
+    _info = dataclasses.replace(before, p2g_lanes=int(lanes))
+    try:
+        yield
+    finally:
+        _info = before
 
 
 def info() -> RuntimeInfo:

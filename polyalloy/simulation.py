@@ -193,10 +193,12 @@ class Simulation:
         earlier = sum(len(e.part_rows(d)) for body in sc.bodies if body.template is not None
                       for e in body.earlier_shapes())
         block, rows = kf.GRID_BLOCK, pool.MIN_ROWS
+        grid, real = pool.grid_alloc(d, res, block), runtime.info().precision
         return pool.Layout(
-            dim=d, real=runtime.info().precision, particles=b(n, pool.MIN_PARTICLES), grid=pool.grid_alloc(d, res, block),
+            dim=d, real=real, particles=b(n, pool.MIN_PARTICLES), grid=grid,
             block=block, thermal=self.thermal, control=self.controlled,
-            serial=runtime.info().arch in ("x64", "arm64"),
+            lanes=kf.grid_lanes(runtime.info().p2g_lanes, int(np.prod(grid, dtype=np.int64)), d,
+                                8 if real == "f64" else 4, self.thermal, self.controlled),
             kinds=tuple(sorted({int(sc.materials[m].kind) for m in self.material_names})),
             parts=b(n_parts, rows), sources=b(len(self.sources)),
             materials=b(len(self.material_names)), colliders=b(n_colliders, rows), regions=b(n_regions, rows),

@@ -193,8 +193,8 @@ def test_parse_bytes():
 
 def test_the_estimate_follows_dx_and_image_size():
     scene = drop.build(dim=3)
-    est = preflight.memory_estimate(scene)
-    coarse = preflight.memory_estimate(dataclasses.replace(scene, dx=2 * scene.dx))
+    est = preflight.memory_estimate(scene, lanes=2)
+    coarse = preflight.memory_estimate(dataclasses.replace(scene, dx=2 * scene.dx), lanes=2)
     # particles and grid scale as dx^-3; a sphere fills pi/6 of the lattice over its box
     assert est["particles"] / coarse["particles"] == pytest.approx(8, rel=0.1)
     # the grid as allocated: the nodes the scene needs (dx^-3, plus stencil padding), rounded up by
@@ -203,7 +203,12 @@ def test_the_estimate_follows_dx_and_image_size():
     alloc = pool.grid_alloc(3, res, kf.GRID_BLOCK)
     assert all(a >= r for a, r in zip(alloc, res))
     assert est["grid"] == np.prod(alloc) * kf.grid_node_bytes(3, 4, preflight.is_thermal(scene),
-                                                              preflight.is_controlled(scene))
+                                                              preflight.is_controlled(scene), lanes=2)
+    # P2G in two lanes keeps two copies of the scattered channels: v and m (4 of a plain node's 4
+    # reals), 5 of the 11 thermal ones, all 7 of the controller's
+    thermal, controlled = preflight.is_thermal(scene), preflight.is_controlled(scene)
+    reals = (4 + 11 * thermal + 7 * controlled, 4 + 5 * thermal + 7 * controlled)
+    assert preflight.memory_estimate(scene, lanes=1)["grid"] * (reals[0] + 2 * reals[1]) == est["grid"] * reals[0]
     assert est["grid"] > 3 * coarse["grid"]
     film = preflight.memory_estimate(scene, image=(1920, 1080))
     small = preflight.memory_estimate(scene, image=(640, 360))
@@ -477,3 +482,16 @@ def test_a_write_that_fails_is_one_clear_error_and_keeps_the_old_file(tmp_path):
     with pytest.raises(PolyalloyError, match="cannot write .*frames.json: Is a directory"):
         export.write_json_atomic(tmp_path / MANIFEST, {"a": 1})
     assert (tmp_path / MANIFEST).is_dir() and os.listdir(tmp_path) == [MANIFEST]
+
+
+def test_p2g_lanes_give_way_on_a_grid_whose_copies_would_not_fit():
+    """Each P2G lane copies the grid's scattered channels (``kernels.fields.grid_lanes``): a
+    bench-size grid (24 MB a lane) keeps all 16 lanes of a 16-core machine, a film-size 3D grid gets as many as
+    fit ``LANE_BUDGET`` (the serial loop when not two), and a GPU keeps its atomics (0)."""
+    budget, reals = kf.LANE_BUDGET, kf.scattered_reals(3, True, True)
+    assert reals == 16  # v (3), m, 5 thermal, 7 of the controller
+    assert kf.grid_lanes(16, 72 ** 3, 3, 4, True, True) == 16  # 24 MB a lane
+    assert kf.grid_lanes(16, 256 ** 3, 3, 4, True, True) == 1  # 1 GB a lane: serial
+    assert kf.grid_lanes(16, 160 ** 3, 3, 4, True, True) == budget // (160 ** 3 * 4 * reals)
+    assert kf.grid_lanes(2, 512 ** 2, 2, 4, False, False) == 2
+    assert kf.grid_lanes(0, 256 ** 3, 3, 4, True, True) == 0 and kf.grid_lanes(1, 8, 2, 4, False, False) == 1

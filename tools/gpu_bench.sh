@@ -9,10 +9,13 @@
 #   scaling_cuda.png      the scaling series (when Pillow or matplotlib is importable)
 #   bench_cuda_big.json/.txt  a --quick run of the same workloads at $BIG_N_GRID cells per metre
 #   validate_cuda.json/.txt   `polyalloy validate --arch cuda --quick` (when scipy is importable)
+#   p2g_scaling.json/.log the CPU's P2G against its threads (`tools/p2g_scaling.py`), when P2G_LANES is set
 #   status.txt            the exit status of each step
 # Knobs (environment): ARCH (cuda), MAX_PARTICLES (17000000: sizes up to 16.7M), BIG_N_GRID (128:
-# 524,288 particles; 0 skips), N_GRID (64), QUICK (0; 1 = --quick for the main run), STEP_TIMEOUT
-# (900 s per step). Exit status: that of the main bench run.
+# 524,288 particles; 0 skips), N_GRID (64), QUICK (0; 1 = --quick for the main run), SCALING (1; 0
+# drops the scaling series), VALIDATE (1; 0 skips it), P2G_LANES (empty: skip; e.g. 1,4,16: the lane
+# counts of the CPU P2G scaling, on the machine's CPU, at P2G_N_GRID cells per metre, 64),
+# STEP_TIMEOUT (900 s per step). Exit status: that of the main bench run.
 set -u -o pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,6 +25,10 @@ MAX_PARTICLES=${MAX_PARTICLES:-17000000}
 BIG_N_GRID=${BIG_N_GRID:-128}
 N_GRID=${N_GRID:-64}
 QUICK=${QUICK:-0}
+SCALING=${SCALING:-1}
+VALIDATE=${VALIDATE:-1}
+P2G_LANES=${P2G_LANES:-}
+P2G_N_GRID=${P2G_N_GRID:-64}
 STEP_TIMEOUT=${STEP_TIMEOUT:-900}
 PYTHON=${PYTHON:-python3}
 mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)  # absolute: the steps run from /
@@ -65,18 +72,30 @@ EOF
     return $rc
 }
 
-main_args=(bench --arch "$ARCH" --n-grid "$N_GRID" --scaling --max-particles "$MAX_PARTICLES")
+main_args=(bench --arch "$ARCH" --n-grid "$N_GRID")
 [ "$QUICK" = 1 ] && main_args+=(--quick)
-if has PIL || has matplotlib; then main_args+=(--plot "$OUT/scaling_$ARCH.png"); fi
+if [ "$SCALING" = 1 ]; then
+    main_args+=(--scaling --max-particles "$MAX_PARTICLES")
+    if has PIL || has matplotlib; then main_args+=(--plot "$OUT/scaling_$ARCH.png"); fi
+fi
 step bench "bench_$ARCH" "${main_args[@]}"
 status=$?
 if [ "$BIG_N_GRID" != 0 ]; then
     step bench_big "bench_${ARCH}_big" bench --arch "$ARCH" --quick --n-grid "$BIG_N_GRID"
 fi
-if has scipy; then
+if [ "$VALIDATE" != 1 ]; then
+    echo "validate skipped (VALIDATE=$VALIDATE)" >> "$OUT/status.txt"
+elif has scipy; then
     step validate "validate_$ARCH" validate --arch "$ARCH" --quick
 else
     echo "validate skipped (scipy is not installed)" >> "$OUT/status.txt"
+fi
+if [ -n "$P2G_LANES" ]; then
+    echo "== p2g_scaling: lanes $P2G_LANES at $P2G_N_GRID cells per metre" >&2
+    (cd / && timeout "$STEP_TIMEOUT" "$PYTHON" "$ROOT/tools/p2g_scaling.py" --lanes "$P2G_LANES" \
+        --n-grid "$P2G_N_GRID" --rounds 5) > "$OUT/p2g_scaling.json" 2> "$OUT/p2g_scaling.log"
+    echo "p2g_scaling $?" >> "$OUT/status.txt"
+    tail -n 3 "$OUT/p2g_scaling.log" >&2
 fi
 cat "$OUT/status.txt" >&2
 exit $status
