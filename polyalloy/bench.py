@@ -44,8 +44,9 @@ so speed cannot come from doing less work. The references have no other path and
 
 P2G lanes (``run_p2g_lanes``; the full run, or ``p2g=True``): on a CPU with two threads or more
 P2G scatters in lanes, one per thread (``kernels.fields.Grid.lanes``); the full run builds
-``polyalloy_block`` and ``fluid_block`` once more with the serial P2G and times the P2G alone
-of both builds, alternating, from the same state: the speedup is measured in the same run.
+``polyalloy_block`` and ``fluid_block`` once more with the serial P2G and times the transfer to
+the grid (clear, P2G, block list: ``time_p2g``) of both builds, alternating, from the same state:
+the speedup is measured in the same run.
 
 The full run (or ``scaling=True``) also times fluid_block's water at 16,000 to ~1M particles
 (``run_scaling``; sizes that do not fit in memory are skipped before allocating) and can plot it. The roofline line (``traffic_model``) gives the bytes moved and flops per particle-step of
@@ -436,30 +437,27 @@ P2G_REPEATS = 10  # P2G launches per timed round of ``run_p2g_lanes``
 
 
 def time_p2g(sim, repeats: int = P2G_REPEATS) -> tuple[float, float]:
-    """Wall and CPU milliseconds of one P2G of ``sim``'s particles as they are (the grid cleared
-    before, untimed; the block list, and the lanes' sum where there are lanes, timed with it),
-    the mean of ``repeats``."""
+    """Wall and CPU milliseconds of one transfer of ``sim``'s particles to the grid as they are:
+    clear, P2G and the block list (with the lanes' sum where there are lanes), ``repeats`` of them
+    back to back as in a substep, one sync at the end; the mean."""
     import taichi as ti
 
     from polyalloy.kernels import mpm
 
     g, k = sim.grid, sim.knobs
-    wall = cpu = 0.0
+    ti.sync()
+    w, c = time.perf_counter(), time.process_time()
     for _ in range(repeats):
         mpm.clear_grid(g, k)
-        ti.sync()
-        w, c = time.perf_counter(), time.process_time()
         mpm.p2g(sim.particles_fields, g, sim.materials, sim.control_table, k)
         mpm.collect_blocks(g)
-        ti.sync()
-        wall += time.perf_counter() - w
-        cpu += time.process_time() - c
-    return 1e3 * wall / repeats, 1e3 * cpu / repeats
+    ti.sync()
+    return 1e3 * (time.perf_counter() - w) / repeats, 1e3 * (time.process_time() - c) / repeats
 
 
 def run_p2g_lanes(cases: dict, n_grid: int, dt: float, rounds: int, say=lambda line: None) -> dict:
-    """P2G in the runtime's lanes (``kernels.fields.Grid.lanes``) against the serial P2G, one
-    thread, in this process: ``polyalloy_block`` and ``fluid_block`` from ``cases`` (built with
+    """The transfer to the grid (``time_p2g``) with P2G in the runtime's lanes
+    (``kernels.fields.Grid.lanes``) against the serial P2G, one thread, in this process: ``polyalloy_block`` and ``fluid_block`` from ``cases`` (built with
     the runtime's lanes) and the same workloads built again with one lane; rounds alternate, and
     each reports the best round, the median, the CPU time and the grid mass of both (equal to
     rounding). Nothing to do where the runtime has fewer than two lanes (one thread, or a GPU)."""
