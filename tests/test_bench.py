@@ -24,7 +24,7 @@ REFERENCES = {"reference_mpm3d", "reference_mpm2d"}
 def result():
     lines = []
     out = bench.run_bench(quick=True, arch="cpu", n_grid=N_GRID, substeps=2, rounds=2, progress=lines.append,
-                          scaling=True, scaling_sizes=SCALING_SIZES, triad_elements=1 << 18)
+                          scaling=True, scaling_sizes=SCALING_SIZES, triad_elements=1 << 18, p2g=True)
     assert lines, "run_bench reports its progress"
     return out
 
@@ -175,6 +175,29 @@ def test_table_names_every_workload(result):
         assert name in table
 
 
+def test_p2g_lanes_are_timed_against_the_serial_p2g_from_the_same_state(result):
+    """``run_p2g_lanes`` (``--p2g``): on a runtime of two threads or more the bench builds
+    ``polyalloy_block`` and ``fluid_block`` again with the serial P2G and times both transfers from
+    one state; both grids then hold the same mass (that state's particles', to f32 rounding), and
+    the table gives the figures. With one thread there is nothing to compare, and it says so."""
+    from polyalloy import runtime
+
+    lanes = result["p2g_lanes"]
+    assert lanes["lanes"] == runtime.info().p2g_lanes and lanes["threads"] == runtime.info().threads
+    if lanes["lanes"] < 2:
+        assert "skipped" in lanes
+        return
+    table = bench.format_table(result)
+    for name in ("polyalloy_block", "fluid_block"):
+        p = lanes[name]
+        assert p["grid_mass"] == pytest.approx(p["grid_mass_serial"], rel=1e-6) and p["grid_mass"] > 0
+        for key in ("serial_ms", "lanes_ms", "serial_median_ms", "lanes_median_ms", "lanes_cpu_ms"):
+            _positive_finite(p[key], f"p2g_lanes.{name}.{key}")
+        assert p["speedup"] == pytest.approx(p["serial_ms"] / p["lanes_ms"])
+        assert len(p["rounds_ms"]["1"]) == len(p["rounds_ms"][str(lanes["lanes"])]) >= 3
+        assert f"P2G of {name}" in table
+
+
 def test_traffic_model_counts_the_fluid_kernels():
     """The model's sums for a 3D f32 substep with no grid share: p2g reads 120 B, g2p reads 76 B
     and writes 156 B per particle; doubling the float size doubles the float traffic."""
@@ -218,10 +241,10 @@ def test_cli_prints_json_and_writes_the_plot(result, monkeypatch, capsys, tmp_pa
     monkeypatch.setattr(bench, "run_bench", fake_run_bench)
     plot = tmp_path / "scaling.png"
     assert cli.main(["bench", "--arch", "cpu", "--quick", "--json", "--plot", str(plot), "--max-particles",
-                     "70000"]) == 0
+                     "70000", "--p2g"]) == 0
     assert json.loads(capsys.readouterr().out)["workloads"].keys() == result["workloads"].keys()
     assert plot.stat().st_size > 0
-    assert seen["quick"] and seen["scaling"] and seen["max_particles"] == 70_000
+    assert seen["quick"] and seen["scaling"] and seen["p2g"] and seen["max_particles"] == 70_000
 
 
 def test_reference_is_taichis_example_adapted(result):
