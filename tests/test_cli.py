@@ -118,3 +118,15 @@ def test_unwritable_output_folder_is_one_clear_line(tmp_path):
     proc = run_cli("render", "drop", "--frames", "1", "--out", str(blocker / "sub"), "--arch", "cpu")
     assert_one_line_error(proc)
     assert blocker.read_text() == "not a folder"
+
+
+def test_a_bad_p2g_lane_count_is_a_one_line_error():
+    """``POLYALLOY_P2G_LANES`` (the CPU P2G's lanes, 1 to 16): anything else stops the run before a
+    simulation starts, with one line naming the variable and exit status 2."""
+    for bad in ("0", "17", "two"):
+        out = subprocess.run([sys.executable, "-m", "polyalloy.cli", "check", "bars", "--arch", "cpu"],
+                             capture_output=True, text=True, env=dict(ENV, POLYALLOY_P2G_LANES=bad), timeout=120)
+        assert out.returncode == 2, out.stderr
+        errors = [line for line in out.stderr.splitlines() if line.startswith("polyalloy: error:")]
+        assert errors == [f"polyalloy: error: POLYALLOY_P2G_LANES must be a whole number from 1 to 16, got {bad!r}"]
+        assert "Traceback" not in out.stderr and out.stdout == ""
