@@ -150,8 +150,8 @@ class Grid:
     (no atomics) into its own copy of the scattered channels (``lane_<name>``, the L copies side
     by side along axis 0, ``lane_stride`` nodes apart) and marks the blocks it wrote in
     ``lane_mask``; ``kernels.mpm.collect_blocks`` adds the copies of the marked blocks into the
-    grid in lane order and zeroes them and the marks again. A
-    result depends on the lane count, never on the threads or their timing: it repeats bit for bit.
+    grid in lane order and zeroes them and the marks again. A result depends on the lane count,
+    never on the threads or their timing: it repeats bit for bit.
 
     The storage holds ``alloc_res`` nodes per axis (at least ``res``): simulations of other
     sizes reuse one Grid and its compiled kernels (``polyalloy.pool``). So the geometry of the
