@@ -119,8 +119,7 @@ def memory_estimate(scene, image: tuple[int, int] | None = None, real_bytes: int
     lanes = kf.grid_lanes(lanes, nodes, d, real_bytes, is_thermal(scene), is_controlled(scene))
     particle = pool.bucket(n, pool.MIN_PARTICLES) * kf.particle_bytes(d, real_bytes)
     out = dict(particles=particle, state_copy=particle, sampling=lattice * (2 * d * 8 + real_bytes + 1),
-               grid=int(np.prod(res, dtype=np.float64)) * kf.grid_node_bytes(d, real_bytes, is_thermal(scene),
-                                                                             is_controlled(scene), lanes),
+               grid=nodes * kf.grid_node_bytes(d, real_bytes, is_thermal(scene), is_controlled(scene), lanes),
                renderer=0, runtime=RUNTIME_BYTES)
     if image is not None:
         out["renderer"] = kr.frame_bytes(int(image[0]), int(image[1]), real_bytes)

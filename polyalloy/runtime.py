@@ -23,7 +23,7 @@ log = logging.getLogger("polyalloy")
 
 ARCHES = ("auto", "cpu", "cuda", "vulkan", "metal")
 PRECISIONS = ("f32", "f64")
-MAX_P2G_LANES = 16  # each lane past the first keeps a copy of the grid's scattered channels
+MAX_P2G_LANES = 16  # with two lanes or more, each keeps a copy of the grid's scattered channels
 CUDA_MEMORY_FRACTION = 0.8  # of the GPU's memory that Taichi reserves for fields on CUDA
 
 
@@ -41,19 +41,25 @@ class RuntimeInfo:
     p2g_lanes: int = 1  # how P2G adds into the grid (``p2g_lanes``, ``kernels.fields.Grid.lanes``)
 
 
-def p2g_lanes(arch: str, threads: int) -> int:
+def lanes_wanted() -> int | None:
+    """``POLYALLOY_P2G_LANES`` (1 to ``MAX_P2G_LANES``), or None where it is not set; anything else
+    is an error (``init`` reads it before it starts Taichi)."""
+    wanted = os.environ.get("POLYALLOY_P2G_LANES", "").strip()
+    if not wanted:
+        return None
+    if not wanted.isdigit() or not 1 <= int(wanted) <= MAX_P2G_LANES:
+        raise PolyalloyError(f"POLYALLOY_P2G_LANES must be a whole number from 1 to {MAX_P2G_LANES}, got {wanted!r}")
+    return int(wanted)
+
+
+def p2g_lanes(arch: str, threads: int, wanted: int | None = None) -> int:
     """How P2G adds into the grid (``kernels.fields.Grid.lanes``): 0 (float atomics) on a GPU;
     on the CPU one lane per thread, at most ``MAX_P2G_LANES`` (one thread: the serial loop), or
-    ``POLYALLOY_P2G_LANES`` where set (1 to ``MAX_P2G_LANES``). A run repeats bit for bit at a given
-    lane count, whatever the threads; another count adds in another order (last bits differ)."""
+    ``wanted`` (``lanes_wanted``) where set. A run repeats bit for bit at a given lane count,
+    whatever the threads; another count adds in another order (last bits differ)."""
     if arch not in ("x64", "arm64"):
         return 0
-    wanted = os.environ.get("POLYALLOY_P2G_LANES", "").strip()
-    if wanted:
-        if not wanted.isdigit() or not 1 <= int(wanted) <= MAX_P2G_LANES:
-            raise PolyalloyError(f"POLYALLOY_P2G_LANES must be a whole number from 1 to {MAX_P2G_LANES}, got {wanted!r}")
-        return int(wanted)
-    return max(1, min(threads, MAX_P2G_LANES))
+    return wanted if wanted is not None else max(1, min(threads, MAX_P2G_LANES))
 
 
 _info: RuntimeInfo | None = None
@@ -98,6 +104,7 @@ def init(arch: str = "auto", seed: int = 0, deterministic: bool = False,
         arch, threads = "cpu", 1
     if fast_compile is None:
         fast_compile = os.environ.get("POLYALLOY_FAST_COMPILE", "0").strip() not in ("", "0")
+    wanted_lanes = lanes_wanted()
     wanted = (arch, precision, int(seed), bool(deterministic), bool(fast_compile))
     if _info is not None:
         if (_info.requested, _info.precision, _info.seed, _info.deterministic, _info.fast_compile) == wanted:
@@ -137,7 +144,7 @@ def init(arch: str = "auto", seed: int = 0, deterministic: bool = False,
     np.random.seed(int(seed) % 2**32)
     n_threads = threads if threads is not None else (os.cpu_count() or 1)
     _info = RuntimeInfo(chosen, arch, precision, int(seed), bool(deterministic), n_threads, bool(fast_compile),
-                        p2g_lanes(chosen, n_threads))
+                        p2g_lanes(chosen, n_threads, wanted_lanes))
     log.info("polyalloy runtime: arch=%s (asked %s), precision=%s, seed=%d, deterministic=%s, fast_compile=%s",
              chosen, arch, precision, seed, deterministic, fast_compile)
     return _info
