@@ -123,8 +123,8 @@ class Particles:
 class Grid:
     """A block-sparse grid of ``res`` nodes per axis, spacing ``dx`` (m), node 0 at ``origin`` (m).
 
-    Nodes are stored densely, in blocks of ``block``^dim; the work follows the particles
-    through an explicit active-block list: P2G marks the blocks its stencils touch
+    Nodes are stored densely, in one flat array; the work goes by blocks of ``block``^dim and
+    follows the particles through an explicit active-block list: P2G marks the blocks its stencils touch
     (``block_mask``), ``collect_blocks`` lists them (``block_list``, ``n_active``), and every
     grid pass and ``clear_grid`` visit only the listed blocks. (Taichi's own pointer and
     bitmasked SNodes would do this too, but Taichi 1.7's CPU runtime corrupts its heap after a
@@ -180,7 +180,10 @@ class Grid:
         indices = ti.ij if dim == 2 else ti.ijk
         self.v = ti.Vector.field(dim, dtype)
         self.m = ti.field(dtype)
-        cell = fb.dense(indices, self.n_blocks).dense(indices, block)
+        # one flat dense array of nodes (the blocks are a unit of the work, not of the storage):
+        # a stencil's 3^dim addresses are then one base plus constants, where two levels cost a
+        # split and a product per axis and node (measured 4-6% of a CPU substep, docs/benchmark.md)
+        cell = fb.dense(indices, tuple(nb * block for nb in self.n_blocks))
         cell.place(self.v, self.m)
         if self.thermal:
             self.hc, self.T, self.k, self.dT, self.frozen, self.phi, self.relax, self.held = (
@@ -196,7 +199,7 @@ class Grid:
         self.scattered = scattered_channels(self.thermal, self.control)
         self.lane_stride = self.n_blocks[0] * block
         if self.lanes >= 2:  # the lanes' copies of the scattered channels, side by side along axis 0
-            copies = fb.dense(indices, (self.lanes * self.n_blocks[0],) + self.n_blocks[1:]).dense(indices, block)
+            copies = fb.dense(indices, (self.lanes * self.lane_stride,) + tuple(nb * block for nb in self.n_blocks[1:]))
             for name in self.scattered:
                 f = getattr(self, name)
                 spare = ti.Vector.field(f.n, dtype) if isinstance(f, ti.MatrixField) else ti.field(dtype)
