@@ -589,7 +589,7 @@ def traffic_model(dim: int, real: int, nodes_per_particle: float) -> dict:
     g2p = (setup + stencil * (2 * d + d + 2 * d + 3 + 3 * d * d)  # dpos, weight, v += w g_v, C += w g_v dpos^T
            + 2 * d  # x += dt v
            + (d * d + d + d ** 3 + d * d * (d - 1))  # F = (I + dt C) F
-           + det + 1 + d  # liquid projection F = J^(1/d) I
+           + det + 1  # liquid projection F = diag(J, 1, ...): J = max(det F, 1e-6)
            + det + 2 + d + 3 * d * d  # fluid stress J (K (J - 1) I + eta (C + C^T))
            + 2 * d + 5)  # |v| and the wave speed for the next dt
     update = 3 * d  # per node: v = p / m + dt g
