@@ -436,6 +436,19 @@ def run_scaling(sizes=SCALING_SIZES, max_particles: int = SCALING_MAX_PARTICLES,
 P2G_REPEATS = 10  # P2G launches per timed round of ``run_p2g_lanes``
 
 
+def substep_ms(case: _Case, substeps: int = 20) -> float:
+    """Wall milliseconds per substep of ``substeps`` substeps of ``case`` from where it stands,
+    synced before and after (the tools' timing of whole substeps)."""
+    import taichi as ti
+
+    ti.sync()
+    t0 = time.perf_counter()
+    for _ in range(substeps):
+        case.step()
+    ti.sync()
+    return 1e3 * (time.perf_counter() - t0) / substeps
+
+
 def time_p2g(sim, repeats: int = P2G_REPEATS) -> tuple[float, float]:
     """Wall and CPU milliseconds of one transfer of ``sim``'s particles to the grid as they are:
     clear, P2G and the block list (with the lanes' sum where there are lanes), ``repeats`` of them

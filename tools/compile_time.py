@@ -73,16 +73,9 @@ out = dict(workload=args.workload, compile_s=round(case.compile_s, 2), process_s
 if args.kernels:
     out["first_call_s"] = {k: round(v, 2) for k, v in sorted(first_call.items(), key=lambda kv: -kv[1]) if v >= 0.05}
 if args.rounds:
-    import taichi as ti
-
     start, ms = case.save(), []
     for _ in range(args.rounds):
         case.load(start)
-        ti.sync()
-        t1 = time.perf_counter()
-        for _ in range(20):
-            case.step()
-        ti.sync()
-        ms.append(round((time.perf_counter() - t1) / 20 * 1e3, 2))
+        ms.append(round(bench.substep_ms(case), 2))
     out["ms_per_substep"] = sorted(ms)
 print(json.dumps(out))

@@ -19,13 +19,12 @@ import sys
 import time
 
 CHILD = """
-import json, os, sys, time
+import json, os, sys
 import numpy as np
 import polyalloy
 from polyalloy import bench
 from polyalloy.kernels import mpm
 name, n_grid, lanes, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-import taichi as ti
 info = polyalloy.init(arch="cpu", threads=lanes)
 dt = bench.BASE_DT / n_grid
 case = {w.name: w.build for w in bench.WORKLOADS}[name](n_grid, dt)
@@ -35,12 +34,7 @@ for _ in range(rounds):
     case.load(start)
     p2g.append(bench.time_p2g(case.sim)[0])
     case.load(start)
-    ti.sync()
-    t0 = time.perf_counter()
-    for _ in range(20):
-        case.step()
-    ti.sync()
-    substep.append(1e3 * (time.perf_counter() - t0) / 20)
+    substep.append(bench.substep_ms(case))
 case.load(start)
 bench.time_p2g(case.sim, 1)
 print(json.dumps(dict(workload=name, lanes=case.sim.grid.lanes, threads=info.threads, particles=case.particles,
