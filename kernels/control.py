@@ -161,8 +161,8 @@ def texture_color(cols: ti.template(), s: ti.i32, x, t):
     return cols.tex_a[s] if parity == 0 else cols.tex_b[s]
 
 
-@ti.kernel
-def mimic(parts: ti.template(), mats: ti.template(), cols: ti.template(), ctrl: ti.template(),
+@ti.func
+def mimic_pass(parts: ti.template(), mats: ti.template(), cols: ti.template(), ctrl: ti.template(),
           knobs: ti.template(), reach: float):
     """Mimicry: a polyalloy particle within ``reach`` (m) of a textured collider takes the
     texture's colour there (at the end of the substep, ``knobs.step_t1``); otherwise its colour
@@ -181,6 +181,13 @@ def mimic(parts: ti.template(), mats: ti.template(), cols: ti.template(), ctrl: 
             if not touched:
                 c += rate * (ctrl.source_color[parts.body[p]] - c)
             parts.color[p] = c
+
+
+@ti.kernel
+def mimic(parts: ti.template(), mats: ti.template(), cols: ti.template(), ctrl: ti.template(),
+          knobs: ti.template(), reach: float):
+    """``mimic_pass`` on its own (a substep launches it inside ``kernels.substep``)."""
+    mimic_pass(parts, mats, cols, ctrl, knobs, reach)
 
 
 @ti.kernel

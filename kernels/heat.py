@@ -160,8 +160,8 @@ def _conductance(grid: ti.template(), I, J):
     return g
 
 
-@ti.kernel
-def conduct(grid: ti.template(), cols: ti.template(), knobs: ti.template()):
+@ti.func
+def conduct_pass(grid: ti.template(), cols: ti.template(), knobs: ti.template()):
     """Grid heat step: node temperatures from P2G, collider contact, conduction, air exchange.
     Writes ``grid.dT`` (K) and adds the energy that entered through colliders and air (J) to
     ``knobs.boundary_energy`` (in the clock's float, as the host added the returned value
@@ -215,3 +215,9 @@ def conduct(grid: ti.template(), cols: ti.template(), knobs: ti.template()):
             grid.dT[I] = (scale * flow + q_air) / hc
             grid.relax[I] = ti.min(1.0, RELAX * dt * knobs.heat_scale[None] * grid.k[I] * area_scale / hc)
     knobs.boundary_energy[None] += ti.cast(boundary, CLOCK)
+
+
+@ti.kernel
+def conduct(grid: ti.template(), cols: ti.template(), knobs: ti.template()):
+    """``conduct_pass`` on its own (a substep launches it inside ``kernels.substep``)."""
+    conduct_pass(grid, cols, knobs)

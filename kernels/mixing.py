@@ -50,8 +50,8 @@ def takes_part(parts: ti.template(), mats: ti.template(), p):
     return ok
 
 
-@ti.kernel
-def scatter(parts: ti.template(), grid: ti.template(), mats: ti.template(), knobs: ti.template()):
+@ti.func
+def scatter_pass(parts: ti.template(), grid: ti.template(), mats: ti.template(), knobs: ti.template()):
     """Liquid particles' m, m c and m D to their stencils' nodes (after P2G, which cleared and
     listed the blocks they touch); nothing while the device clock is stopped."""
     ti.loop_config(serialize=grid.lanes >= 1)  # a CPU: one thread, plain adds
@@ -71,7 +71,13 @@ def scatter(parts: ti.template(), grid: ti.template(), mats: ti.template(), knob
 
 
 @ti.kernel
-def gather(parts: ti.template(), grid: ti.template(), mats: ti.template(), knobs: ti.template()):
+def scatter(parts: ti.template(), grid: ti.template(), mats: ti.template(), knobs: ti.template()):
+    """``scatter_pass`` on its own (a substep launches it inside ``kernels.substep``)."""
+    scatter_pass(parts, grid, mats, knobs)
+
+
+@ti.func
+def gather_pass(parts: ti.template(), grid: ti.template(), mats: ti.template(), knobs: ti.template()):
     """Each liquid particle's composition moves toward its nodes' (module docstring), over the
     device clock's step; nothing while the clock is stopped."""
     rate = 4.0 * knobs.step_dt[None] * grid.inv_spacing[None] ** 2
@@ -89,3 +95,9 @@ def gather(parts: ti.template(), grid: ti.template(), mats: ti.template(), knobs
                     a = ti.min(1.0, rate * grid.mix_d[node] / m)
                     dc += weight * a * (grid.mix_c[node] / m - c)
             parts.comp[p] = c + dc
+
+
+@ti.kernel
+def gather(parts: ti.template(), grid: ti.template(), mats: ti.template(), knobs: ti.template()):
+    """``gather_pass`` on its own (a substep launches it inside ``kernels.substep``)."""
+    gather_pass(parts, grid, mats, knobs)

@@ -1,6 +1,8 @@
 """MLS-MPM (Hu et al. 2018) with APIC transfers and quadratic B-splines, one code path for 2D
-and 3D: ``clear_grid`` -> ``p2g`` -> ``collect_blocks`` -> ``update_grid`` -> ``g2p``. The substep order lives in
-``polyalloy.simulation``; every kernel takes its fields as ``ti.template()`` arguments.
+and 3D: ``clear_grid`` -> ``p2g`` -> ``collect_blocks`` -> ``update_grid`` -> ``g2p``. Each pass is a
+``ti.func`` (``*_pass``) that ``kernels.substep`` launches two kernels of a substep from, and a
+kernel of the same name that launches it alone; every pass takes its fields as ``ti.template()``
+arguments.
 """
 import taichi as ti
 
@@ -91,8 +93,8 @@ def mark_blocks(grid: ti.template(), base, lane):
             grid.lane_mask[B] = 1
 
 
-@ti.kernel
-def collect_blocks(grid: ti.template()):
+@ti.func
+def collect_blocks_pass(grid: ti.template()):
     """List the blocks that P2G marked; every later grid pass visits only these. After P2G in
     lanes (``Grid.lanes`` >= 2), add into each listed node the copies of the lanes that marked its
     block, in lane order, and zero those copies and every lane's marks for the next P2G."""
@@ -125,7 +127,13 @@ def collect_blocks(grid: ti.template()):
 
 
 @ti.kernel
-def clear_grid(grid: ti.template(), knobs: ti.template()):
+def collect_blocks(grid: ti.template()):
+    """``collect_blocks_pass`` on its own (a substep launches it inside ``kernels.substep``)."""
+    collect_blocks_pass(grid)
+
+
+@ti.func
+def clear_grid_pass(grid: ti.template(), knobs: ti.template()):
     """Zero the nodes of the listed blocks and unmark them, so the next P2G pays only for the
     blocks it touches (nothing while the clock is stopped: the grid keeps the last substep's)."""
     for i, k in ti.ndrange(while_running(knobs, grid.n_active[None]), grid.block ** grid.dim):
@@ -152,6 +160,12 @@ def clear_grid(grid: ti.template(), knobs: ti.template()):
         grid.block_mask[grid.block_list[i]] = 0
     if knobs.clock_state[None] == RUNNING:
         grid.n_active[None] = 0
+
+
+@ti.kernel
+def clear_grid(grid: ti.template(), knobs: ti.template()):
+    """``clear_grid_pass`` on its own (a substep launches it inside ``kernels.substep``)."""
+    clear_grid_pass(grid, knobs)
 
 
 @ti.func
@@ -225,8 +239,8 @@ def scatter_particle(parts: ti.template(), grid: ti.template(), mats: ti.templat
                     deposit(grid, "ctrl_v", node, weight * g_vel)
 
 
-@ti.kernel
-def p2g(parts: ti.template(), grid: ti.template(), mats: ti.template(), ctrl: ti.template(),
+@ti.func
+def p2g_pass(parts: ti.template(), grid: ti.template(), mats: ti.template(), ctrl: ti.template(),
         knobs: ti.template()):
     """Scatter mass, momentum, APIC affine momentum and the stress impulse (from the stress G2P
     stored) to the grid; on a thermal grid also heat capacity, thermal energy, conductivity,
@@ -254,6 +268,13 @@ def p2g(parts: ti.template(), grid: ti.template(), mats: ti.template(), ctrl: ti
         for p in range(n):
             if parts.alive[p]:
                 scatter_particle(parts, grid, mats, ctrl, knobs, p, 0)
+
+
+@ti.kernel
+def p2g(parts: ti.template(), grid: ti.template(), mats: ti.template(), ctrl: ti.template(),
+        knobs: ti.template()):
+    """``p2g_pass`` on its own (a substep launches it inside ``kernels.substep``)."""
+    p2g_pass(parts, grid, mats, ctrl, knobs)
 
 
 @ti.func
@@ -289,8 +310,8 @@ def collide_node(cols: ti.template(), x, v, t, frozen: ti.i32, stick_below, reac
     return v
 
 
-@ti.kernel
-def update_grid(grid: ti.template(), cols: ti.template(), knobs: ti.template()):
+@ti.func
+def update_grid_pass(grid: ti.template(), cols: ti.template(), knobs: ti.template()):
     """Momentum to velocity, gravity, the controller's pull (on a controlled grid), collider
     conditions, and the walls of the domain box (free-slip, separating: a node on a wall loses
     only its outward velocity). Step and time: the device clock's."""
@@ -314,6 +335,12 @@ def update_grid(grid: ti.template(), cols: ti.template(), knobs: ti.template()):
                 if I[d] >= grid.extent[None][d] - 1 - DOMAIN_PAD and v[d] > 0.0:
                     v[d] = 0.0
             grid.v[I] = v
+
+
+@ti.kernel
+def update_grid(grid: ti.template(), cols: ti.template(), knobs: ti.template()):
+    """``update_grid_pass`` on its own (a substep launches it inside ``kernels.substep``)."""
+    update_grid_pass(grid, cols, knobs)
 
 
 @ti.func
@@ -367,8 +394,8 @@ def toughness(p):
     return 0.7 + 0.6 * ti.cast(h & ti.u32(0xFFFFFF), float) / 16777216.0
 
 
-@ti.kernel
-def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti.template(),
+@ti.func
+def g2p_pass(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti.template(),
         ctrl: ti.template(), knobs: ti.template()):
     """Gather velocity and the affine matrix, advect, update F (plasticity, damage), keep
     particles out of colliders and inside the domain; on a thermal grid gather the temperature
@@ -509,6 +536,13 @@ def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti
                 ti.atomic_max(knobs.lane_speed[p % LANES], ti.math.inf)
 
 
+@ti.kernel
+def g2p(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti.template(),
+        ctrl: ti.template(), knobs: ti.template()):
+    """``g2p_pass`` on its own (a substep launches it inside ``kernels.substep``)."""
+    g2p_pass(parts, grid, mats, cols, ctrl, knobs)
+
+
 @ti.func
 def choose_dt(knobs: ti.template()):
     """The step of the next substep, as the host chose it before (``Simulation.stable_dt`` and
@@ -576,8 +610,8 @@ def set_step(knobs: ti.template(), dt: CLOCK, t: CLOCK):
     knobs.step_t1[None] = ti.cast(t + dt, float)
 
 
-@ti.kernel
-def fold_lanes(knobs: ti.template()):
+@ti.func
+def fold_lanes_pass(knobs: ti.template()):
     """After G2P: ``max_speed`` and ``max_wave`` from its per-lane maxima and ``push_impulse``
     plus its per-lane sums (all lanes reset), then the clock: t += dt and the next step
     (``choose_dt``). Serial, in lane order: the sum is the same at any thread count. Nothing
@@ -602,6 +636,12 @@ def fold_lanes(knobs: ti.template()):
         knobs.clock_steps[None] = steps + 1
         knobs.clock_t[None] += knobs.clock_dt[None]
         choose_dt(knobs)
+
+
+@ti.kernel
+def fold_lanes(knobs: ti.template()):
+    """``fold_lanes_pass`` on its own (a substep launches it inside ``kernels.substep``)."""
+    fold_lanes_pass(knobs)
 
 
 @ti.kernel

@@ -1019,14 +1019,17 @@ class _TimedKernels:
 
 
 def kernel_breakdown(sim, dt: float, substeps: int, rounds: int = 1, restore: Callable[[], None] | None = None) -> dict:
-    """Milliseconds per substep spent in each kernel that ``Simulation.substep`` launches (the fastest
-    of ``rounds`` rounds of ``substeps`` substeps, each after ``restore()`` when given), found by running
-    the substeps with the kernel modules that ``polyalloy.simulation`` uses swapped for timing stand-ins."""
+    """Milliseconds per substep spent in each pass of a substep (the fastest of ``rounds`` rounds of
+    ``substeps`` substeps, each after ``restore()`` when given), found by running the substeps with
+    a launch per pass (``Simulation.fused`` off: the same state to the bit) and the kernel modules
+    that ``polyalloy.simulation`` uses swapped for timing stand-ins. (The passes' sum exceeds the
+    one-launch substep by the launches it saves.)"""
     from polyalloy import simulation as sim_module
 
     best: dict = {}
     swapped = {name: value for name, value in vars(sim_module).items()
                if isinstance(value, types.ModuleType) and value.__name__.startswith("polyalloy.kernels.")}
+    fused, sim.fused = sim.fused, False
     try:
         for _ in range(rounds):
             if restore is not None:
@@ -1039,6 +1042,7 @@ def kernel_breakdown(sim, dt: float, substeps: int, rounds: int = 1, restore: Ca
             for name, total in totals.items():
                 best[name] = min(best.get(name, math.inf), 1e3 * total / substeps)
     finally:
+        sim.fused = fused
         for name, module in swapped.items():
             setattr(sim_module, name, module)
     return best

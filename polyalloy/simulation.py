@@ -24,6 +24,7 @@ from polyalloy.events import AIR, ControlChange, Grenade, Gunshot, HeatSource, R
 from polyalloy.kernels import events as kev
 from polyalloy.kernels import control as kc
 from polyalloy.kernels import fieldio, heat, mixing, mpm
+from polyalloy.kernels import substep as ks
 from polyalloy.materials import POLYALLOY
 from polyalloy.kernels.sdf import SURFACE_NAMES, evaluate_sdf
 from polyalloy.scene import DEFAULT_COLORS, Scene
@@ -105,6 +106,8 @@ class Simulation:
         self.controlled = preflight.is_controlled(scene)
         n_parts = sum(len(b.template.part_names()) for b in scene.bodies if b.template is not None)
         self.textured = any(c.texture is not None for c in scene.colliders)
+        # a substep in two launches (``kernels.substep``); off: a launch per pass (per-kernel timing)
+        self.fused = True
 
         rows = []
         for ci, c in enumerate(scene.colliders):
@@ -402,8 +405,14 @@ class Simulation:
 
     def _launch_substep(self) -> None:
         """The kernels of one substep, at the device clock's step and time; no read of the device.
-        ``fold_lanes`` ends it: it reduces G2P's maxima, moves the clock on and chooses the next step."""
+        ``fold_lanes`` ends it: it reduces G2P's maxima, moves the clock on and chooses the next step.
+        Two launches (``kernels.substep``) unless ``fused`` is off: then each pass is a launch of
+        its own, as the bench's per-kernel times need (the same state to the bit)."""
         pf, g, k = self.particles_fields, self.grid, self.knobs
+        if self.fused:
+            ks.scatter_step(pf, g, self.materials, self.colliders, self.control_table, k, self.mixes)
+            ks.gather_step(pf, g, self.materials, self.colliders, self.control_table, k, self.textured, self.scene.dx)
+            return
         mpm.clear_grid(g, k)
         mpm.p2g(pf, g, self.materials, self.control_table, k)
         mpm.collect_blocks(g)
@@ -845,7 +854,12 @@ def _containers(sim: Simulation) -> dict:
             if k not in SCRATCH and hasattr(v, "__dict__") and _taichi_fields(v)}
 
 
+NOT_STATE = ("fused",)  # settings of how a run is launched, not of what it computes (same bits either way)
+
+
 def _host_numbers(sim: Simulation) -> dict:
-    """``sim``'s attributes that are numbers or numpy arrays: its host-side state."""
+    """``sim``'s attributes that are numbers or numpy arrays: its host-side state (not ``NOT_STATE``,
+    so that a checkpoint neither carries nor asks for them)."""
     return {k: v for k, v in sorted(vars(sim).items())
-            if isinstance(v, (bool, int, float, np.ndarray, np.number)) and not k.startswith("__")}
+            if isinstance(v, (bool, int, float, np.ndarray, np.number)) and not k.startswith("__")
+            and k not in NOT_STATE}
