@@ -1023,7 +1023,7 @@ def kernel_breakdown(sim, dt: float, substeps: int, rounds: int = 1, restore: Ca
     ``substeps`` substeps, each after ``restore()`` when given), found by running the substeps with
     a launch per pass (``Simulation.fused`` off: the same state to the bit) and the kernel modules
     that ``polyalloy.simulation`` uses swapped for timing stand-ins. (The passes' sum exceeds the
-    one-launch substep by the launches it saves.)"""
+    two-launch substep by the launches it saves.)"""
     from polyalloy import simulation as sim_module
 
     best: dict = {}

@@ -485,7 +485,7 @@ def test_first_step_accounts_for_the_initial_velocity():
     assert sim.stable_dt() <= scene.cfl * scene.dx / (30.0 + 10.0) * (1 + 1e-6)
 
 
-# --- P2G in lanes ---------------------------------------------------------------------------
+# --- launches --------------------------------------------------------------------------------
 @pytest.mark.parametrize("name,start", [("bars", 2.0), ("foundry", 1.0), ("dam_break", 0.2)])
 def test_a_substep_in_two_launches_gives_the_per_pass_state_to_the_bit(name, start):
     """``kernels.substep`` runs a substep's passes in two launches; ``Simulation.fused`` off launches
@@ -516,6 +516,7 @@ def test_a_substep_in_two_launches_gives_the_per_pass_state_to_the_bit(name, sta
     assert not np.array_equal(a[f"field/particles_fields/{changed}"], state[f"field/particles_fields/{changed}"])
 
 
+# --- P2G in lanes ---------------------------------------------------------------------------
 def test_p2g_lanes_give_the_serial_grid_to_rounding_and_repeat_bit_for_bit():
     """P2G on L CPU threads scatters L index ranges of the particles into L copies of the
     scattered channels and sums them (``Grid.lanes``). On the 2D freeze beat at 0.3 s (heat,
