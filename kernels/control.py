@@ -163,7 +163,7 @@ def texture_color(cols: ti.template(), s: ti.i32, x, t):
 
 @ti.func
 def mimic_pass(parts: ti.template(), mats: ti.template(), cols: ti.template(), ctrl: ti.template(),
-          knobs: ti.template(), reach: float):
+               knobs: ti.template(), reach: float):
     """Mimicry: a polyalloy particle within ``reach`` (m) of a textured collider takes the
     texture's colour there (at the end of the substep, ``knobs.step_t1``); otherwise its colour
     relaxes back to its body's colour with the time constant ``mimic_decay`` (s). Launched

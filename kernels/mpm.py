@@ -241,7 +241,7 @@ def scatter_particle(parts: ti.template(), grid: ti.template(), mats: ti.templat
 
 @ti.func
 def p2g_pass(parts: ti.template(), grid: ti.template(), mats: ti.template(), ctrl: ti.template(),
-        knobs: ti.template()):
+             knobs: ti.template()):
     """Scatter mass, momentum, APIC affine momentum and the stress impulse (from the stress G2P
     stored) to the grid; on a thermal grid also heat capacity, thermal energy, conductivity,
     volume and frozen mass; on a controlled grid the grip-weighted mass, home error and home
@@ -396,7 +396,7 @@ def toughness(p):
 
 @ti.func
 def g2p_pass(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti.template(),
-        ctrl: ti.template(), knobs: ti.template()):
+             ctrl: ti.template(), knobs: ti.template()):
     """Gather velocity and the affine matrix, advect, update F (plasticity, damage), keep
     particles out of colliders and inside the domain; on a thermal grid gather the temperature
     change into the enthalpy, then update temperature, phase (with hysteresis), healing and
