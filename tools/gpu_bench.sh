@@ -10,12 +10,15 @@
 #   bench_cuda_big.json/.txt  a --quick run of the same workloads at $BIG_N_GRID cells per metre
 #   validate_cuda.json/.txt   `polyalloy validate --arch cuda --quick` (when scipy is importable)
 #   p2g_scaling.json/.log the CPU's P2G against its threads (`tools/p2g_scaling.py`), when P2G_LANES is set
+#   launch_ab.jsonl/.log  a substep in two launches against a launch per pass (`tools/launch_ab.py`),
+#                         one line per workload of LAUNCH_AB, at N_GRID cells per metre
 #   status.txt            the exit status of each step
 # Knobs (environment): ARCH (cuda), MAX_PARTICLES (17000000: sizes up to 16.7M), BIG_N_GRID (128:
 # 524,288 particles; 0 skips), N_GRID (64), QUICK (0; 1 = --quick for the main run), SCALING (1; 0
 # drops the scaling series), VALIDATE (1; 0 skips it), P2G_LANES (empty: skip; e.g. 1,4,16: the lane
 # counts of the CPU P2G scaling, on the machine's CPU, at P2G_N_GRID cells per metre, 64),
-# STEP_TIMEOUT (900 s per step). Exit status: that of the main bench run.
+# LAUNCH_AB (fluid_block_2d,fluid_block,polyalloy_block; empty skips), STEP_TIMEOUT (900 s per
+# step). Exit status: that of the main bench run.
 set -u -o pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,6 +32,7 @@ SCALING=${SCALING:-1}
 VALIDATE=${VALIDATE:-1}
 P2G_LANES=${P2G_LANES:-}
 P2G_N_GRID=${P2G_N_GRID:-64}
+LAUNCH_AB=${LAUNCH_AB-fluid_block_2d,fluid_block,polyalloy_block}
 STEP_TIMEOUT=${STEP_TIMEOUT:-900}
 PYTHON=${PYTHON:-python3}
 mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)  # absolute: the steps run from /
@@ -96,6 +100,16 @@ if [ -n "$P2G_LANES" ]; then
         --n-grid "$P2G_N_GRID" --rounds 5) > "$OUT/p2g_scaling.json" 2> "$OUT/p2g_scaling.log"
     echo "p2g_scaling $?" >> "$OUT/status.txt"
     tail -n 3 "$OUT/p2g_scaling.log" >&2
+fi
+if [ -n "$LAUNCH_AB" ]; then
+    : > "$OUT/launch_ab.jsonl"
+    for w in ${LAUNCH_AB//,/ }; do
+        echo "== launch_ab: $w on $ARCH at $N_GRID cells per metre" >&2
+        (cd / && timeout "$STEP_TIMEOUT" "$PYTHON" "$ROOT/tools/launch_ab.py" "$w" --arch "$ARCH" \
+            --n-grid "$N_GRID" --pairs 40) >> "$OUT/launch_ab.jsonl" 2>> "$OUT/launch_ab.log"
+        echo "launch_ab $w $?" >> "$OUT/status.txt"
+    done
+    tail -n 3 "$OUT/launch_ab.jsonl" >&2
 fi
 cat "$OUT/status.txt" >&2
 exit $status

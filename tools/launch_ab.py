@@ -2,7 +2,7 @@
 pass (``Simulation.fused`` off), alternating in one process on the same fields, so that the
 machine's drift falls on both alike:
 
-    python tools/launch_ab.py fluid_block_2d [--n-grid 64] [--pairs 60] [--block 5]
+    python tools/launch_ab.py fluid_block_2d [--n-grid 64] [--pairs 60] [--block 5] [--arch cpu]
 
 It builds a ``polyalloy bench`` workload, compiles both paths, then runs ``pairs`` pairs of
 ``block`` substeps each, two launches and pass by pass in turn (which goes first alternates), each
@@ -21,11 +21,12 @@ ap.add_argument("workload")
 ap.add_argument("--n-grid", type=int, default=64, help="grid cells per metre (the bench's size: 64)")
 ap.add_argument("--pairs", type=int, default=60)
 ap.add_argument("--block", type=int, default=5, help="substeps timed together")
+ap.add_argument("--arch", default="cpu", help="cpu, cuda, ... (polyalloy.init's arch; tools/gpu_bench.sh runs it on the GPU)")
 args = ap.parse_args()
 
 from polyalloy import bench  # noqa: E402
 
-bench._start_runtime("cpu")
+bench._start_runtime(args.arch)
 import taichi as ti  # noqa: E402
 
 works = {w.name: w for w in bench.WORKLOADS}
@@ -54,7 +55,7 @@ for k in range(args.pairs):
         ms[fused].append(block(fused))
 ratios = [a / b for a, b in zip(ms[True], ms[False])]
 q = statistics.quantiles(ratios, n=4)
-print(json.dumps(dict(workload=args.workload, n_grid=args.n_grid, particles=case.particles, pairs=args.pairs,
+print(json.dumps(dict(workload=args.workload, arch=args.arch, n_grid=args.n_grid, particles=case.particles, pairs=args.pairs,
                       block=args.block, fused_ms=round(statistics.median(ms[True]), 4),
                       per_pass_ms=round(statistics.median(ms[False]), 4),
                       fused_over_per_pass=round(statistics.median(ratios), 4),
