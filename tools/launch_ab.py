@@ -14,7 +14,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 
 ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 ap.add_argument("workload")
@@ -27,7 +26,6 @@ args = ap.parse_args()
 from polyalloy import bench  # noqa: E402
 
 bench._start_runtime(args.arch)
-import taichi as ti  # noqa: E402
 
 works = {w.name: w for w in bench.WORKLOADS}
 if args.workload not in works:
@@ -38,12 +36,7 @@ sim = case.sim
 
 def block(fused: bool) -> float:
     sim.fused = fused
-    ti.sync()
-    t0 = time.perf_counter()
-    for _ in range(args.block):
-        case.step()
-    ti.sync()
-    return 1e3 * (time.perf_counter() - t0) / args.block
+    return bench.substep_ms(case, args.block)
 
 
 for fused in (True, False, True, False):  # compile both, then one more of each
