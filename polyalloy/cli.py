@@ -136,6 +136,43 @@ def build_parser() -> argparse.ArgumentParser:
     _add_memory_flag(p)
     _add_runtime_flags(p)
 
+    p = sub.add_parser("sweep", help="run a scene's check or render over the cross product of settings",
+                       description="Run `polyalloy check` (or `render --check`) of SCENE once per combination of the "
+                                   "--vary values, each job a process with its own folder under --out, locally or "
+                                   "as Ray tasks; print a table of the jobs' verdicts and write summary.json (and "
+                                   "sheet.png, a contact sheet of the renders' last frames). A sweep run again into "
+                                   "the same folder reuses the jobs that finished (result.json) and runs the rest. "
+                                   "Exit status 0 when every job passed, 1 when one failed or could not run, 2 for "
+                                   "bad input (every combination is built before the first job starts).")
+    p.add_argument("scene", help="a shipped scene name (see `polyalloy list`) or a path to a scene .py file")
+    p.add_argument("--vary", action="append", metavar="KEY=A,B,...", default=[],
+                   help="a --set key (or seed) and the values it takes, e.g. --vary cfl=0.3,0.5 --vary seed=0,1,2 "
+                        "(repeatable: the jobs are the cross product)")
+    p.add_argument("--job", default="check", choices=("check", "render"),
+                   help="what each job runs: check (the claims, no images) or render (frames, videos and the "
+                        "claims, --check) (default: check)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                   help="a scene option or parameter for every job, as for render (repeatable)")
+    p.add_argument("--quality", default="preview", choices=("preview", "film"),
+                   help="the scene's size: preview (CPU) or film (GPU) (default: preview)")
+    p.add_argument("--seconds", type=float, help="simulated seconds of each job (default: the scene's duration)")
+    p.add_argument("--out", help="the sweep's folder (default: sweeps/SCENE)")
+    p.add_argument("--workers", type=int, default=1, help="jobs that run at once (default: 1)")
+    p.add_argument("--threads", type=int, help="CPU threads of each job (default: the cores / --workers)")
+    p.add_argument("--backend", default="local", choices=("local", "ray"),
+                   help="local: jobs as subprocesses here; ray: jobs as Ray tasks (the cluster at RAY_ADDRESS, "
+                        "else one started on this machine; pip install 'polyalloy[ray]') (default: local)")
+    p.add_argument("--force", action="store_true",
+                   help="run every job again, also those done, and into a folder of another sweep")
+    p.add_argument("--show", default="", metavar="CLAIM,...",
+                   help="claims whose measured values get a column in the table")
+    p.add_argument("--size", help="render jobs: image size WIDTHxHEIGHT, multiples of 8 (default: the quality's)")
+    p.add_argument("--format", default="png", help="render jobs: the files, as for render (default: png)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    _add_memory_flag(p)
+    _add_runtime_flags(p)
+
     p = sub.add_parser("bench", help="measure particle-steps per second against a reference MLS-MPM",
                        description="Run the standard workloads and Taichi's own mpm3d algorithm in the same "
                                    "process, and report particle-steps/s, ratios and compile times, the threads, "
@@ -318,6 +355,32 @@ def cmd_check(args) -> int:
     return 0 if record["passed"] in (True, None) else 1
 
 
+def cmd_sweep(args) -> int:
+    from polyalloy import sweep
+    from polyalloy.jobs import parse_formats
+
+    if args.job == "render":
+        parse_formats(args.format)
+        _parse_size(args.size, args.quality)
+    if args.seconds is not None and not (0 < args.seconds <= 3600):
+        raise ConfigError(f"--seconds must be in (0, 3600], got {args.seconds}")
+    if args.max_memory is not None:
+        from polyalloy import preflight
+
+        preflight.parse_bytes(args.max_memory)
+    spec = sweep.Sweep(scene=args.scene, job=args.job, vary=sweep.parse_vary(args.vary), sets=_parse_set(args.set),
+                       quality=args.quality, seconds=args.seconds, seed=args.seed, arch=args.arch,
+                       precision=args.precision, deterministic=args.deterministic, fast_compile=args.fast_compile,
+                       max_memory=args.max_memory, size=args.size, formats=args.format)
+    out = args.out or os.path.join("sweeps", os.path.splitext(os.path.basename(args.scene))[0])
+    say = (lambda line: None) if args.no_progress else (lambda line: print(f"polyalloy sweep: {line}", file=sys.stderr))
+    summary = sweep.run_sweep(spec, out, workers=args.workers, threads=args.threads, backend=args.backend,
+                              force=args.force, say=say)
+    show = [s.strip() for s in args.show.split(",") if s.strip()]
+    print(json.dumps(summary, indent=2) if args.json else sweep.format_table(summary, show))
+    return 0 if summary["passed"] else 1
+
+
 def cmd_bench(args) -> int:
     from polyalloy import bench
 
@@ -397,7 +460,7 @@ def cmd_live(args) -> int:
 
 
 COMMANDS = {"live": cmd_live, "list": cmd_list, "render": cmd_render, "check": cmd_check, "bench": cmd_bench,
-            "validate": cmd_validate}
+            "validate": cmd_validate, "sweep": cmd_sweep}
 
 
 def main(argv=None) -> int:

@@ -244,3 +244,35 @@ def write_json_atomic(path: PathLike, obj) -> Path:
             json.dump(obj, f, indent=1)
             f.write("\n")
     return Path(path)
+
+
+def label_grid(tiles, path: PathLike, columns: int = 4, width: int | None = None, scale: float = 1.0,
+               crop=None) -> Path:
+    """PNG images in a grid, each with a caption bar along its top, written atomically to ``path``
+    (a contact sheet: ``polyalloy sweep``'s, ``tools/showcase.py``'s strips). ``tiles``: (PNG path,
+    caption) pairs; ``crop`` (left, top, right, bottom px) is cut from every image first; each is
+    then scaled to ``width`` px wide, or by ``scale``. Tiles 4 px apart on white."""
+    from PIL import Image, ImageDraw
+
+    images = []
+    for source, caption in tiles:
+        im = Image.open(source).convert("RGB")
+        if crop:
+            im = im.crop(tuple(crop))
+        factor = width / im.width if width else scale
+        im = im.resize((max(1, round(im.width * factor)), max(1, round(im.height * factor))), Image.LANCZOS)
+        draw = ImageDraw.Draw(im)
+        draw.rectangle((0, 0, im.width, 16), fill=(40, 40, 44))
+        draw.text((6, 2), caption, fill=(255, 255, 255))
+        images.append(im)
+    if not images:
+        raise PolyalloyError("a contact sheet needs at least one image")
+    w, h, gap = max(i.width for i in images), max(i.height for i in images), 4
+    cols = max(1, min(columns, len(images)))
+    rows = -(-len(images) // cols)
+    sheet = Image.new("RGB", (cols * w + (cols - 1) * gap, rows * h + (rows - 1) * gap), "white")
+    for k, im in enumerate(images):
+        sheet.paste(im, ((k % cols) * (w + gap), (k // cols) * (h + gap)))
+    with _atomic_target(path, ".png") as tmp:
+        sheet.save(tmp, format="PNG", optimize=True)
+    return Path(path)

@@ -76,6 +76,21 @@ def _candidates(arch: str):
     return {"cpu": [ti.cpu], "cuda": [ti.cuda], "vulkan": [ti.vulkan], "metal": [ti.metal]}[arch]
 
 
+def threads_wanted() -> int | None:
+    """The CPU threads that ``POLYALLOY_THREADS`` asks for (``polyalloy sweep`` sets it for each job),
+    None where it is unset; a PolyalloyError for a value that is not a whole number >= 1."""
+    text = os.environ.get("POLYALLOY_THREADS", "").strip()
+    if not text:
+        return None
+    try:
+        n = int(text)
+        if n < 1:
+            raise ValueError
+    except ValueError:
+        raise PolyalloyError(f"POLYALLOY_THREADS must be a whole number >= 1, got {text!r}") from None
+    return n
+
+
 def init(arch: str = "auto", seed: int = 0, deterministic: bool = False,
          precision: str = "f32", threads: int | None = None, debug: bool = False,
          fast_compile: bool | None = None) -> RuntimeInfo:
@@ -86,6 +101,7 @@ def init(arch: str = "auto", seed: int = 0, deterministic: bool = False,
     CPU with one thread, so that float atomics add in a fixed order (bit-identical runs).
     precision: ``f32`` or ``f64`` for every real field. Calling again with the same
     settings is a no-op; with different settings it is an error (fields would be lost).
+    threads: CPU threads (default: ``POLYALLOY_THREADS`` where set, else every core).
     fast_compile: switch off Taichi's advanced IR optimisation, so that the 3D polyalloy substep
     compiles ~1.5x faster (9.7 s against 12.5 s cold for ``polyalloy_block``, 8.0 against 13.3 s for
     ``bars_walk``; a water scene's no faster, since the kernels carry only its kinds' code and the
@@ -104,6 +120,8 @@ def init(arch: str = "auto", seed: int = 0, deterministic: bool = False,
         arch, threads = "cpu", 1
     if fast_compile is None:
         fast_compile = os.environ.get("POLYALLOY_FAST_COMPILE", "0").strip() not in ("", "0")
+    if threads is None:
+        threads = threads_wanted()
     wanted_lanes = lanes_wanted()
     wanted = (arch, precision, int(seed), bool(deterministic), bool(fast_compile))
     if _info is not None:

@@ -40,8 +40,6 @@ def main(argv=None) -> int:
     ap.add_argument("--gif-width", type=int, default=288)
     args = ap.parse_args(argv)
 
-    from PIL import Image, ImageDraw
-
     path = os.path.join(args.render, "frames.json")
     if not os.path.isfile(path):
         print(f"showcase: {path} not found: give a folder written by `polyalloy render`", file=sys.stderr)
@@ -53,27 +51,16 @@ def main(argv=None) -> int:
         return 2
     crop = tuple(int(v) for v in args.crop.split(",")) if args.crop else None
 
-    def load(entry):
-        im = Image.open(os.path.join(args.render, entry["files"]["png"])).convert("RGB")
-        return im.crop(crop) if crop else im
+    from polyalloy.export import label_grid
 
-    tiles = []
-    for k, entry in enumerate(nearest_frames(manifest, args.times)):
-        im = load(entry)
-        im = im.resize((round(im.width * args.scale), round(im.height * args.scale)), Image.LANCZOS)
-        caption = f"{entry['time']:.1f} s" + (f"  {args.labels[k]}" if args.labels else "")
-        draw = ImageDraw.Draw(im)
-        draw.rectangle((0, 0, im.width, 16), fill=(40, 40, 44))
-        draw.text((6, 2), caption, fill=(255, 255, 255))
-        tiles.append(im)
-    w, h, gap = tiles[0].width, tiles[0].height, 4
-    cols = min(args.columns, len(tiles))
-    rows = -(-len(tiles) // cols)
-    strip = Image.new("RGB", (cols * w + (cols - 1) * gap, rows * h + (rows - 1) * gap), "white")
-    for k, im in enumerate(tiles):
-        strip.paste(im, ((k % cols) * (w + gap), (k // cols) * (h + gap)))
-    strip.save(args.png, optimize=True)
-    print(f"wrote {args.png} ({strip.width}x{strip.height}, {len(tiles)} frames)")
+    chosen = nearest_frames(manifest, args.times)
+    tiles = [(os.path.join(args.render, entry["files"]["png"]),
+              f"{entry['time']:.1f} s" + (f"  {args.labels[k]}" if args.labels else "")) for k, entry in enumerate(chosen)]
+    label_grid(tiles, args.png, columns=args.columns, scale=args.scale, crop=crop)
+    from PIL import Image
+
+    with Image.open(args.png) as strip:
+        print(f"wrote {args.png} ({strip.width}x{strip.height}, {len(tiles)} frames)")
 
     if args.gif:
         from polyalloy.export import write_gif
