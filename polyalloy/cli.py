@@ -1,4 +1,4 @@
-"""The ``polyalloy`` command: list scenes, render one, check a scene's claims, run the benchmark or the
+"""The ``polyalloy`` command: list scenes, render one, check a scene's claims, sweep its settings, run the benchmark or the
 physics validation.
 
 Every error a user can cause ends as one line on stderr and a non-zero exit status
@@ -69,7 +69,7 @@ def _add_memory_flag(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="polyalloy", description=(
         "Liquid-metal physics toy: MLS-MPM in Taichi. Render a scene to PNG frames, MP4/GIF and "
-        "PLY/NPZ particle data, list the scenes, or run the benchmark."))
+        "PLY/NPZ particle data, list the scenes, check their claims, sweep their settings, or run the benchmark."))
     parser.add_argument("--version", action="version", version=f"polyalloy {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the runtime chooses")
     parser.add_argument("--traceback", action="store_true", help="show the traceback of an unexpected error")
