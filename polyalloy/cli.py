@@ -1,5 +1,5 @@
-"""The ``polyalloy`` command: list scenes, render one, check a scene's claims, sweep its settings, run the benchmark or the
-physics validation.
+"""The ``polyalloy`` command: list scenes, render one, check a scene's claims, sweep its settings, run
+the benchmark or the physics validation.
 
 Every error a user can cause ends as one line on stderr and a non-zero exit status
 (2 for bad input, 1 for a simulation that failed, 130 on SIGINT, 143 on SIGTERM); ``--traceback``
