@@ -91,8 +91,8 @@ def test_a_ray_sweep_computes_what_the_local_one_did(gravity_sweep, capsys, tmp_
     pytest.importorskip("ray")  # in the test extra: CI runs this
     _, _, local = gravity_sweep
     rc, summary, err = sweep_cli(capsys, "--vary", "gravity=-9.81,-39.24", "--deterministic", "--out",
-                                 str(tmp_path / "ray"), "--backend", "ray", "--workers", "2", "--threads", "1", "--json",
-                                 *BASE)
+                                 str(tmp_path / "ray"), "--backend", "ray", "--workers", "2", "--threads", "1",
+                                 "--json", *BASE)
     assert rc == 0 and summary["backend"] == "ray" and summary["passed"]
     assert [r["values"] for r in summary["jobs"]] == [r["values"] for r in local["jobs"][:2]]
     assert all(r["host"] for r in summary["jobs"])
