@@ -24,8 +24,9 @@ Each job is a ``python -m polyalloy.cli`` process: the Taichi runtime, its compi
 memory end with the job (one process that builds simulation after simulation is what Taichi 1.7's
 CPU runtime does worst), and a job reads the kernel cache the first one filled. ``--workers`` jobs
 run at once, each on ``--threads`` CPU threads (``POLYALLOY_THREADS``); the P2G lane count stays
-what a lone ``polyalloy check`` on this machine uses (``POLYALLOY_P2G_LANES``), so a job computes
-what the same command run alone computes, whatever the number of workers.
+what a lone ``polyalloy check`` on this machine uses (``POLYALLOY_P2G_LANES``), so a job simulates
+what the same command run alone does, whatever the number of workers (float sums over threads that
+feed only the energy accounting change in their last bits with the threads).
 
 Backends: ``local`` (the default) runs the jobs as subprocesses of this one; ``ray`` sends each as a
 Ray task that reserves ``--threads`` CPUs (``ray.init`` joins the cluster at ``RAY_ADDRESS``, else
