@@ -24,7 +24,7 @@ RENDER = ["--set", "dim=2", "--set", "fps=60", "--seconds", "0.4", "--arch", "cp
 
 def free_fall(g: float, top: float) -> float:
     """The time (s) for a point at ``top`` to fall from rest to ``FLOOR + DX`` under ``g`` (the
-    drop's ``lands`` claim: the lowest particle within a cell of the floor)."""
+    drop's ``lands`` claim: the lowest particle within a cell of the floor, or the ball bouncing)."""
     return math.sqrt(2 * (top - FLOOR - DX) / g)
 
 
@@ -174,3 +174,16 @@ def test_polyalloy_threads_sets_a_jobs_threads_and_refuses_nonsense(monkeypatch)
         monkeypatch.setenv("POLYALLOY_THREADS", bad)
         with pytest.raises(PolyalloyError, match="POLYALLOY_THREADS must be a whole number"):
             runtime.threads_wanted()
+
+
+def test_a_stiff_ball_under_4g_lands_in_time_though_it_bounces_between_frames(capsys, tmp_path):
+    """Found with a sweep: at 30 frames/s a stiff ball (E = 1e6 Pa) under 4 g touched the floor
+    and left it between two frames, and `lands` said it never landed. It now also counts a ball
+    whose momentum points up (only the floor can do that to a ball released at rest)."""
+    rc, summary, err = sweep_cli(capsys, "--set", "dim=2", "--set", "gravity=-39.24", "--seconds", "0.3",
+                                 "--vary", "materials.rubber.youngs_modulus=1e6", "--arch", "cpu", "--no-progress",
+                                 "--out", str(tmp_path / "stiff"), "--json")
+    assert rc == 0 and summary["passed"], err
+    lands = summary["jobs"][0]["values"]["lands"]
+    # free fall takes 0.1377-0.1385 s; the claim sees it within a frame of 1/30 s (measured 0.1667)
+    assert free_fall(39.24, BOTTOM) <= lands <= free_fall(39.24, BOTTOM + DX / 4) + 1 / 30 + 1e-6, lands
