@@ -168,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="claims whose measured values get a column in the table")
     p.add_argument("--size", help="render jobs: image size WIDTHxHEIGHT, multiples of 8 (default: the quality's)")
     p.add_argument("--format", default="png", help="render jobs: the files, as for render (default: png)")
+    p.add_argument("--sheet-time", type=float, metavar="S",
+                   help="render jobs: the contact sheet shows each job's frame nearest S seconds (default: its last)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     _add_memory_flag(p)
@@ -375,7 +377,7 @@ def cmd_sweep(args) -> int:
     out = args.out or os.path.join("sweeps", os.path.splitext(os.path.basename(args.scene))[0])
     say = (lambda line: None) if args.no_progress else (lambda line: print(f"polyalloy sweep: {line}", file=sys.stderr))
     summary = sweep.run_sweep(spec, out, workers=args.workers, threads=args.threads, backend=args.backend,
-                              force=args.force, say=say)
+                              force=args.force, sheet_time=args.sheet_time, say=say)
     show = [s.strip() for s in args.show.split(",") if s.strip()]
     print(json.dumps(summary, indent=2) if args.json else sweep.format_table(summary, show))
     return 0 if summary["passed"] else 1

@@ -300,9 +300,10 @@ def _done(job: Job, folder: str) -> dict | None:
 
 
 def run_sweep(sweep: Sweep, out_dir: str, workers: int = 1, threads: int | None = None, backend: str = "local",
-              force: bool = False, say=lambda line: None) -> dict:
+              force: bool = False, sheet_time: float | None = None, say=lambda line: None) -> dict:
     """Run (or resume) ``sweep`` into ``out_dir``; the summary (also ``summary.json``): one row per
-    job in plan order, ``passed`` (every job exit 0), the counts, and ``sheet`` (render jobs)."""
+    job in plan order, ``passed`` (every job exit 0), the counts, and ``sheet`` (render jobs: the
+    frame nearest ``sheet_time`` s of each job, else its last)."""
     from polyalloy.export import write_json_atomic
 
     if backend not in BACKENDS:
@@ -366,7 +367,7 @@ def run_sweep(sweep: Sweep, out_dir: str, workers: int = 1, threads: int | None 
                    passed=all(r["status"] == "pass" for r in ordered),
                    wall_seconds=round(time.perf_counter() - started, 2), sheet=None)
     if sweep.job == "render":
-        summary["sheet"] = contact_sheet(ordered, os.path.join(out_dir, "sheet.png"))
+        summary["sheet"] = contact_sheet(ordered, os.path.join(out_dir, "sheet.png"), time=sheet_time)
     write_json_atomic(os.path.join(out_dir, "summary.json"), summary)
     return summary
 
@@ -431,10 +432,10 @@ def _run_ray(todo, prepare, finish, env, workers, threads) -> None:
             ray.shutdown()
 
 
-def contact_sheet(rows: list, path: str, columns: int | None = None) -> str | None:
-    """One tile per render job (its last PNG frame, captioned with its varied values, each key's last
-    dotted part, and its status) in
-    a grid, written to ``path``; None when no job has a frame."""
+def contact_sheet(rows: list, path: str, columns: int | None = None, time: float | None = None) -> str | None:
+    """One tile per render job (its PNG frame nearest ``time`` s, else its last, captioned with its
+    varied values, each key's last dotted part, its status and the frame's time) in a grid, written
+    to ``path``; None when no job has a frame."""
     from polyalloy.export import label_grid
 
     tiles = []
@@ -447,9 +448,13 @@ def contact_sheet(rows: list, path: str, columns: int | None = None) -> str | No
             frames = []
         if not frames:
             continue
-        last = max(frames, key=lambda fr: fr["time"])
+        if time is None:
+            frame = max(frames, key=lambda fr: fr["time"])
+        else:
+            frame = min(frames, key=lambda fr: abs(fr["time"] - time))
         said = " ".join(f"{k.split('.')[-1]}={v}" for k, v in row["settings"].items())
-        tiles.append((os.path.join(row["folder"], last["files"]["png"]), f"{said}  {row['status']}"))
+        tiles.append((os.path.join(row["folder"], frame["files"]["png"]),
+                      f"{said}  {row['status']}  {frame['time']:.2f} s"))
     if not tiles:
         return None
     cols = columns or max(1, min(len(tiles), math.ceil(math.sqrt(len(tiles)))))

@@ -112,6 +112,13 @@ def test_a_render_sweep_writes_each_jobs_frames_and_a_contact_sheet(capsys, tmp_
         assert sheet.size == (2 * sweep.SHEET_WIDTH + 4, 160)
         left, right = sheet.crop((0, 20, 240, 160)), sheet.crop((244, 20, 484, 160))
         assert left.tobytes() != right.tobytes()  # the soft and the stiff ball differ at 0.4 s
+    # again with the sheet at 0 s: the jobs are read back, not run, and the two balls, not yet
+    # fallen, are the same picture
+    rc, again, err = sweep_cli(capsys, "--job", "render", "--vary", "materials.rubber.youngs_modulus=1e5,1e6",
+                               "--size", "96x64", "--out", str(out), "--sheet-time", "0", "--json", *RENDER)
+    assert rc == 0 and again["ran"] == 0 and again["reused"] == 2
+    with Image.open(again["sheet"]) as sheet:
+        assert sheet.crop((0, 20, 240, 160)).tobytes() == sheet.crop((244, 20, 484, 160)).tobytes()
 
 
 def test_a_job_that_cannot_run_is_an_error_row_and_the_others_still_run(capsys, tmp_path):
