@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run `polyalloy check` (or `render --check`) of SCENE once per combination of the "
                                    "--vary values, each job a process with its own folder under --out, locally or "
                                    "as Ray tasks; print a table of the jobs' verdicts and write summary.json (and "
-                                   "sheet.png, a contact sheet of the renders' last frames). A sweep run again into "
+                                   "sheet.png, a contact sheet of the render jobs' frames). A sweep run again into "
                                    "the same folder reuses the jobs that finished (result.json) and runs the rest. "
                                    "Exit status 0 when every job passed, 1 when one failed or could not run, 2 for "
                                    "bad input (every combination is built before the first job starts).")
