@@ -41,7 +41,9 @@ options; ``T_*`` below):
    rises into the man (the controller's healing and reform), standing at the end of his walk.
 
 Options: ``dim`` (2: a side view, no tanker; 3), ``speed`` (m/s), ``steel_heat`` (1 on, 0 off),
-``shatter`` (m: the shot's fragment size; 0: no crack network).
+``shatter`` (m: the shot's fragment size; 0: no crack network), ``shot_dx`` (m: moves the shot
+along the hall from where it is aimed, for a staging in which the body falls elsewhere, e.g. a
+faster walk).
 The claims (``claims``) check each step with numbers and report the time each was met.
 
 The 3D preview (``dim=3``, ``quality="preview"``) is sized to run ``polyalloy check freeze`` in
@@ -177,13 +179,15 @@ def _raised(shape, pivot):
 
 
 def build(quality: str = "preview", dim: int = 3, speed: float = 0.6, steel_heat: int = 1,
-          shatter: float = SHATTER) -> Scene:
+          shatter: float = SHATTER, shot_dx: float = 0.0) -> Scene:
     if dim not in (2, 3):
         raise ConfigError(f"freeze: dim must be 2 or 3, got {dim}")
     if not 0.3 <= speed <= 1.5:
         raise ConfigError(f"freeze: speed must be in [0.3, 1.5] m/s, got {speed}")
     if not 0.0 <= shatter <= 1.0:
         raise ConfigError(f"freeze: shatter must be 0 (no crack network) or a fragment size in (0, 1] m, got {shatter}")
+    if not -1.0 <= shot_dx <= 1.0:
+        raise ConfigError(f"freeze: shot_dx must be in [-1, 1] m, got {shot_dx}")
     if steel_heat not in (0, 1):
         raise ConfigError(f"freeze: steel_heat must be 1 (the steel heats the plate) or 0, got {steel_heat}")
     dx = {(2, "preview"): 0.025, (2, "film"): 0.0125, (3, "preview"): 0.04, (3, "film"): 0.02}[dim, quality]
@@ -239,7 +243,7 @@ def build(quality: str = "preview", dim: int = 3, speed: float = 0.6, steel_heat
           T_STEEL, T_STEEL + 0.8)
     # the shot: from above into the frozen body lying on the plate
     sx, sy, impulse, radius, damage = (*SHOT, SHOT_DAMAGE) if dim == 2 else SHOT_3D
-    scene.gunshot(T_SHOT, point=(sx, sy, zc), direction=(0.3, -1.0, 0.0), impulse=impulse, radius=radius,
+    scene.gunshot(T_SHOT, point=(sx + shot_dx, sy, zc), direction=(0.3, -1.0, 0.0), impulse=impulse, radius=radius,
                   damage=damage, shatter=shatter)
     return scene
 

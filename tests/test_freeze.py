@@ -85,3 +85,19 @@ def test_without_the_steels_heat_the_pieces_stay_frozen_and_the_check_fails(runs
     assert not run["passed"]  # `polyalloy check` exits 1 exactly then (tests/test_check.py)
     failed = {n for n, c in _claims(run).items() if c["status"] != "pass"}
     assert failed == LATE, failed
+
+
+def test_shot_dx_moves_the_shot_along_the_hall_and_nothing_else():
+    from polyalloy.errors import ConfigError
+    from polyalloy.scenes import freeze
+
+    def shot(scene):
+        return next(e for e in scene.events if type(e).__name__ == "Gunshot")
+
+    for dim in (2, 3):
+        aimed, moved = shot(freeze.build(dim=dim)), shot(freeze.build(dim=dim, shot_dx=-0.25))
+        assert moved.point[0] == pytest.approx(aimed.point[0] - 0.25)
+        assert list(moved.point[1:]) == list(aimed.point[1:]) and moved.impulse == aimed.impulse
+        assert moved.time == aimed.time and moved.radius == aimed.radius and moved.shatter == aimed.shatter
+    with pytest.raises(ConfigError, match="shot_dx must be in"):
+        freeze.build(shot_dx=1.5)
