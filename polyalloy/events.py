@@ -4,6 +4,9 @@
   ``impulse`` (N s) along ``direction`` and take ``damage`` (a frozen body cracks there).
   With ``shatter`` > 0 (m) the shot also shatters the brittle metal it hits: a network of cracks
   (``crack_network``) cuts the frozen pieces it touches into fragments ``shatter`` m across.
+  With ``aim`` (a body's name) the shot tracks that body: when it fires, its sphere is centred
+  on the particle of the body's largest piece nearest ``point`` (a gunman aims at the man,
+  wherever his fall put him; ``Simulation.aim``).
 - ``Grenade``: a radial ``impulse`` (N s, the sum of |m dv|) and ``heat`` (J) shared by
   the particles within ``radius`` of ``point``.
 - ``HeatSource``: from ``start`` to ``end`` (s), ``power`` (W; negative chills) shared by
@@ -53,6 +56,7 @@ class Gunshot:
     radius: float
     damage: float = 1.0
     shatter: float = 0.0
+    aim: str = ""
 
     def __post_init__(self):
         _finite("gunshot", self.time, self.point, self.direction, self.impulse, self.radius, self.shatter)
@@ -60,6 +64,8 @@ class Gunshot:
             raise ConfigError("gunshot: needs time >= 0, radius > 0, impulse >= 0, damage in [0, 1] and shatter >= 0")
         if np.linalg.norm(self.direction) == 0:
             raise ConfigError("gunshot: direction must not be zero")
+        if not isinstance(self.aim, str):
+            raise ConfigError(f"gunshot: aim must be a body's name (or empty), got {self.aim!r}")
 
 
 @dataclass

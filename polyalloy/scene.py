@@ -433,13 +433,15 @@ class Scene:
 
     # --- timeline (polyalloy.events) -----------------------------------------------------
     def gunshot(self, time: float, point, direction, impulse: float, radius: float, damage: float = 1.0,
-                shatter: float = 0.0) -> "Scene":
+                shatter: float = 0.0, aim: str = "") -> "Scene":
         """At ``time`` (s): ``impulse`` (N s) along ``direction`` and ``damage`` within ``radius`` (m) of ``point``;
-        ``shatter`` > 0 (m): the frozen pieces it hits shatter into fragments that size (``Simulation.shatter``)."""
+        ``shatter`` > 0 (m): the frozen pieces it hits shatter into fragments that size (``Simulation.shatter``);
+        ``aim`` (a body's name): the shot tracks that body, centred when it fires on the particle of
+        the body's largest piece nearest ``point`` (``Simulation.aim``)."""
         if 0 < shatter < SHATTER_MIN_SPACINGS * self.spacing:
             raise ConfigError(f"gunshot: shatter ({shatter:g} m) must be 0 or at least {SHATTER_MIN_SPACINGS} particle "
                               f"spacings ({SHATTER_MIN_SPACINGS * self.spacing:g} m)")
-        self.events.append(Gunshot(time, point, direction, impulse, radius, damage, shatter))
+        self.events.append(Gunshot(time, point, direction, impulse, radius, damage, shatter, aim))
         return self
 
     def grenade(self, time: float, point, impulse: float, heat: float, radius: float) -> "Scene":

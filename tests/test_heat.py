@@ -197,6 +197,50 @@ def test_a_shattering_shot_breaks_a_frozen_slab_into_fragments_not_grains(temper
     assert metrics.body_mass(sim, "slab") == mass
 
 
+def test_an_aimed_shot_hits_the_bodys_largest_piece_where_it_lies():
+    """A gunshot aimed at a body (``aim``) is centred, when it fires, on the particle of that
+    body's largest piece nearest its ``point``: here a bar lies 0.4 m from the point, a splinter of
+    it nearer and a crate (another body) right at it. Unaimed, the shot hits the crate only; aimed
+    at the bar it hits the bar's end and nothing else, and the bar takes the whole impulse (to
+    float rounding). A name that is no body is a one-line ConfigError."""
+    from polyalloy.errors import ConfigError
+    from polyalloy.events import Gunshot
+    from polyalloy.shapes import Union
+
+    scene = make_scene(2, size=(1.0, 0.6), dx=1 / 64, gravity=0.0, air_coefficient=0.0)
+    scene.add_material("t1000", Polyalloy())
+    bar, splinter = Box(centre=(0.3, 0.3, 0.5), half_size=(0.1, 0.05, 0.1)), Box(centre=(0.62, 0.3, 0.5),
+                                                                               half_size=(0.03, 0.03, 0.1))
+    scene.add_body("bar", Union([bar, splinter]), "t1000")
+    scene.add_body("crate", Box(centre=(0.82, 0.3, 0.5), half_size=(0.03, 0.03, 0.1)), "t1000")
+    sim = Simulation(scene)
+    s = sim.particles()
+    x, body, m = s["x"].astype(np.float64), s["body"], s["mass"].astype(np.float64)
+    in_bar = (body == 0) & (x[:, 0] < 0.45)
+    assert sorted(metrics.fragments(sim, body="bar")) == [np.sum((body == 0) & ~in_bar), np.sum(in_bar)]
+    point, impulse, radius = (0.8, 0.3, 0.5), 0.02, 0.03
+
+    def shot(aim):
+        before = sim.state_dict()
+        sim.apply_impulse(Gunshot(0.0, point, (1.0, 0.0, 0.0), impulse, radius, damage=0.0, aim=aim))
+        dp = m[:, None] * sim.particles()["v"].astype(np.float64)
+        sim.load_state_dict(before)
+        return dp  # each particle's momentum (it was at rest)
+
+    hit = np.any(shot("") != 0, axis=1)
+    assert hit.any() and np.all(body[hit] == 1)  # the crate
+    centre = sim.aim(Gunshot(0.0, point, (1.0, 0.0, 0.0), impulse, radius, aim="bar"))
+    nearest = x[in_bar][np.argmin(np.linalg.norm(x[in_bar] - point[:2], axis=1))]
+    assert np.array_equal(centre, nearest) and abs(centre[0] - 0.4) <= scene.spacing  # the bar's end
+    dp = shot("bar")
+    hit = np.any(dp != 0, axis=1)
+    assert hit.any() and np.all(in_bar[hit])  # not the splinter, not the crate
+    assert dp[:, 0].sum() == pytest.approx(impulse, rel=1e-5) and abs(dp[:, 1].sum()) < 1e-9
+    scene.events.append(Gunshot(0.1, point, (1.0, 0.0, 0.0), impulse, radius, aim="man"))
+    with pytest.raises(ConfigError, match="aim names no body: 'man'; the scene has bar, crate"):
+        Simulation(scene)
+
+
 def _cells(x: np.ndarray, dx: float) -> int:
     """Grid cells holding at least one of the positions ``x``: the area a set of particles fills."""
     return len(np.unique(np.floor(x / dx).astype(np.int64), axis=0))
