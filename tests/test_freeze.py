@@ -99,5 +99,19 @@ def test_shot_dx_moves_the_shot_along_the_hall_and_nothing_else():
         assert moved.point[0] == pytest.approx(aimed.point[0] - 0.25)
         assert list(moved.point[1:]) == list(aimed.point[1:]) and moved.impulse == aimed.impulse
         assert moved.time == aimed.time and moved.radius == aimed.radius and moved.shatter == aimed.shatter
+        assert aimed.aim == moved.aim == "man"  # it tracks him from where it is aimed (Simulation.aim)
     with pytest.raises(ConfigError, match="shot_dx must be in"):
         freeze.build(shot_dx=1.5)
+
+
+def test_the_walk_is_the_staging_s_unless_asked():
+    from polyalloy.errors import ConfigError
+    from polyalloy.scenes import freeze
+
+    def walk(scene):
+        return scene.bodies[0].walk.speed
+
+    assert (walk(freeze.build(dim=2)), walk(freeze.build(dim=3))) == freeze.WALK_SPEED == (0.6, 0.8)
+    assert walk(freeze.build(dim=2, speed=0.7)) == walk(freeze.build(dim=3, speed=0.7)) == 0.7
+    with pytest.raises(ConfigError, match=r"speed must be 0 \(the staging's walk: 0.6 m/s in 2D, 0.8 in 3D\)"):
+        freeze.build(speed=0.2)
