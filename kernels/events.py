@@ -12,8 +12,13 @@ from polyalloy.kernels.sdf import shape_sdf
 
 @ti.kernel
 def mass_in_sphere(parts: ti.template(), centre: ti.types.ndarray(), radius: float) -> float:
-    """Mass (kg) of the live particles within ``radius`` of ``centre``."""
+    """Mass (kg) of the live particles within ``radius`` of ``centre``. Summed in particle order
+    on one thread: the impulse of a shot is shared over this mass, and a float sum split over
+    threads rounds differently with their number, which changed every later step (a run on fixed
+    P2G lanes must not depend on the threads; tests/test_determinism.py). Once per event: the
+    serial loop costs nothing a user sees."""
     total = 0.0
+    ti.loop_config(serialize=True)
     for p in range(parts.n[None]):
         if parts.alive[p]:
             r = parts.x[p]
@@ -82,8 +87,10 @@ def in_region(regions: ti.template(), owner: ti.i32, x, t) -> ti.i32:
 
 @ti.kernel
 def mass_in_region(parts: ti.template(), regions: ti.template(), owner: ti.i32, t: float) -> float:
-    """Mass (kg) of the live particles inside the shape ``owner`` of ``regions`` at time ``t``."""
+    """Mass (kg) of the live particles inside the shape ``owner`` of ``regions`` at time ``t``, in
+    particle order on one thread (as ``mass_in_sphere``: a heat source shares its power over it)."""
     total = 0.0
+    ti.loop_config(serialize=True)
     for p in range(parts.n[None]):
         if parts.alive[p] and in_region(regions, owner, parts.x[p], t):
             total += parts.mass[p]

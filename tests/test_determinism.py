@@ -54,6 +54,42 @@ def test_deterministic_runs_are_bit_identical_and_the_seed_matters():
     assert other[1] != a[1]  # another seed samples the column differently
 
 
+# The same dam break in the default mode on a fixed number of P2G lanes (``POLYALLOY_P2G_LANES``),
+# with a gunshot into the water at 0.1 s: the threads are the variable ``POLYALLOY_THREADS``.
+RUN_THREADS = """
+import hashlib, sys
+import polyalloy
+polyalloy.init(arch="cpu", seed=0)
+from polyalloy.scenes import dam_break
+from polyalloy.simulation import Simulation
+scene = dam_break.build(dim=2)
+scene.set("dx", 1 / 48)
+scene.gunshot(0.1, (0.2, 0.2, 0.5), (1, 0.2, 0), impulse=2.0, radius=0.1)
+sim = Simulation(scene)
+for _ in range(int(sys.argv[1])):
+    sim.step_frame()
+x = sim.particles()["x"]
+print(len(x), "-", hashlib.sha256(x.tobytes()).hexdigest())
+"""
+
+
+def test_a_run_on_fixed_lanes_is_the_same_on_one_thread_or_two():
+    """Outside --deterministic the CPU P2G adds in a fixed number of lanes, so the motion does not
+    depend on the thread count (a sweep runs its jobs on fewer threads than a lone command): every
+    sum that feeds the motion is in a fixed order, the mass a gunshot shares its impulse over
+    included (``kernels.events.mass_in_sphere``: a parallel sum of it gave the 2D freeze beat
+    other pieces' speeds on one thread than on two from the shot on)."""
+    env = dict(os.environ, ENABLE_TAICHI_HEADER_PRINT="0", POLYALLOY_P2G_LANES="2")
+    procs = [subprocess.Popen([sys.executable, "-c", RUN_THREADS, "6"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=dict(env, POLYALLOY_THREADS=t)) for t in ("1", "2")]
+    finals = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr
+        finals.append(stdout.strip().splitlines()[-1])
+    assert finals[0] == finals[1]
+
+
 def test_the_same_seed_samples_the_same_particles_in_process():
     def initial(seed):
         scene = dam_break.build(dim=2)
