@@ -86,10 +86,10 @@ choices, each 3D only (2D keeps its values; film keeps its dx and flood, and sha
   plate, and a shot grinds into grains all the metal its stress wave strains past the fracture
   strain (about where the wave's particle speed exceeds ~1-1.5 m/s), so a heavier or wider shot
   grinds more and splits nothing; lighter ones only dent it (every shot tried: docs/freeze.md).
-  With the network (15 cm) the torso breaks into fragments: 22-25 pieces in the 3D check, 19-27
-  in 2D. Those figures were measured at 800 N s; the 3D shot is now 200 N s (the network cuts the
-  same fragments; the fragments high on the 0.8 m/s walk's taller heap slid at up to 0.16 m/s 1 s
-  after a 400 N s shot, 0.006-0.060 m/s after 200 N s: docs/freeze.md).
+  With the network (15 cm) the torso breaks into fragments: 23-27 pieces in the 3D check on seeds
+  0-3, 19-27 in 2D. The 3D blow is 200 N s (800 before the faster walk): the network cuts the
+  fragments, and a harder blow set those high on the 0.8 m/s walk's taller heap sliding (1 s after
+  a 400 N s shot up to 0.16 m/s; after 200 N s 0.006-0.060 m/s; docs/freeze.md).
 * The line bursts at ``T_DRENCH_3D`` = 3.3 s (2D: ``T_DRENCH`` = 3.0 s): the 3D arm comes off
   the line at 2.96-3.00 s, which left ``arm_off`` (its window ends when the line bursts) no
   margin at 3.0 s. Measured from a state saved at 3.0 s: the later drench leaves the fall and
