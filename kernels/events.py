@@ -86,11 +86,14 @@ def in_region(regions: ti.template(), owner: ti.i32, x, t) -> ti.i32:
 
 
 @ti.kernel
-def mass_in_region(parts: ti.template(), regions: ti.template(), owner: ti.i32, t: float) -> float:
-    """Mass (kg) of the live particles inside the shape ``owner`` of ``regions`` at time ``t``, in
-    particle order on one thread (as ``mass_in_sphere``: a heat source shares its power over it)."""
+def mass_in_region(parts: ti.template(), regions: ti.template(), owner: ti.i32, t: float,
+                   ordered: ti.template()) -> float:
+    """Mass (kg) of the live particles inside the shape ``owner`` of ``regions`` at time ``t``.
+    ``ordered``: summed in particle order on one thread (as ``mass_in_sphere``: a heat source
+    shares its power over it, every substep it is on); else on every thread, for a caller that
+    asks only whether it is zero (an emitter waiting for room, every substep a fill waits)."""
     total = 0.0
-    ti.loop_config(serialize=True)
+    ti.loop_config(serialize=ordered)
     for p in range(parts.n[None]):
         if parts.alive[p] and in_region(regions, owner, parts.x[p], t):
             total += parts.mass[p]

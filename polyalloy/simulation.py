@@ -396,7 +396,7 @@ class Simulation:
             force(self, dt)
         for i, e in enumerate(self.heaters):
             if e.start <= self.t + 1e-12 < e.end:  # substeps end on its start and end (_next_event_time)
-                m = kev.mass_in_region(pf, self.regions, i, self.t)
+                m = kev.mass_in_region(pf, self.regions, i, self.t, True)
                 if m > 0:
                     self.book_event_heat(e.power * dt, kev.heat_region(pf, self.materials, self.regions, i, self.t, e.power * dt / m),
                                          f"the chill of {-e.power:g} W")
@@ -607,7 +607,7 @@ class Simulation:
             if self._fill_started(k):
                 continue
             if source not in free:
-                free[source] = kev.mass_in_region(pf, self.body_shapes, source, self.t) <= 0
+                free[source] = kev.mass_in_region(pf, self.body_shapes, source, self.t, False) <= 0
             if not free[source]:
                 continue
             free[source] = False  # this fill takes it
