@@ -9,8 +9,8 @@ It builds a ``polyalloy bench`` workload, then runs ``2 x pairs`` substeps, the 
 this tree's ``mpm`` kernels and the odd ones with the other file's (loaded as a module of its own;
 it imports the rest of the kernels from this tree), each launch timed as ``polyalloy bench``'s
 kernel breakdown times it (``bench._TimedKernels``: bracketed by ``ti.sync()``).
-Prints one JSON line: per kernel (``p2g``, ``g2p``), the median ms of each and the median and
-quartiles of this / other over the pairs (above 1: this tree's kernel is slower; with the old file
+Prints one JSON line: per kernel (``p2g``, ``g2p``, ...) and for their sum (``substep``), the
+median ms of each and the median and quartiles of this / other over the pairs (above 1: this tree's kernel is slower; with the old file
 as ``other``, new / old). The state moves on
 through both, so both time the same physics a substep apart."""
 import argparse
@@ -58,7 +58,9 @@ try:
 finally:
     simulation.mpm = this
 out = {"workload": args.workload, "pairs": args.pairs}
-for name in ("p2g", "g2p"):
+for which in ("this", "other"):  # the substep: every kernel of it summed
+    times[which]["substep"] = [sum(ms) for ms in zip(*times[which].values())]
+for name in times["this"]:
     a, b = times["this"][name], times["other"][name]
     q = statistics.quantiles([x / y for x, y in zip(a, b)], n=4)
     out[name] = dict(this_ms=round(statistics.median(a), 3), other_ms=round(statistics.median(b), 3),
