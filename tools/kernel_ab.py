@@ -10,9 +10,11 @@ this tree's ``mpm`` kernels and the odd ones with the other file's (loaded as a 
 it imports the rest of the kernels from this tree), each launch timed as ``polyalloy bench``'s
 kernel breakdown times it (``bench._TimedKernels``: bracketed by ``ti.sync()``).
 Prints one JSON line: per kernel (``p2g``, ``g2p``, ...) and for their sum (``substep``), the
-median ms of each and the median and quartiles of this / other over the pairs (above 1: this tree's kernel is slower; with the old file
-as ``other``, new / old). The state moves on
-through both, so both time the same physics a substep apart."""
+median ms of each and the median and quartiles of this / other over the pairs (above 1: this
+tree's kernel is slower; with the old file as ``other``, new / old). The state moves on through
+both, so both time the same physics a substep apart. Each substep's ``clear_grid`` clears the
+blocks the other version listed a substep before: where a variant lists other blocks, compare
+``substep``, not the grid passes one by one."""
 import argparse
 import importlib.util
 import json
