@@ -11,7 +11,8 @@ the shot's frame and writes ``Simulation.state_dict()``. ``replay`` builds the s
 shot's ``--impulse`` or ``--radius`` changed if asked), loads the state and runs to 1 s after the
 shot: every 3 frames the two fastest pieces of the man (particles, centre-of-mass speed and
 velocity, centre), at the end the six fastest, the fastest one's phases, damage and temperatures,
-its particles' speed by height (a rocking piece: speed growing with height), the most pieces of
+its particles' speed by height (a rocking piece: speed growing with height), the fastest drift of
+a piece's centre over the last 0.25 s (a rocking piece drifts slowly), the most pieces of
 the claim's size seen after the shot and ``at_rest`` as the check computes it. A state saved by
 an older version whose material table lacked a key takes this version's value for it."""
 import argparse
@@ -102,8 +103,12 @@ except PolyalloyError as e:
     sys.exit(f"error: {e}")
 end = int(round((shot.time + 1.0) * fps))
 most = 0
+window = int(round(0.25 * fps))  # frames: the last quarter second, over which pieces' drift is measured
+x_before = None
 while sim.frame < end:
     sim.step_frame()
+    if sim.frame == end - window:
+        x_before = metrics._select(sim, body="man")["x"].astype(np.float64)
     if sim.t > shot.time + 0.5 / fps:
         most = max(most, len(metrics.fragments(sim, body="man", min_particles=min_particles)))
         if sim.frame % 3 == 0 and sim.frame < end:
@@ -121,5 +126,12 @@ ps = np.linalg.norm(s["v"][mine], axis=1)
 edges = np.quantile(y, [0, 0.25, 0.5, 0.75, 1.0])
 print("its particles' speed by height (quarters, low to high): " + ", ".join(
     f"y {lo:.2f}-{hi:.2f} m: {np.median(ps[(y >= lo) & (y <= hi)]):.3f} m/s" for lo, hi in zip(edges[:-1], edges[1:])))
+if x_before is not None and len(x_before) == len(s["x"]):  # the man's particles keep their order
+    m = s["mass"].astype(np.float64)
+    shift = s["x"].astype(np.float64) - x_before
+    drift = np.stack([np.bincount(labels, m * shift[:, d]) for d in range(sim.dim)], 1) / np.bincount(labels, m)[:, None]
+    rate = np.linalg.norm(drift, axis=1) / (window / fps)
+    print(f"the fastest drift over the last {window / fps:.2f} s (centre-of-mass displacement / time, pieces of "
+          f">= {min_particles}): {rate[big].max():.4f} m/s (the piece of {count[big[np.argmax(rate[big])]]} particles)")
 print(f"most pieces of >= {min_particles} particles after the shot: {most}; at_rest "
       f"{float(metrics.piece_speeds(sim, 'man', min_particles)[:1].sum()):.4f} m/s; {time.time() - t0:.0f} s wall")
