@@ -449,13 +449,15 @@ def substep_ms(case: _Case, substeps: int = 20) -> float:
     return 1e3 * (time.perf_counter() - t0) / substeps
 
 
-def time_p2g(sim, repeats: int = P2G_REPEATS) -> tuple[float, float]:
+def time_p2g(sim, repeats: int = P2G_REPEATS, mpm=None) -> tuple[float, float]:
     """Wall and CPU milliseconds of one transfer of ``sim``'s particles to the grid as they are:
     clear, P2G and the block list (with the lanes' sum where there are lanes), ``repeats`` of them
-    back to back as in a substep, one sync at the end; the mean."""
+    back to back as in a substep, one sync at the end; the mean. ``mpm``: the kernels' module
+    (default ``polyalloy.kernels.mpm``; ``tools/p2g_ab.py`` passes versions of it)."""
     import taichi as ti
 
-    from polyalloy.kernels import mpm
+    if mpm is None:
+        from polyalloy.kernels import mpm
 
     g, k = sim.grid, sim.knobs
     ti.sync()

@@ -15,7 +15,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 
 ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 ap.add_argument("others", nargs="+", help="other versions of kernels/mpm.py")
@@ -25,8 +24,6 @@ ap.add_argument("--rounds", type=int, default=15)
 ap.add_argument("--repeats", type=int, default=10)
 args = ap.parse_args()
 os.environ.setdefault("TI_OFFLINE_CACHE_FILE_PATH", os.path.join(tempfile.gettempdir(), "polyalloy-kernel-ab"))
-
-import taichi as ti  # noqa: E402
 
 import polyalloy.simulation as simulation  # noqa: E402
 from polyalloy import bench  # noqa: E402
@@ -43,18 +40,10 @@ if args.workload not in works:
     sys.exit(f"error: unknown workload {args.workload!r}; one of {', '.join(works)}")
 case = works[args.workload].build(args.n_grid, bench.BASE_DT / args.n_grid)
 sim = case.sim
-grid, knobs = sim.grid, sim.knobs
 
 
 def transfer(mpm, repeats: int) -> float:
-    ti.sync()
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        mpm.clear_grid(grid, knobs)
-        mpm.p2g(sim.particles_fields, grid, sim.materials, sim.control_table, knobs)
-        mpm.collect_blocks(grid)
-    ti.sync()
-    return 1e3 * (time.perf_counter() - t0) / repeats
+    return bench.time_p2g(sim, repeats, mpm)[0]
 
 
 for _, mpm in versions:
