@@ -148,7 +148,6 @@ class Simulation:
         self.knobs.heat_scale[None] = 1.0
         self.knobs.heat_acc[None] = 0.0  # the pooled knobs may hold another run's
         self.knobs.heat_count[None] = 0
-        self.knobs.heat_group[None] = scene.heat_substeps
         brittle = [m.brittle_point for m in mats if m.kind == POLYALLOY]
         self.knobs.stick_below[None] = max(brittle) if brittle else 0.0
         self.set_control()
@@ -355,11 +354,18 @@ class Simulation:
         dx, d = self.scene.dx, self.dim
         alpha = max(m.diffusivity() for m in mats)
         self.heat_dt = 0.5 * dx * dx / (4 * d * alpha) if self.thermal and alpha > 0 else math.inf
-        self.knobs.heat_cap[None] = self.heat_dt if math.isfinite(self.heat_dt) else 0.0  # 0: every substep
         nu = max(m.kinematic_viscosity() for m in mats)
         self.viscous_dt = dx * dx / (2 * d * nu) if nu > 0 else math.inf
         # touching liquids exchange composition only where a material mixes (kernels.mixing)
         self.mixes = self.thermal and any(m.mixing > 0 for m in mats)
+        self._heat_settings()
+
+    def _heat_settings(self) -> None:
+        """The heat step's settings in ``knobs`` (not state: a checkpoint's are replaced by this
+        run's): its cap ``heat_dt`` (0, a heat step every substep, where nothing conducts) and
+        the scene's ``heat_substeps``."""
+        self.knobs.heat_cap[None] = self.heat_dt if math.isfinite(self.heat_dt) else 0.0
+        self.knobs.heat_group[None] = self.scene.heat_substeps
 
     def stable_dt(self) -> float:
         """CFL step: cfl * dx / (fastest particle + fastest elastic wave of the live phases),
@@ -806,6 +812,7 @@ class Simulation:
             self.controller.load_state({k[len("control/"):]: v for k, v in state.items() if k.startswith("control/")})
         for change in self.control_changes[: self._next_control]:  # the host's copy of the settings
             self.set_control(**change.values)
+        self._heat_settings()
 
     # --- reading --------------------------------------------------------------------------
     def particles(self, retired: bool = False) -> dict:

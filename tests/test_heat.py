@@ -447,7 +447,8 @@ def test_one_heat_step_spans_several_substeps_within_its_cap_and_ends_at_every_s
     """Multirate heat (kernels.heat): at a fixed substep a fifth of the heat's cap, the heat step
     comes every fifth substep and covers the five (a substep that carries it leaves heat_acc at
     0); with heat_group 1 it comes every substep; and advance_to ends a heat step at its stop
-    whatever the count, so every frame sees the heat up to date."""
+    whatever the count, so every frame sees the heat up to date. A checkpoint restores the heat
+    step's progress but not its settings (``heat_substeps``, the cap)."""
     sim = _contact_pair(0)
     cap = sim.heat_dt
     assert float(sim.knobs.heat_cap[None]) == pytest.approx(cap)
@@ -464,6 +465,11 @@ def test_one_heat_step_spans_several_substeps_within_its_cap_and_ends_at_every_s
     sim.knobs.heat_group[None] = 0
     sim.advance_to(sim.t + 2.5 * dt)  # three substeps, the heat step ends with the last
     assert float(sim.knobs.heat_acc[None]) == 0.0 and int(sim.knobs.heat_count[None]) == 0
+    sim.substep(dt)
+    state = sim.state_dict()
+    every = _contact_pair(1)  # a checkpoint brings its heat state, not its settings
+    every.load_state_dict(state)
+    assert int(every.knobs.heat_group[None]) == 1 and int(every.knobs.heat_count[None]) == 1
 
 
 def test_multirate_heat_gives_the_heat_every_substep_to_a_fraction_of_a_kelvin():
