@@ -8,8 +8,9 @@ margin in 3D"). With a sweep job's settings the replay repeats the check's value
 
 ``save`` runs the beat (``--set`` options as for ``polyalloy check``) to ``--before`` frames before
 the shot's frame and writes ``Simulation.state_dict()``. ``replay`` builds the same scene (the
-shot's ``--impulse`` or ``--radius`` changed if asked), loads the state and runs to 1 s after the
-shot: every 3 frames the two fastest pieces of the man (particles, centre-of-mass speed and
+shot's ``--impulse`` or ``--radius`` changed if asked), loads the state, takes the scene's own
+materials (so ``--set materials.polyalloy.rubble_friction_angle=70`` applies from the saved moment)
+and runs to 1 s after the shot: every 3 frames the two fastest pieces of the man (particles, centre-of-mass speed and
 velocity, centre), at the end the six fastest, the fastest one's phases, damage and temperatures,
 its particles' speed by height (a rocking piece: speed growing with height), the fastest drift of
 a piece's centre over the last 0.25 s (a rocking piece drifts slowly), the most pieces of
@@ -101,6 +102,10 @@ try:
     sim.load_state_dict(state)
 except PolyalloyError as e:
     sys.exit(f"error: {e}")
+# the materials of the scene built here, not the saved ones: a --set of a material key (a rubble
+# friction, say) acts from the saved moment on; without one the rows are the saved ones to the bit
+sim.upload_materials()
+sim.update_limits()
 end = int(round((shot.time + 1.0) * fps))
 most = 0
 window = int(round(0.25 * fps))  # frames: the last quarter second, over which pieces' drift is measured
