@@ -281,19 +281,27 @@ def separated_fraction(sim, body: str, mask: np.ndarray) -> float:
     return float((~mixed[labels[mask]]).mean())
 
 
+def piece_moments(sim, body: str) -> tuple:
+    """Per fragment of ``body`` (``fragment_labels``): its particle count, its centre-of-mass
+    velocity (m/s) and centre (m), both (pieces, dim); with the selected particles (``_select``)
+    and their labels, as ``(s, labels, count, v, centre)``."""
+    s = _select(sim, body=body)
+    labels = fragment_labels(sim, body=body)
+    if len(labels) == 0:
+        return s, labels, np.zeros(0, int), np.zeros((0, sim.dim)), np.zeros((0, sim.dim))
+    m = s["mass"].astype(np.float64)
+    mass = np.bincount(labels, m)
+    v = np.stack([np.bincount(labels, m * s["v"][:, k]) for k in range(sim.dim)], axis=1) / mass[:, None]
+    c = np.stack([np.bincount(labels, m * s["x"][:, k]) for k in range(sim.dim)], axis=1) / mass[:, None]
+    return s, labels, np.bincount(labels), v, c
+
+
 def piece_speeds(sim, body: str, min_particles: int = 1) -> np.ndarray:
     """Speed (m/s) of the centre of mass of each fragment of ``body`` with at least
     ``min_particles`` particles, fastest first (single rubble grains are left out by
     ``min_particles`` > 1)."""
-    s = _select(sim, body=body)
-    labels = fragment_labels(sim, body=body)
-    if len(labels) == 0:
-        return np.zeros(0)
-    m = s["mass"].astype(np.float64)
-    mass = np.bincount(labels, m)
-    v = np.stack([np.bincount(labels, m * s["v"][:, k]) for k in range(sim.dim)], axis=1) / mass[:, None]
-    big = np.bincount(labels) >= min_particles
-    return np.sort(np.linalg.norm(v[big], axis=1))[::-1]
+    _, _, count, v, _ = piece_moments(sim, body)
+    return np.sort(np.linalg.norm(v[count >= min_particles], axis=1))[::-1]
 
 
 def centre_of_mass(sim, body: str | None = None, material: str | None = None) -> np.ndarray:

@@ -73,14 +73,9 @@ if args.what == "save":
 
 
 def pieces():
-    """Per piece of the man: particle count, centre-of-mass velocity and centre; and the labels."""
-    s = metrics._select(sim, body="man")
-    labels = metrics.fragment_labels(sim, body="man")
-    m = s["mass"].astype(np.float64)
-    count, mass = np.bincount(labels), np.bincount(labels, m)
-    v = np.stack([np.bincount(labels, m * s["v"][:, d]) for d in range(sim.dim)], 1) / mass[:, None]
-    c = np.stack([np.bincount(labels, m * s["x"][:, d]) for d in range(sim.dim)], 1) / mass[:, None]
-    return s, labels, count, v, c
+    """Per piece of the man (``metrics.piece_moments``): the particles, labels, counts,
+    centre-of-mass velocities and centres."""
+    return metrics.piece_moments(sim, "man")
 
 
 def report(k: int):
