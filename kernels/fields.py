@@ -39,9 +39,15 @@ def particle_bytes(dim: int, real: int) -> int:
     return 5 * 4 + real * (10 + 4 * dim + 3 * dim * dim)
 
 
+# the scattered channels that only the heat step reads: P2G adds into them on a substep that
+# carries the heat step (``knobs.heat_step``), not on the others (``frozen`` the grid update reads
+# every substep)
+HEAT_STEP_CHANNELS = ("hc", "T", "k", "phi")
+
+
 def scattered_channels(thermal: bool, control: bool) -> tuple:
     """The ``Grid`` fields P2G adds into (each has a per-lane copy when P2G runs in lanes)."""
-    return (("v", "m") + (("hc", "T", "k", "phi", "frozen") if thermal else ())
+    return (("v", "m") + (HEAT_STEP_CHANNELS + ("frozen",) if thermal else ())
             + (("ctrl_m", "ctrl_e", "ctrl_v") if control else ()))
 
 
@@ -296,6 +302,13 @@ class Knobs:
     ``step_dt``, ``step_t`` and ``step_t1`` (= t + dt), in the real type, as their arguments were.
     ``boundary_energy`` (J, f64): the heat that entered through hot or cold colliders and
     the air, summed over the run by ``heat.conduct`` (the host used to add it up).
+    The heat step (``kernels.heat``, "Multirate"): ``heat_cap`` (s, f64, its longest step:
+    half its explicit limit, ``Simulation.heat_dt``; inf without heat), ``heat_group`` (the most
+    substeps one heat step may span; 0: as many as ``heat_cap`` allows, 1: every substep),
+    ``heat_acc`` (s, f64, the time since the last heat step that no heat step has covered yet)
+    and ``heat_count`` (its substeps); ``heat_step`` (1 when the substep about to run carries
+    the heat step) and ``step_heat_dt`` (s, the real type: the time that heat step covers,
+    ``heat_acc`` plus this substep's step), both chosen with the step (``kernels.mpm.choose_heat``).
     Heat: ``air_temperature`` (K) and ``air_coefficient`` (W/(m^2 K), Newton's law of cooling
     at the free surface; 0 insulates), ``heat_scale`` (multiplies every conductivity),
     ``stick_below`` (K: frozen polyalloy sticks to a collider colder than this).
@@ -328,6 +341,12 @@ class Knobs:
         for name in ("clock_t", "clock_dt", "clock_stable", "clock_last", "clock_stop", "clock_cap", "clock_cfl_dx", "clock_min_dt",
                      "boundary_energy"):
             setattr(self, name, new_field(self._fb, clock, ()))
+        for name in ("heat_cap", "heat_acc"):
+            setattr(self, name, new_field(self._fb, clock, ()))
+        self.heat_group = new_field(self._fb, ti.i32, ())
+        self.heat_count = new_field(self._fb, ti.i32, ())
+        self.heat_step = new_field(self._fb, ti.i32, ())
+        self.step_heat_dt = new_field(self._fb, dtype, ())
         self.clock_state = new_field(self._fb, ti.i32, ())
         self.clock_steps = new_field(self._fb, ti.i32, ())
         self.dt_log = new_field(self._fb, clock, CLOCK_LOG)

@@ -16,7 +16,7 @@ enthalpy at the solid end of the plateau::
 (each branch is written from the anchor on its own side, so the reference's branch never
 subtracts two large numbers). Nothing is colder than 0 K: H >= H(0 K) = -H(T_ref) from 0 K.
 
-One substep: P2G spreads heat capacity m c and thermal energy m c T to the grid; ``conduct``
+One heat step: P2G spreads heat capacity m c and thermal energy m c T to the grid; ``conduct``
 turns them into node temperatures, moves heat between face neighbours with conductance
 k_face dx^(d-2) (k_face: harmonic mean of the volume-weighted node conductivities, so a
 free surface is insulated), holds nodes in a hot or cold collider at its temperature and
@@ -34,7 +34,22 @@ every node, the relaxation moves no net energy. Its side effect on resolved grad
 extra diffusivity of about RELAX/4 alpha (2.5%).
 
 The explicit step is stable for dt <= dx^2 / (4 dim alpha) (alpha = k / (rho c)); the
-simulation keeps dt at half of that.
+simulation keeps the heat step at half of that (``Simulation.heat_dt``, ``knobs.heat_cap``).
+
+Multirate. The heat step needs no substep's resolution: the elastic waves limit a substep to a
+few tenths of a millisecond, while heat moves a cell in ``heat_cap`` (3.7 ms in the 3D freeze
+beat at dx = 4 cm, 1.1 ms in ``polyalloy bench``'s block). So one heat step spans several
+substeps (``kernels.mpm.choose_heat``): the transfer above runs on the substep that ends it,
+over the time since the last one (``knobs.step_heat_dt``), and the substeps between scatter no
+heat channel but the frozen mass (the grid update reads it every substep), run no ``conduct``
+and gather no temperature change. Particles carry their temperature along meanwhile, so
+advection is as before; what changes is only that conduction, contact with hot and cold
+colliders and the air act in steps of up to ``heat_cap`` instead of every substep, which is
+the explicit scheme's own step wherever the substep is not shorter. A heat step never spans
+more than ``heat_cap`` (``choose_dt`` shortens a substep that would pass it) and always ends
+where the clock stops (a frame's end, an event), so every frame, check and event sees the heat
+up to date, and the energy budget closes as before. ``knobs.heat_group`` = 1 steps the heat
+every substep (the scheme before, to the bit).
 """
 import taichi as ti
 
@@ -165,9 +180,12 @@ def conduct_pass(grid: ti.template(), cols: ti.template(), knobs: ti.template())
     """Grid heat step: node temperatures from P2G, collider contact, conduction, air exchange.
     Writes ``grid.dT`` (K) and adds the energy that entered through colliders and air (J) to
     ``knobs.boundary_energy`` (in the clock's float, as the host added the returned value
-    before). Step and time: the device clock's; nothing while the clock is stopped."""
+    before). Only on a substep that carries the heat step (``knobs.heat_step``), over the time
+    it covers (``knobs.step_heat_dt``; "Multirate" above); time: the device clock's; nothing
+    while the clock is stopped."""
     boundary = 0.0
-    for i, k in ti.ndrange(while_running(knobs, grid.n_active[None]), grid.block ** grid.dim):
+    n = ti.select(knobs.heat_step[None] != 0, while_running(knobs, grid.n_active[None]), 0)
+    for i, k in ti.ndrange(n, grid.block ** grid.dim):
         I = active_node(grid, i, k)
         hc = grid.hc[I]
         if hc > 0.0:
@@ -187,11 +205,11 @@ def conduct_pass(grid: ti.template(), cols: ti.template(), knobs: ti.template())
                     T = Tc
             grid.T[I] = T
     area_scale = grid.spacing[None] ** (grid.dim - 2)
-    for i, k in ti.ndrange(while_running(knobs, grid.n_active[None]), grid.block ** grid.dim):
+    for i, k in ti.ndrange(n, grid.block ** grid.dim):
         I = active_node(grid, i, k)
         hc = grid.hc[I]
         if hc > 0.0 and grid.held[I] == 0.0:
-            dt = knobs.step_dt[None]
+            dt = knobs.step_heat_dt[None]
             Ti = grid.T[I]
             flow = 0.0  # W into node I from its face neighbours
             wall = 0.0  # the part of it that comes from held nodes (a collider)

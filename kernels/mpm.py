@@ -10,8 +10,8 @@ from polyalloy.kernels.constitutive import (ELASTIC, FLUID, PLASTIC, POLYALLOY, 
                                             polyalloy_return, polyalloy_stress_stretch, polyalloy_stress_svd,
                                             project_deformation, solid_stress, wave_speed)
 from polyalloy.kernels.control import close_gaps, control_accel, grip, posed_home, settle_volume
-from polyalloy.kernels.fields import (BLOWN, CLOCK, CLOCK_LOG, COLLAPSED, DONE, LANES, RUNNING, active_node,
-                                      while_running)
+from polyalloy.kernels.fields import (BLOWN, CLOCK, CLOCK_LOG, COLLAPSED, DONE, HEAT_STEP_CHANNELS, LANES, RUNNING,
+                                      active_node, while_running)
 from polyalloy.kernels.heat import (FROZEN, frozen_weight, heat_capacity, liquid_fraction, next_phase,
                                     temperature_of)
 from polyalloy.kernels.sdf import SEPARATE, SLIP, STICKY, shape_normal, shape_sdf
@@ -94,10 +94,23 @@ def mark_blocks(grid: ti.template(), base, lane):
 
 
 @ti.func
-def collect_blocks_pass(grid: ti.template()):
+def add_lane(grid: ti.template(), name: ti.template(), I, J):
+    """Add the lane copy of channel ``name`` at ``J`` into the grid's node ``I`` and zero the copy."""
+    main = ti.static(getattr(grid, name))
+    spare = ti.static(getattr(grid, "lane_" + name))
+    main[I] = main[I] + spare[J]
+    if ti.static(isinstance(spare, ti.MatrixField)):  # by assignment: a NaN times 0 stays NaN
+        spare[J] = ti.Vector.zero(float, spare.n)
+    else:
+        spare[J] = 0.0
+
+
+@ti.func
+def collect_blocks_pass(grid: ti.template(), knobs: ti.template()):
     """List the blocks that P2G marked; every later grid pass visits only these. After P2G in
     lanes (``Grid.lanes`` >= 2), add into each listed node the copies of the lanes that marked its
-    block, in lane order, and zero those copies and every lane's marks for the next P2G."""
+    block, in lane order, and zero those copies and every lane's marks for the next P2G (the
+    heat step's channels only on a substep that carries it: on the others P2G left them zero)."""
     grid.n_active[None] = 0
     for B in ti.grouped(grid.block_mask):
         if grid.block_mask[B]:
@@ -113,13 +126,11 @@ def collect_blocks_pass(grid: ti.template()):
                     J = I
                     J[0] += lane * grid.lane_stride
                     for name in ti.static(grid.scattered):
-                        main = ti.static(getattr(grid, name))
-                        spare = ti.static(getattr(grid, "lane_" + name))
-                        main[I] = main[I] + spare[J]
-                        if ti.static(isinstance(spare, ti.MatrixField)):  # by assignment: a NaN times 0 stays NaN
-                            spare[J] = ti.Vector.zero(float, spare.n)
+                        if ti.static(name in HEAT_STEP_CHANNELS):
+                            if knobs.heat_step[None]:
+                                add_lane(grid, name, I, J)
                         else:
-                            spare[J] = 0.0
+                            add_lane(grid, name, I, J)
         for i, lane in ti.ndrange(grid.n_active[None], grid.lanes):
             B = grid.block_list[i]
             B[0] += lane * grid.n_blocks[0]
@@ -127,9 +138,9 @@ def collect_blocks_pass(grid: ti.template()):
 
 
 @ti.kernel
-def collect_blocks(grid: ti.template()):
+def collect_blocks(grid: ti.template(), knobs: ti.template()):
     """``collect_blocks_pass`` on its own (a substep launches it inside ``kernels.substep``)."""
-    collect_blocks_pass(grid)
+    collect_blocks_pass(grid, knobs)
 
 
 @ti.func
@@ -203,10 +214,13 @@ def scatter_particle(parts: ti.template(), grid: ti.template(), mats: ti.templat
     mc = 0.0
     vol = 0.0
     frozen = 0.0
+    heat_step = 0  # this substep carries the heat step (kernels.heat, "Multirate")
     if ti.static(grid.thermal):
-        mc = mass * heat_capacity(mats, mat, f)
-        vol = parts.vol0[p] * inv_dx ** grid.dim
+        heat_step = knobs.heat_step[None]
         frozen = mass * frozen_weight(mats, mat, T)
+        if heat_step:
+            mc = mass * heat_capacity(mats, mat, f)
+            vol = parts.vol0[p] * inv_dx ** grid.dim
     g_mass = 0.0
     g_err = ti.Vector.zero(float, grid.dim)
     g_vel = ti.Vector.zero(float, grid.dim)
@@ -217,9 +231,28 @@ def scatter_particle(parts: ti.template(), grid: ti.template(), mats: ti.templat
                 home, home_v = posed_home(parts, ctrl, knobs, p, t)
                 g_err = g_mass * (home - parts.x[p])
                 g_vel = g_mass * home_v
-    walk = ti.static(stencil_walk(grid.dim, grid.thermal or grid.control))
     home_node = base
     home_node[0] += lane * grid.lane_stride  # the lane's copy (Grid.lanes >= 2)
+    # the stencil compiled twice on a thermal grid, with and without the heat step's channels:
+    # a branch per node inside one loop kept most of the adds' cost (measured, kernels.heat "Multirate")
+    if ti.static(grid.thermal):
+        if heat_step:
+            scatter_stencil(grid, mats, home_node, w, fx, mat, momentum, affine, mass, frozen, mc, T, vol,
+                            g_mass, g_err, g_vel, True)
+        else:
+            scatter_stencil(grid, mats, home_node, w, fx, mat, momentum, affine, mass, frozen, mc, T, vol,
+                            g_mass, g_err, g_vel, False)
+    else:
+        scatter_stencil(grid, mats, home_node, w, fx, mat, momentum, affine, mass, frozen, mc, T, vol,
+                        g_mass, g_err, g_vel, False)
+
+
+@ti.func
+def scatter_stencil(grid: ti.template(), mats: ti.template(), home_node, w, fx, mat, momentum, affine, mass,
+                    frozen, mc, T, vol, g_mass, g_err, g_vel, heat: ti.template()):
+    """The adds of ``scatter_particle`` into the 3^dim nodes from ``home_node``; the heat step's
+    channels (``fields.HEAT_STEP_CHANNELS``) only with ``heat`` (compile-time)."""
+    walk = ti.static(stencil_walk(grid.dim, grid.thermal or grid.control))
     for i in range(3 ** walk):  # the stencil, partly unrolled (stencil_walk)
         for rest in ti.static(stencil_rest(grid.dim, walk)):
             offset, dpos, weight = stencil_node(w, fx, grid.spacing[None], i, rest)
@@ -227,11 +260,12 @@ def scatter_particle(parts: ti.template(), grid: ti.template(), mats: ti.templat
             deposit(grid, "v", node, weight * (momentum + affine @ dpos))
             deposit(grid, "m", node, weight * mass)
             if ti.static(grid.thermal):
-                deposit(grid, "hc", node, weight * mc)
-                deposit(grid, "T", node, weight * mc * T)
-                deposit(grid, "k", node, weight * vol * mats.conductivity[mat])
-                deposit(grid, "phi", node, weight * vol)
                 deposit(grid, "frozen", node, weight * frozen)
+                if ti.static(heat):
+                    deposit(grid, "hc", node, weight * mc)
+                    deposit(grid, "T", node, weight * mc * T)
+                    deposit(grid, "k", node, weight * vol * mats.conductivity[mat])
+                    deposit(grid, "phi", node, weight * vol)
             if ti.static(grid.control):
                 if g_mass > 0.0:
                     deposit(grid, "ctrl_m", node, weight * g_mass)
@@ -395,6 +429,32 @@ def toughness(p):
 
 
 @ti.func
+def gather_stencil(grid: ti.template(), mats: ti.template(), base, w, fx, T_p, heat: ti.template()):
+    """G2P's gather over the 3^dim nodes from ``base``: the velocity, the APIC matrix, the
+    controller's grip-weighted home error and mass, and with ``heat`` (compile-time) the
+    temperature change of a particle at ``T_p`` (the heat step's conduction and relaxation)."""
+    new_v = ti.Vector.zero(float, grid.dim)
+    new_C = ti.Matrix.zero(float, grid.dim, grid.dim)
+    dT = 0.0
+    c_err = ti.Vector.zero(float, grid.dim)
+    c_mass = 0.0
+    walk = ti.static(stencil_walk(grid.dim, mats.has(POLYALLOY)))
+    for i in range(3 ** walk):  # the stencil, partly unrolled (stencil_walk)
+        for rest in ti.static(stencil_rest(grid.dim, walk)):
+            offset, dpos, weight = stencil_node(w, fx, grid.spacing[None], i, rest)
+            node = base + offset
+            g_v = grid.v[node]
+            if ti.static(grid.control):
+                c_err += weight * grid.ctrl_e[node]
+                c_mass += weight * grid.ctrl_m[node]
+            new_v += weight * g_v
+            new_C += (4.0 * grid.inv_spacing[None] ** 2 * weight) * g_v.outer_product(dpos)
+            if ti.static(heat):
+                dT += weight * (grid.dT[node] + grid.relax[node] * (grid.T[node] - T_p))
+    return new_v, new_C, c_err, c_mass, dT
+
+
+@ti.func
 def g2p_pass(parts: ti.template(), grid: ti.template(), mats: ti.template(), cols: ti.template(),
              ctrl: ti.template(), knobs: ti.template()):
     """Gather velocity and the affine matrix, advect, update F (plasticity, damage), keep
@@ -413,22 +473,18 @@ def g2p_pass(parts: ti.template(), grid: ti.template(), mats: ti.template(), col
             w = quadratic_weights(fx)
             new_v = ti.Vector.zero(float, grid.dim)
             new_C = ti.Matrix.zero(float, grid.dim, grid.dim)
-            dT = 0.0
             c_err = ti.Vector.zero(float, grid.dim)
             c_mass = 0.0
-            walk = ti.static(stencil_walk(grid.dim, mats.has(POLYALLOY)))
-            for i in range(3 ** walk):  # the stencil, partly unrolled (stencil_walk)
-                for rest in ti.static(stencil_rest(grid.dim, walk)):
-                    offset, dpos, weight = stencil_node(w, fx, grid.spacing[None], i, rest)
-                    node = base + offset
-                    g_v = grid.v[node]
-                    if ti.static(grid.control):
-                        c_err += weight * grid.ctrl_e[node]
-                        c_mass += weight * grid.ctrl_m[node]
-                    new_v += weight * g_v
-                    new_C += (4.0 * grid.inv_spacing[None] ** 2 * weight) * g_v.outer_product(dpos)
-                    if ti.static(grid.thermal):
-                        dT += weight * (grid.dT[node] + grid.relax[node] * (grid.T[node] - parts.T[p]))
+            dT = 0.0
+            # the gather compiled twice on a thermal grid, with and without the heat step's
+            # temperature change (as P2G's adds, scatter_particle)
+            if ti.static(grid.thermal):
+                if knobs.heat_step[None]:
+                    new_v, new_C, c_err, c_mass, dT = gather_stencil(grid, mats, base, w, fx, parts.T[p], True)
+                else:
+                    new_v, new_C, c_err, c_mass, dT = gather_stencil(grid, mats, base, w, fx, parts.T[p], False)
+            else:
+                new_v, new_C, c_err, c_mass, dT = gather_stencil(grid, mats, base, w, fx, parts.T[p], False)
             x = parts.x[p] + dt * new_v
             g = 0.0  # the controller's grip on this particle
             if ti.static(grid.control):
@@ -562,6 +618,10 @@ def choose_dt(knobs: ti.template()):
     else:
         fastest = ti.cast(speed, CLOCK) + ti.cast(knobs.max_wave[None], CLOCK)
         stable = ti.min(knobs.clock_cap[None], knobs.clock_cfl_dx[None] / ti.max(fastest, 1e-9))
+        step = stable
+        room = knobs.heat_cap[None] - knobs.heat_acc[None]
+        if room > 0.0:  # a heat step spans at most heat_cap (choose_heat)
+            step = ti.min(step, room)
         remaining = knobs.clock_stop[None] - t
         if remaining <= 1e-12:
             state = DONE
@@ -569,10 +629,10 @@ def choose_dt(knobs: ti.template()):
             if stable < knobs.clock_min_dt[None]:
                 state = COLLAPSED
             else:
-                dt = stable
-                if remaining <= stable:
+                dt = step
+                if remaining <= step:
                     dt = remaining
-                elif remaining < 2 * stable:
+                elif remaining < 2 * step:
                     dt = remaining / 2
     knobs.clock_state[None] = state
     knobs.clock_dt[None] = dt
@@ -580,6 +640,28 @@ def choose_dt(knobs: ti.template()):
     knobs.step_dt[None] = ti.cast(dt, float)
     knobs.step_t[None] = ti.cast(t, float)
     knobs.step_t1[None] = ti.cast(t + dt, float)
+    choose_heat(knobs)
+
+
+@ti.func
+def choose_heat(knobs: ti.template()):
+    """Whether the substep about to run (``clock_dt`` at ``clock_t``) carries the heat step, and
+    the time that step covers (``kernels.heat``, "Multirate"): ``heat_acc``, the time no heat
+    step has covered yet, plus this substep's step. It carries it unless another substep of the
+    same step would still fit within ``heat_cap`` after it and the clock runs on past it: at
+    the clock's stop (a frame's end, an event) the heat is always up to date. ``heat_group``
+    > 0 also ends a heat step after that many substeps; ``heat_cap`` 0 puts one in every
+    substep."""
+    dt = knobs.clock_dt[None]
+    due = knobs.heat_acc[None] + dt
+    cap = knobs.heat_cap[None]
+    group = knobs.heat_group[None]
+    now = 1
+    if cap > 0.0 and (group <= 0 or knobs.heat_count[None] + 1 < group):
+        if due + dt <= cap and knobs.clock_stop[None] - (knobs.clock_t[None] + dt) > 1e-12:
+            now = 0
+    knobs.heat_step[None] = now
+    knobs.step_heat_dt[None] = ti.select(now != 0, ti.cast(due, float), 0.0)
 
 
 @ti.kernel
@@ -608,6 +690,7 @@ def set_step(knobs: ti.template(), dt: CLOCK, t: CLOCK):
     knobs.step_dt[None] = ti.cast(dt, float)
     knobs.step_t[None] = ti.cast(t, float)
     knobs.step_t1[None] = ti.cast(t + dt, float)
+    choose_heat(knobs)
 
 
 @ti.func
@@ -634,6 +717,12 @@ def fold_lanes_pass(knobs: ti.template()):
         knobs.dt_log[steps % CLOCK_LOG] = knobs.clock_dt[None]
         knobs.clock_last[None] = knobs.clock_dt[None]
         knobs.clock_steps[None] = steps + 1
+        if knobs.heat_step[None]:
+            knobs.heat_acc[None] = 0.0
+            knobs.heat_count[None] = 0
+        else:
+            knobs.heat_acc[None] += knobs.clock_dt[None]
+            knobs.heat_count[None] += 1
         knobs.clock_t[None] += knobs.clock_dt[None]
         choose_dt(knobs)
 

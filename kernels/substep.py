@@ -34,7 +34,7 @@ def scatter_step(parts: ti.template(), grid: ti.template(), mats: ti.template(),
     or not)."""
     clear_grid_pass(grid, knobs)
     p2g_pass(parts, grid, mats, ctrl, knobs)
-    collect_blocks_pass(grid)
+    collect_blocks_pass(grid, knobs)
     update_grid_pass(grid, cols, knobs)
     if ti.static(grid.thermal):
         conduct_pass(grid, cols, knobs)

@@ -452,20 +452,23 @@ def substep_ms(case: _Case, substeps: int = 20) -> float:
 def time_p2g(sim, repeats: int = P2G_REPEATS, mpm=None) -> tuple[float, float]:
     """Wall and CPU milliseconds of one transfer of ``sim``'s particles to the grid as they are:
     clear, P2G and the block list (with the lanes' sum where there are lanes), ``repeats`` of them
-    back to back as in a substep, one sync at the end; the mean. ``mpm``: the kernels' module
-    (default ``polyalloy.kernels.mpm``; ``tools/p2g_ab.py`` passes versions of it)."""
+    back to back as in a substep, one sync at the end; the mean. With heat, the transfer of a
+    substep that carries the heat step (every channel, as every substep's before the multirate
+    heat, ``kernels.heat``). ``mpm``: the kernels' module (default ``polyalloy.kernels.mpm``;
+    ``tools/p2g_ab.py`` passes versions of it)."""
     import taichi as ti
 
     if mpm is None:
         from polyalloy.kernels import mpm
 
     g, k = sim.grid, sim.knobs
+    k.heat_step[None] = 1
     ti.sync()
     w, c = time.perf_counter(), time.process_time()
     for _ in range(repeats):
         mpm.clear_grid(g, k)
         mpm.p2g(sim.particles_fields, g, sim.materials, sim.control_table, k)
-        mpm.collect_blocks(g)
+        mpm.collect_blocks(g, k)
     ti.sync()
     return 1e3 * (time.perf_counter() - w) / repeats, 1e3 * (time.process_time() - c) / repeats
 

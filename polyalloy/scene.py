@@ -329,6 +329,7 @@ TUNABLE = {
     "max_particles": (1, 200_000_000),
     "air_temperature": (1.0, 1e4),
     "air_coefficient": (0.0, 1e6),
+    "heat_substeps": (0, 100_000),
 }
 
 
@@ -349,6 +350,9 @@ class Scene:
     simulation may take (None: the memory available when it starts; ``polyalloy.preflight``).
     air_temperature (K) and air_coefficient h (W/(m^2 K)): Newton cooling of free surfaces,
     flux h (T_air - T) per m^2 of surface (~10 for still air; 0 insulates the scene).
+    heat_substeps: the most substeps one heat step may span (0: as many as the heat's explicit
+    step allows, ``kernels.heat`` "Multirate"; 1: a heat step every substep, slower, the same
+    result to a fraction of a kelvin).
     """
 
     name: str
@@ -364,6 +368,7 @@ class Scene:
     max_particles: int = 20_000_000
     air_temperature: float = 293.15
     air_coefficient: float = 10.0
+    heat_substeps: int = 0
     seed: int = 0
     max_memory: int | None = None
     materials: dict = field(default_factory=dict)

@@ -146,6 +146,8 @@ class Simulation:
         self.knobs.air_temperature[None] = scene.air_temperature
         self.knobs.air_coefficient[None] = scene.air_coefficient
         self.knobs.heat_scale[None] = 1.0
+        self.knobs.heat_acc[None] = 0.0  # the pooled knobs may hold another run's
+        self.knobs.heat_count[None] = 0
         brittle = [m.brittle_point for m in mats if m.kind == POLYALLOY]
         self.knobs.stick_below[None] = max(brittle) if brittle else 0.0
         self.set_control()
@@ -344,8 +346,10 @@ class Simulation:
     def update_limits(self) -> None:
         """The explicit limits that follow from the materials and dx alone (call again after a
         material changes): ``heat_dt``, half the conduction limit dx^2 / (4 dim alpha) of
-        ``kernels.heat``, and ``viscous_dt``, the momentum-diffusion limit dx^2 / (2 dim nu) of
-        the explicit viscous stress (nu = eta / rho; measured stable up to 1.5x it in 2D, 2x in 3D)."""
+        ``kernels.heat``, which caps both the substep and the heat step (``knobs.heat_cap``: the
+        heat step spans as many substeps as fit in it, ``kernels.heat`` "Multirate"), and
+        ``viscous_dt``, the momentum-diffusion limit dx^2 / (2 dim nu) of the explicit viscous
+        stress (nu = eta / rho; measured stable up to 1.5x it in 2D, 2x in 3D)."""
         mats = [self.scene.materials[m] for m in self.material_names]
         dx, d = self.scene.dx, self.dim
         alpha = max(m.diffusivity() for m in mats)
@@ -354,6 +358,14 @@ class Simulation:
         self.viscous_dt = dx * dx / (2 * d * nu) if nu > 0 else math.inf
         # touching liquids exchange composition only where a material mixes (kernels.mixing)
         self.mixes = self.thermal and any(m.mixing > 0 for m in mats)
+        self._heat_settings()
+
+    def _heat_settings(self) -> None:
+        """The heat step's settings in ``knobs`` (not state: a checkpoint's are replaced by this
+        run's): its cap ``heat_dt`` (0, a heat step every substep, where nothing conducts) and
+        the scene's ``heat_substeps``."""
+        self.knobs.heat_cap[None] = self.heat_dt if math.isfinite(self.heat_dt) else 0.0
+        self.knobs.heat_group[None] = self.scene.heat_substeps
 
     def stable_dt(self) -> float:
         """CFL step: cfl * dx / (fastest particle + fastest elastic wave of the live phases),
@@ -419,7 +431,7 @@ class Simulation:
             return
         mpm.clear_grid(g, k)
         mpm.p2g(pf, g, self.materials, self.control_table, k)
-        mpm.collect_blocks(g)
+        mpm.collect_blocks(g, k)
         mpm.update_grid(g, self.colliders, k)
         if self.thermal:
             heat.conduct(g, self.colliders, k)
@@ -800,6 +812,7 @@ class Simulation:
             self.controller.load_state({k[len("control/"):]: v for k, v in state.items() if k.startswith("control/")})
         for change in self.control_changes[: self._next_control]:  # the host's copy of the settings
             self.set_control(**change.values)
+        self._heat_settings()
 
     # --- reading --------------------------------------------------------------------------
     def particles(self, retired: bool = False) -> dict:
@@ -851,9 +864,10 @@ class Simulation:
 
     def _fresh_p2g(self) -> None:
         mpm.set_step(self.knobs, 0.0, self.t)  # P2G at dt = 0: no stress impulse
+        self.knobs.heat_step[None] = 1  # every channel, the heat step's too (no conduct follows)
         mpm.clear_grid(self.grid, self.knobs)
         mpm.p2g(self.particles_fields, self.grid, self.materials, self.control_table, self.knobs)
-        mpm.collect_blocks(self.grid)
+        mpm.collect_blocks(self.grid, self.knobs)
 
     def active_blocks(self) -> int:
         return int(mpm.active_blocks(self.grid))
