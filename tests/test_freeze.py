@@ -115,3 +115,23 @@ def test_the_walk_is_the_staging_s_unless_asked():
     assert walk(freeze.build(dim=2, speed=0.7)) == walk(freeze.build(dim=3, speed=0.7)) == 0.7
     with pytest.raises(ConfigError, match=r"speed must be 0 \(the staging's walk: 0.6 m/s in 2D, 0.8 in 3D\)"):
         freeze.build(speed=0.2)
+
+
+def test_the_3d_steel_comes_later_and_the_pieces_are_judged_at_rest_when_it_comes():
+    """In 3D the steel, the line's emptying, the hot plate and the end come ``SETTLE_3D`` (1 s)
+    later than in 2D (the 3D pieces take up to ~2 s to settle after the shot: docs/freeze.md),
+    and ``at_rest`` is judged when the steel starts to pour, in either view."""
+    from polyalloy.events import Retemper
+    from polyalloy.scenes import freeze
+
+    for dim, late in ((2, 0.0), (3, 1.0)):
+        scene = freeze.build(dim=dim)
+        assert freeze.settle_delay(dim) == late and scene.duration == freeze.DURATION + late
+        steel = next(e for e in scene.emitters if e.name == "overflow")
+        assert steel.start == freeze.T_STEEL + late == freeze.T_SHOT + 1.0 + late
+        temper = {(e.collider, e.temperature): e.time for e in scene.events if isinstance(e, Retemper)}
+        assert temper["plate", freeze.PLATE_HOT] == freeze.T_HOT + late
+        assert temper["line", None] == freeze.T_EMPTY + late
+        claims = {c.name: c for c in freeze.claims(scene)}
+        assert claims["at_rest"].when == steel.start
+        assert claims["thawed"].start == claims["coalesced"].start == freeze.T_HOT + late

@@ -10,7 +10,7 @@ margin in 3D"). With a sweep job's settings the replay repeats the check's value
 the shot's frame and writes ``Simulation.state_dict()``. ``replay`` builds the same scene (the
 shot's ``--impulse`` or ``--radius`` changed if asked), loads the state, takes the scene's own
 materials (so ``--set materials.polyalloy.rubble_friction_angle=70`` applies from the saved moment)
-and runs to 1 s after the shot: every 3 frames the two fastest pieces of the man (particles, centre-of-mass speed and
+and runs to ``--after`` seconds (default 1) after the shot: every 3 frames the two fastest pieces of the man (particles, centre-of-mass speed and
 velocity, centre), at the end the six fastest, the fastest one's phases, damage and temperatures,
 its particles' speed by height (a rocking piece: speed growing with height), the fastest drift of
 a piece's centre over the last 0.25 s (a rocking piece drifts slowly), the most pieces of
@@ -31,6 +31,7 @@ ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=
 ap.add_argument("--before", type=int, default=2, help="save: frames before the shot's frame (default 2)")
 ap.add_argument("--impulse", type=float, help="replay: the shot's impulse (N s)")
 ap.add_argument("--radius", type=float, help="replay: the shot's radius (m)")
+ap.add_argument("--after", type=float, default=1.0, help="replay: run to this many seconds after the shot (default 1)")
 args = ap.parse_args()
 
 import polyalloy  # noqa: E402
@@ -101,7 +102,7 @@ except PolyalloyError as e:
 # friction, say) acts from the saved moment on; without one the rows are the saved ones to the bit
 sim.upload_materials()
 sim.update_limits()
-end = int(round((shot.time + 1.0) * fps))
+end = int(round((shot.time + args.after) * fps))
 most = 0
 window = int(round(0.25 * fps))  # frames: the last quarter second, over which pieces' drift is measured
 x_before = None
