@@ -11,10 +11,25 @@ and the index ``part`` of the template part it belongs to. The host uploads, per
 affine map rest -> posed world (``A``, ``b``) and its time derivative (``Ad``, ``bd``), so
 that the posed home and its velocity are ``A h + b`` and ``Ad h + bd``. P2G spreads each
 particle's grip-weighted mass, home error and home velocity to its 3^dim nodes
-(``control_scatter``); the grid update turns the node averages into an acceleration
+(``kernels.mpm.scatter_stencil``); the grid update turns the node averages into an acceleration
 (``control_accel``): a spring of natural frequency ``omega`` and damping ratio ``zeta``
-toward home, and a weight support ``hold`` g, scaled by the node's gripped mass share and
-capped at ``max_accel``. The damping is taken implicitly, so it is stable at any dt.
+toward home, scaled by the node's gripped mass share and capped at ``max_accel``. The damping is
+taken implicitly, so it is stable at any dt. A weight support, ``hold`` times gravity, upward,
+times the node's gripped mass share (``hold_up``), acts beside it; G2P closes the fine part of
+the home error (``close_gaps``).
+
+Multirate. The pull acts on the substeps that carry the heat step (``kernels.heat``,
+"Multirate"), over the time that step covers: the spring's time scale (1 / omega: 53 ms at the
+default 3 Hz) is far longer than a substep, which the elastic waves limit to a few tenths of a
+millisecond, so the home error and home velocity need not be scattered, nor the pull applied,
+on every substep. On the substeps between, P2G poses no home and adds six of the controller's
+seven channels no more (the gripped mass it adds every substep: the weight support reads it),
+G2P gathers no home error and the grid update applies no pull (13% of the polyalloy's substep
+in ``polyalloy bench``'s block, ``tools/kernel_ab.py``). The heat step never spans more than
+the spring's explicit limit (``polyalloy.scene.Control.spring_dt``: ``Simulation._heat_settings``),
+so the pull stays as stable as it was every substep, and it always ends where the clock stops,
+so every frame sees the pull up to date. The weight support and the volume's settling
+(``settle_volume``) act on every substep. ``heat_substeps`` = 1 acts every substep.
 """
 import taichi as ti
 
@@ -83,7 +98,8 @@ def posed_home(parts: ti.template(), ctrl: ti.template(), knobs: ti.template(), 
 
 @ti.func
 def control_accel(grid: ti.template(), knobs: ti.template(), I, v, dt):
-    """New node velocity after the controller's pull on node ``I`` (velocity ``v`` after gravity)."""
+    """New node velocity after the controller's pull on node ``I`` (velocity ``v`` after gravity)
+    over ``dt``, the time the heat step covers (the module's "Multirate")."""
     cm = grid.ctrl_m[I]
     gain = knobs.ctrl_gain[None]
     if cm > 0.0 and gain > 0.0:
@@ -93,7 +109,7 @@ def control_accel(grid: ti.template(), knobs: ti.template(), I, v, dt):
         k = gain * share
         w = knobs.ctrl_omega[None]
         c = 2.0 * knobs.ctrl_zeta[None] * w * k
-        a = k * w * w * e + c * vh - knobs.ctrl_hold[None] * share * knobs.gravity[None]
+        a = k * w * w * e + c * vh
         v_new = (v + dt * a) / (1.0 + dt * c)  # spring explicit, damping implicit
         dv = v_new - v
         cap = knobs.ctrl_max_accel[None] * dt
@@ -101,6 +117,19 @@ def control_accel(grid: ti.template(), knobs: ti.template(), I, v, dt):
         if n > cap:
             dv *= cap / n
         v += dv
+    return v
+
+
+@ti.func
+def hold_up(grid: ti.template(), knobs: ti.template(), I, v, dt):
+    """New node velocity after the controller's weight support on node ``I`` over ``dt``: ``hold``
+    times gravity, upward, times the node's gripped mass share, while the pull is on (gain > 0).
+    Every substep: the pull acts only on the heat step's substeps, and weight carried in kicks
+    that far apart would let a held body fall and be thrown back in a sawtooth (g dt: 4-8 cm/s
+    over the beats' heat steps)."""
+    cm = grid.ctrl_m[I]
+    if cm > 0.0 and knobs.ctrl_gain[None] > 0.0:
+        v -= dt * knobs.ctrl_hold[None] * ti.min(cm / grid.m[I], 1.0) * knobs.gravity[None]
     return v
 
 

@@ -39,16 +39,18 @@ def particle_bytes(dim: int, real: int) -> int:
     return 5 * 4 + real * (10 + 4 * dim + 3 * dim * dim)
 
 
-# the scattered channels that only the heat step reads: P2G adds into them on a substep that
-# carries the heat step (``knobs.heat_step``), not on the others (``frozen`` the grid update reads
+# the scattered channels that only the heat step reads, and the controller's pull (it acts on the
+# heat step's substeps, ``kernels.control``): P2G adds into them on a substep that carries the heat
+# step (``knobs.heat_step``), not on the others (``frozen`` and ``ctrl_m`` the grid update reads
 # every substep)
-HEAT_STEP_CHANNELS = ("hc", "T", "k", "phi")
+HEAT_CHANNELS = ("hc", "T", "k", "phi")
+CONTROL_CHANNELS = ("ctrl_m", "ctrl_e", "ctrl_v")
+HEAT_STEP_CHANNELS = HEAT_CHANNELS + CONTROL_CHANNELS[1:]
 
 
 def scattered_channels(thermal: bool, control: bool) -> tuple:
     """The ``Grid`` fields P2G adds into (each has a per-lane copy when P2G runs in lanes)."""
-    return (("v", "m") + (HEAT_STEP_CHANNELS + ("frozen",) if thermal else ())
-            + (("ctrl_m", "ctrl_e", "ctrl_v") if control else ()))
+    return ("v", "m") + (HEAT_CHANNELS + ("frozen",) if thermal else ()) + (CONTROL_CHANNELS if control else ())
 
 
 def scattered_reals(dim: int, thermal: bool, control: bool) -> int:
@@ -302,8 +304,10 @@ class Knobs:
     ``step_dt``, ``step_t`` and ``step_t1`` (= t + dt), in the real type, as their arguments were.
     ``boundary_energy`` (J, f64): the heat that entered through hot or cold colliders and
     the air, summed over the run by ``heat.conduct`` (the host used to add it up).
-    The heat step (``kernels.heat``, "Multirate"): ``heat_cap`` (s, f64, its longest step:
-    half its explicit limit, ``Simulation.heat_dt``; inf without heat), ``heat_group`` (the most
+    The heat step (``kernels.heat``, "Multirate"; the controller's pull acts on it too,
+    ``kernels.control``): ``heat_cap`` (s, f64, its longest step: half the heat's explicit limit,
+    ``Simulation.heat_dt``, or the controller spring's limit if shorter; 0: every substep, where
+    neither is finite), ``heat_group`` (the most
     substeps one heat step may span; 0: as many as ``heat_cap`` allows, 1: every substep),
     ``heat_acc`` (s, f64, the time since the last heat step that no heat step has covered yet)
     and ``heat_count`` (its substeps); ``heat_step`` (1 when the substep about to run carries

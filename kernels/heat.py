@@ -49,7 +49,9 @@ the explicit scheme's own step wherever the substep is not shorter. A heat step 
 more than ``heat_cap`` (``choose_dt`` shortens a substep that would pass it) and always ends
 where the clock stops (a frame's end, an event), so every frame, check and event sees the heat
 up to date, and the energy budget closes as before. ``knobs.heat_group`` = 1 steps the heat
-every substep (the scheme before, to the bit).
+every substep (the scheme before, to the bit). The controller's pull acts on the same substeps
+(``kernels.control``, "Multirate"), so on a controlled run the step is also capped by the
+spring's explicit limit (``Simulation._heat_settings``).
 """
 import taichi as ti
 

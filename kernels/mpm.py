@@ -9,7 +9,7 @@ import taichi as ti
 from polyalloy.kernels.constitutive import (ELASTIC, FLUID, PLASTIC, POLYALLOY, kirchhoff_stress, polyalloy_closed_form,
                                             polyalloy_return, polyalloy_stress_stretch, polyalloy_stress_svd,
                                             project_deformation, solid_stress, wave_speed)
-from polyalloy.kernels.control import close_gaps, control_accel, grip, posed_home, settle_volume
+from polyalloy.kernels.control import close_gaps, control_accel, grip, hold_up, posed_home, settle_volume
 from polyalloy.kernels.fields import (BLOWN, CLOCK, CLOCK_LOG, COLLAPSED, DONE, HEAT_STEP_CHANNELS, LANES, RUNNING,
                                       active_node, while_running)
 from polyalloy.kernels.heat import (FROZEN, frozen_weight, heat_capacity, liquid_fraction, next_phase,
@@ -214,9 +214,9 @@ def scatter_particle(parts: ti.template(), grid: ti.template(), mats: ti.templat
     mc = 0.0
     vol = 0.0
     frozen = 0.0
-    heat_step = 0  # this substep carries the heat step (kernels.heat, "Multirate")
+    # this substep carries the heat step (kernels.heat, "Multirate"), on which the controller acts too
+    heat_step = knobs.heat_step[None]
     if ti.static(grid.thermal):
-        heat_step = knobs.heat_step[None]
         frozen = mass * frozen_weight(mats, mat, T)
         if heat_step:
             mc = mass * heat_capacity(mats, mat, f)
@@ -227,15 +227,16 @@ def scatter_particle(parts: ti.template(), grid: ti.template(), mats: ti.templat
     if ti.static(grid.control):
         if parts.part[p] >= 0:
             g_mass = mass * grip(mats, knobs, mat, parts.phase[p], T, f)
-            if g_mass > 0.0:
+            if heat_step and g_mass > 0.0:
                 home, home_v = posed_home(parts, ctrl, knobs, p, t)
                 g_err = g_mass * (home - parts.x[p])
                 g_vel = g_mass * home_v
     home_node = base
     home_node[0] += lane * grid.lane_stride  # the lane's copy (Grid.lanes >= 2)
-    # the stencil compiled twice on a thermal grid, with and without the heat step's channels:
-    # a branch per node inside one loop kept most of the adds' cost (measured, kernels.heat "Multirate")
-    if ti.static(grid.thermal):
+    # the stencil compiled twice on a thermal or controlled grid, with and without the heat step's
+    # channels: a branch per node inside one loop kept most of the adds' cost (measured, kernels.heat
+    # "Multirate")
+    if ti.static(grid.thermal or grid.control):
         if heat_step:
             scatter_stencil(grid, mats, home_node, w, fx, mat, momentum, affine, mass, frozen, mc, T, vol,
                             g_mass, g_err, g_vel, True)
@@ -251,7 +252,8 @@ def scatter_particle(parts: ti.template(), grid: ti.template(), mats: ti.templat
 def scatter_stencil(grid: ti.template(), mats: ti.template(), home_node, w, fx, mat, momentum, affine, mass,
                     frozen, mc, T, vol, g_mass, g_err, g_vel, heat: ti.template()):
     """The adds of ``scatter_particle`` into the 3^dim nodes from ``home_node``; the heat step's
-    channels (``fields.HEAT_STEP_CHANNELS``) only with ``heat`` (compile-time)."""
+    channels (``fields.HEAT_STEP_CHANNELS``: the heat's and the controller's pull's) only with
+    ``heat`` (compile-time)."""
     walk = ti.static(stencil_walk(grid.dim, grid.thermal or grid.control))
     for i in range(3 ** walk):  # the stencil, partly unrolled (stencil_walk)
         for rest in ti.static(stencil_rest(grid.dim, walk)):
@@ -269,8 +271,9 @@ def scatter_stencil(grid: ti.template(), mats: ti.template(), home_node, w, fx, 
             if ti.static(grid.control):
                 if g_mass > 0.0:
                     deposit(grid, "ctrl_m", node, weight * g_mass)
-                    deposit(grid, "ctrl_e", node, weight * g_err)
-                    deposit(grid, "ctrl_v", node, weight * g_vel)
+                    if ti.static(heat):
+                        deposit(grid, "ctrl_e", node, weight * g_err)
+                        deposit(grid, "ctrl_v", node, weight * g_vel)
 
 
 @ti.func
@@ -279,7 +282,8 @@ def p2g_pass(parts: ti.template(), grid: ti.template(), mats: ti.template(), ctr
     """Scatter mass, momentum, APIC affine momentum and the stress impulse (from the stress G2P
     stored) to the grid; on a thermal grid also heat capacity, thermal energy, conductivity,
     volume and frozen mass; on a controlled grid the grip-weighted mass, home error and home
-    velocity of controlled particles (``kernels.control``).
+    velocity of controlled particles (``kernels.control``). All but the mass, the momentum, the
+    frozen and the gripped mass only on a substep that carries the heat step (``knobs.heat_step``).
     How the adds meet (``Grid.lanes``): on a GPU (0) one thread per particle with float atomics;
     on one CPU thread (1) a serial loop with plain adds; on L >= 2 CPU threads, L lanes of
     consecutive particles, each on its own thread with plain adds into its own copy of the
@@ -346,9 +350,11 @@ def collide_node(cols: ti.template(), x, v, t, frozen: ti.i32, stick_below, reac
 
 @ti.func
 def update_grid_pass(grid: ti.template(), cols: ti.template(), knobs: ti.template()):
-    """Momentum to velocity, gravity, the controller's pull (on a controlled grid), collider
-    conditions, and the walls of the domain box (free-slip, separating: a node on a wall loses
-    only its outward velocity). Step and time: the device clock's."""
+    """Momentum to velocity, gravity, on a controlled grid the controller's weight support and
+    (on a substep that carries the heat step, over the time it covers) its pull
+    (``kernels.control``), collider conditions, and the walls of the domain box (free-slip,
+    separating: a node on a wall loses only its outward velocity). Step and time: the device
+    clock's."""
     for i, k in ti.ndrange(while_running(knobs, grid.n_active[None]), grid.block ** grid.dim):
         I = active_node(grid, i, k)
         m = grid.m[I]
@@ -357,7 +363,9 @@ def update_grid_pass(grid: ti.template(), cols: ti.template(), knobs: ti.templat
             t = knobs.step_t[None]
             v = grid.v[I] / m + dt * knobs.gravity[None]
             if ti.static(grid.control):
-                v = control_accel(grid, knobs, I, v, dt)
+                v = hold_up(grid, knobs, I, v, dt)
+                if knobs.heat_step[None]:
+                    v = control_accel(grid, knobs, I, v, knobs.step_heat_dt[None])
             x = grid.corner[None] + I.cast(float) * grid.spacing[None]
             frozen = 0
             if ti.static(grid.thermal):
@@ -430,9 +438,10 @@ def toughness(p):
 
 @ti.func
 def gather_stencil(grid: ti.template(), mats: ti.template(), base, w, fx, T_p, heat: ti.template()):
-    """G2P's gather over the 3^dim nodes from ``base``: the velocity, the APIC matrix, the
-    controller's grip-weighted home error and mass, and with ``heat`` (compile-time) the
-    temperature change of a particle at ``T_p`` (the heat step's conduction and relaxation)."""
+    """G2P's gather over the 3^dim nodes from ``base``: the velocity, the APIC matrix, and with
+    ``heat`` (compile-time: a substep that carries the heat step) the controller's grip-weighted
+    home error and mass and the temperature change of a particle at ``T_p`` (the heat step's
+    conduction and relaxation)."""
     new_v = ti.Vector.zero(float, grid.dim)
     new_C = ti.Matrix.zero(float, grid.dim, grid.dim)
     dT = 0.0
@@ -444,12 +453,12 @@ def gather_stencil(grid: ti.template(), mats: ti.template(), base, w, fx, T_p, h
             offset, dpos, weight = stencil_node(w, fx, grid.spacing[None], i, rest)
             node = base + offset
             g_v = grid.v[node]
-            if ti.static(grid.control):
+            if ti.static(grid.control and heat):
                 c_err += weight * grid.ctrl_e[node]
                 c_mass += weight * grid.ctrl_m[node]
             new_v += weight * g_v
             new_C += (4.0 * grid.inv_spacing[None] ** 2 * weight) * g_v.outer_product(dpos)
-            if ti.static(heat):
+            if ti.static(grid.thermal and heat):
                 dT += weight * (grid.dT[node] + grid.relax[node] * (grid.T[node] - T_p))
     return new_v, new_C, c_err, c_mass, dT
 
@@ -476,10 +485,11 @@ def g2p_pass(parts: ti.template(), grid: ti.template(), mats: ti.template(), col
             c_err = ti.Vector.zero(float, grid.dim)
             c_mass = 0.0
             dT = 0.0
-            # the gather compiled twice on a thermal grid, with and without the heat step's
-            # temperature change (as P2G's adds, scatter_particle)
-            if ti.static(grid.thermal):
-                if knobs.heat_step[None]:
+            # the gather compiled twice on a thermal or controlled grid, with and without the heat
+            # step's temperature change and the controller's home error (as P2G's adds, scatter_particle)
+            heat_step = knobs.heat_step[None]
+            if ti.static(grid.thermal or grid.control):
+                if heat_step:
                     new_v, new_C, c_err, c_mass, dT = gather_stencil(grid, mats, base, w, fx, parts.T[p], True)
                 else:
                     new_v, new_C, c_err, c_mass, dT = gather_stencil(grid, mats, base, w, fx, parts.T[p], False)
@@ -490,8 +500,8 @@ def g2p_pass(parts: ti.template(), grid: ti.template(), mats: ti.template(), col
             if ti.static(grid.control):
                 if parts.part[p] >= 0:
                     g = grip(mats, knobs, mat, parts.phase[p], parts.T[p], liquid_fraction(mats, mat, parts.H[p]))
-                if c_mass > 0.0 and g > 0.0:
-                    x += close_gaps(parts, ctrl, knobs, p, g, c_err / c_mass, dt, t)
+                if heat_step and c_mass > 0.0 and g > 0.0:
+                    x += close_gaps(parts, ctrl, knobs, p, g, c_err / c_mass, knobs.step_heat_dt[None], t)
             x, new_v, removed = push_out_of_colliders(cols, x, new_v, t + dt)
             if removed > 0.0:
                 ti.atomic_add(knobs.lane_push[p % LANES], parts.mass[p] * removed)

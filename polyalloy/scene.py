@@ -352,7 +352,8 @@ class Scene:
     flux h (T_air - T) per m^2 of surface (~10 for still air; 0 insulates the scene).
     heat_substeps: the most substeps one heat step may span (0: as many as the heat's explicit
     step allows, ``kernels.heat`` "Multirate"; 1: a heat step every substep, slower, the same
-    result to a fraction of a kelvin).
+    result to a fraction of a kelvin). The controller's pull acts on the heat step's substeps
+    (``kernels.control`` "Multirate"), so 1 also pulls every substep.
     """
 
     name: str

@@ -150,6 +150,7 @@ class Simulation:
         self.knobs.heat_count[None] = 0
         brittle = [m.brittle_point for m in mats if m.kind == POLYALLOY]
         self.knobs.stick_below[None] = max(brittle) if brittle else 0.0
+        self.heat_dt = math.inf  # until update_limits, below
         self.set_control()
         kf.put(self.control_table.source_color, self.source_colors().astype(self.np_real))
         self._upload_particles(samples)
@@ -325,6 +326,7 @@ class Simulation:
         k.mimic_decay[None] = c.mimic_decay
         k.volume_relax[None] = c.volume_relax
         k.ctrl_fine[None] = c.fine
+        self._heat_settings()  # the spring's limit caps the heat step
 
     @property
     def n_particles(self) -> int:
@@ -362,9 +364,13 @@ class Simulation:
 
     def _heat_settings(self) -> None:
         """The heat step's settings in ``knobs`` (not state: a checkpoint's are replaced by this
-        run's): its cap ``heat_dt`` (0, a heat step every substep, where nothing conducts) and
-        the scene's ``heat_substeps``."""
-        self.knobs.heat_cap[None] = self.heat_dt if math.isfinite(self.heat_dt) else 0.0
+        run's): its cap, ``heat_dt`` and on a controlled run the controller's spring limit
+        (``Control.spring_dt``: the pull acts on the heat step's substeps, ``kernels.control``
+        "Multirate"), whichever is shorter (0, a heat step every substep, where neither is
+        finite), and the scene's ``heat_substeps``."""
+        spring = self.scene.control.spring_dt() if self.controlled else math.inf
+        cap = min(self.heat_dt, spring)
+        self.knobs.heat_cap[None] = cap if math.isfinite(cap) else 0.0
         self.knobs.heat_group[None] = self.scene.heat_substeps
 
     def stable_dt(self) -> float:
