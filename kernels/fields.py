@@ -307,8 +307,8 @@ class Knobs:
     The heat step (``kernels.heat``, "Multirate"; the controller's pull acts on it too,
     ``kernels.control``): ``heat_cap`` (s, f64, its longest step: half the heat's explicit limit,
     ``Simulation.heat_dt``, or the controller spring's limit if shorter; 0: every substep, where
-    neither is finite), ``heat_group`` (the most
-    substeps one heat step may span; 0: as many as ``heat_cap`` allows, 1: every substep),
+    neither is finite), ``heat_group`` (the most substeps one heat step may span; 0: as many as
+    ``heat_cap`` allows, 1: every substep),
     ``heat_acc`` (s, f64, the time since the last heat step that no heat step has covered yet)
     and ``heat_count`` (its substeps); ``heat_step`` (1 when the substep about to run carries
     the heat step) and ``step_heat_dt`` (s, the real type: the time that heat step covers,
