@@ -63,7 +63,7 @@ def scatter_pass(parts: ti.template(), grid: ti.template(), mats: ti.template(),
             mc = m * parts.comp[p]
             md = m * mats.mixing[parts.material[p]]
             for rest in ti.static(stencil_rest(grid.dim, 0)):  # short: all unrolled (stencil_walk)
-                offset, _, weight = stencil_node(w, fx, grid.spacing[None], 0, rest)
+                offset, weight = stencil_node(w, 0, rest)
                 node = base + offset
                 grid.mix_m[node] += weight * m
                 grid.mix_c[node] += weight * mc
@@ -88,7 +88,7 @@ def gather_pass(parts: ti.template(), grid: ti.template(), mats: ti.template(), 
             c = parts.comp[p]
             dc = 0.0
             for rest in ti.static(stencil_rest(grid.dim, 0)):
-                offset, _, weight = stencil_node(w, fx, grid.spacing[None], 0, rest)
+                offset, weight = stencil_node(w, 0, rest)
                 node = base + offset
                 m = grid.mix_m[node]
                 if m > 0.0:

@@ -5,7 +5,8 @@
 
 Prints, per workload, ms/substep and million particle-steps/s (median, then the range), the
 compile time of each run, and the share yielding at the start and end of the timed substeps where
-the workload reports it; then every ratio of the JSON and the scaling exponent.
+the workload reports it; then every ratio of the JSON, P2G's lanes against its serial loop (best
+round each) and the scaling exponent.
 """
 from __future__ import annotations
 
@@ -36,6 +37,12 @@ def main(argv=None) -> int:
         print(line)
     for key in runs[0]["ratios"]:
         print(f"{key}: {median_range([r['ratios'][key] for r in runs], '{:.3f}')}")
+    if all("p2g_lanes" in r for r in runs):
+        lanes = runs[0]["p2g_lanes"]
+        for name in ("polyalloy_block", "fluid_block"):
+            if all(name in r["p2g_lanes"] for r in runs):
+                print(f"P2G alone, {lanes['lanes']} lanes vs the serial loop, {name}: "
+                      f"{median_range([r['p2g_lanes'][name]['speedup'] for r in runs], '{:.3f}')}")
     if all("scaling" in r for r in runs):
         print(f"scaling exponent: {median_range([r['scaling']['exponent'] for r in runs])}")
     return 0
