@@ -11,6 +11,7 @@ each per substep.
 """
 import taichi as ti
 
+from polyalloy.kernels import fieldio
 from polyalloy.kernels.kinds import ALL_KINDS
 from polyalloy.kernels.sdf import new_field
 
@@ -232,10 +233,7 @@ class Grid:
         if any(r > a for r, a in zip(res, self.alloc_res)):
             raise ValueError(f"a grid of {res} nodes does not fit the {self.alloc_res} allocated")
         self.host_res, self.host_dx, self.host_origin = res, float(dx), tuple(float(o) for o in origin)
-        self.spacing[None] = dx
-        self.inv_spacing[None] = 1.0 / dx
-        self.corner[None] = list(self.host_origin)
-        self.extent[None] = list(res)
+        fieldio.assign(self, spacing=dx, inv_spacing=1.0 / dx, corner=list(self.host_origin), extent=list(res))
 
 
 

@@ -11,8 +11,10 @@ that safe here:
 - rebinding: host modules that bound a kernel object by name (``from polyalloy.kernels.sdf
   import evaluate_sdf``) are pointed at the new one; module references (``from
   polyalloy.kernels import mpm``) are updated in place by ``reload`` itself. An *old* kernel
-  must never be asked for a new instantiation after its file changed: Taichi would read the
-  new source from disk;
+  must never be asked for a new instantiation after its file changed: Taichi reads a function's
+  source from disk when it first compiles it (``polyalloy.frontend`` keeps what it read per
+  function object, so a function compiled before the edit keeps its own lines, but one first
+  compiled after it would read the new file);
 - rollback: each module's namespace is saved before the reload; a module that fails to
   import (syntax error, exception at import), or new kernels that fail on their first frame
   (a Taichi compile error, an exception), are undone, so the previous kernels keep running.

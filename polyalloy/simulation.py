@@ -142,14 +142,12 @@ class Simulation:
         self.upload_materials()
         self.colliders.upload(rows)
         self.regions.upload(region_rows)
-        self.knobs.gravity[None] = [0.0, scene.gravity] + [0.0] * (d - 2)
-        self.knobs.air_temperature[None] = scene.air_temperature
-        self.knobs.air_coefficient[None] = scene.air_coefficient
-        self.knobs.heat_scale[None] = 1.0
-        self.knobs.heat_acc[None] = 0.0  # the pooled knobs may hold another run's
-        self.knobs.heat_count[None] = 0
         brittle = [m.brittle_point for m in mats if m.kind == POLYALLOY]
-        self.knobs.stick_below[None] = max(brittle) if brittle else 0.0
+        # one launch (fieldio.assign; `knobs.x[None] = v` compiles an accessor per knob): the
+        # pooled knobs may hold another run's heat_acc and heat_count
+        fieldio.assign(self.knobs, gravity=[0.0, scene.gravity] + [0.0] * (d - 2),
+                       air_temperature=scene.air_temperature, air_coefficient=scene.air_coefficient,
+                       heat_scale=1.0, heat_acc=0.0, heat_count=0, stick_below=max(brittle) if brittle else 0.0)
         self.heat_dt = math.inf  # until update_limits, below
         self.set_control()
         kf.put(self.control_table.source_color, self.source_colors().astype(self.np_real))
@@ -299,8 +297,8 @@ class Simulation:
         mpm.compute_stress(p, self.materials)  # every slot, pooled ones included
         # the first dt sees the launch speed and the elastic waves of every slot, emitters' included;
         # G2P then reports the live ones, and each fill adds its own as it starts
-        self.knobs.max_speed[None] = float(np.linalg.norm(v, axis=1).max())
-        self.knobs.max_wave[None] = mpm.max_wave_speed(p, self.materials, 0, n)
+        fieldio.assign(self.knobs, max_speed=float(np.linalg.norm(v, axis=1).max()),
+                       max_wave=mpm.max_wave_speed(p, self.materials, 0, n))
 
     # --- running --------------------------------------------------------------------------
     def set_control(self, **values) -> None:
@@ -313,19 +311,11 @@ class Simulation:
                 self.scene.control = dataclasses.replace(self.scene.control, **values)
             except TypeError as exc:
                 raise ConfigError(f"unknown control setting: {exc}") from None
-        c, k = self.scene.control, self.knobs
-        k.ctrl_gain[None] = c.gain
-        k.ctrl_omega[None] = 2 * math.pi * c.frequency
-        k.ctrl_zeta[None] = c.damping
-        k.ctrl_hold[None] = c.hold
-        k.ctrl_max_accel[None] = c.max_accel
-        k.grip_fade[None] = c.grip_fade
-        k.glitch[None] = c.glitch
-        k.glitch_rate[None] = c.glitch_rate
-        k.glitch_spread[None] = c.glitch_spread
-        k.mimic_decay[None] = c.mimic_decay
-        k.volume_relax[None] = c.volume_relax
-        k.ctrl_fine[None] = c.fine
+        c = self.scene.control
+        fieldio.assign(self.knobs, ctrl_gain=c.gain, ctrl_omega=2 * math.pi * c.frequency, ctrl_zeta=c.damping,
+                       ctrl_hold=c.hold, ctrl_max_accel=c.max_accel, grip_fade=c.grip_fade, glitch=c.glitch,
+                       glitch_rate=c.glitch_rate, glitch_spread=c.glitch_spread, mimic_decay=c.mimic_decay,
+                       volume_relax=c.volume_relax, ctrl_fine=c.fine)
         self._heat_settings()  # the spring's limit caps the heat step
 
     @property
@@ -370,8 +360,7 @@ class Simulation:
         finite), and the scene's ``heat_substeps``."""
         spring = self.scene.control.spring_dt() if self.controlled else math.inf
         cap = min(self.heat_dt, spring)
-        self.knobs.heat_cap[None] = cap if math.isfinite(cap) else 0.0
-        self.knobs.heat_group[None] = self.scene.heat_substeps
+        fieldio.assign(self.knobs, heat_cap=cap if math.isfinite(cap) else 0.0, heat_group=self.scene.heat_substeps)
 
     def stable_dt(self) -> float:
         """CFL step: cfl * dx / (fastest particle + fastest elastic wave of the live phases),

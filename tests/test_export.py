@@ -239,6 +239,17 @@ def test_field_groups_read_and_write_what_taichis_own_methods_do(tiny_sim):
         assert back["x"][:3].all() and not back["x"][3:].any() and list(back["part"][:3]) == [0, 1, 0]
         with pytest.raises(ValueError, match="'x' takes shape"):
             xv.write(dict(x=np.ones((3, tiny_sim.dim)), part=np.arange(2)))
+        # a few knobs in one launch (what Simulation sets as it starts): each reads back as Taichi
+        # reads it, in its own type, and the others keep their values
+        k = tiny_sim.knobs
+        names = ("gravity", "heat_cap", "heat_group")
+        others = {n: f.to_numpy() for n, f in _taichi_fields(k).items() if n not in names}
+        g = [0.5, -3.25] + [0.0] * (tiny_sim.dim - 2)
+        fieldio.assign(k, gravity=g, heat_cap=1.0 / 3.0, heat_group=7)
+        assert fieldio.group(k, names) is fieldio.group(k, names)  # compiled once per container
+        assert list(k.gravity.to_numpy()) == g and k.heat_group[None] == 7
+        assert k.heat_cap.to_numpy().dtype == np.float64 and k.heat_cap[None] == 1.0 / 3.0  # f64 to the last bit
+        assert all(np.array_equal(f.to_numpy(), others[n]) for n, f in _taichi_fields(k).items() if n in others)
     finally:
         tiny_sim.load_state_dict(state)
 
