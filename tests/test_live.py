@@ -331,3 +331,18 @@ def test_emitter_rate_retimes_the_fills_to_come():
         assert s.get("emitters.spout.rate") == 0.08
     finally:
         s.close()
+
+
+def test_the_reload_benchmarks_edits_each_find_their_spot_in_the_kernels():
+    """``tools/reload_bench.py`` times a reload by editing a constant in a kernel module; an edit
+    whose text the kernels no longer have stops the tool (its g2p edit did, after G2P's APIC sum
+    was rewritten), so every edit is checked against the kernels as they are."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("reload_bench", ROOT / "tools" / "reload_bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for name, (module, edit) in bench.EDITS.items():
+        source = (reload.kernel_dir() / f"{module}.py").read_text()
+        once, twice = edit(source, 1), edit(source, 2)
+        assert once != source and once != twice, f"the {name} edit finds nothing to change in {module}.py"

@@ -9,7 +9,8 @@ time so that every edit is code the offline cache has not seen:
 
 - ``gravity``: the gravity line of ``update_grid`` in ``mpm.py`` (a small kernel; reloads ``mpm``);
 - ``relax``: ``RELAX`` in ``heat.py`` (reloads ``heat`` and every kernel module importing it);
-- ``g2p``: the affine matrix's factor in ``g2p`` in ``mpm.py`` (the largest kernel).
+- ``g2p``: the affine matrix's factor in G2P's gather (``gather_stencil`` in ``mpm.py``, inlined into
+  ``g2p``, the largest kernel).
 
 Prints each reload's seconds and the median and range. The edits change the physics a little
 (that is the point of a reload); the scratch copy is removed at the end.
@@ -31,8 +32,8 @@ EDITS = {
                                               f"dt * {1 - 0.1 * k} * knobs.gravity[None]")),
     "relax": ("heat", lambda s, k: re.sub(r"^RELAX = ([0-9.e+-]+)", lambda m: f"RELAX = {m.group(1)} * {1 + 0.01 * k}",
                                           s, count=1, flags=re.M)),
-    "g2p": ("mpm", lambda s, k: s.replace("new_C += (4.0 * grid.inv_spacing",
-                                          f"new_C += ({4.0 * (1 - 0.01 * k)} * grid.inv_spacing")),
+    "g2p": ("mpm", lambda s, k: s.replace("new_C = (4.0 * grid.inv_spacing",
+                                          f"new_C = ({4.0 * (1 - 0.01 * k)} * grid.inv_spacing")),
 }
 
 
