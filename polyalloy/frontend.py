@@ -3,9 +3,10 @@
 
 Before Taichi compiles a kernel, or loads it from the offline cache, its Python frontend walks the
 kernel's AST (the cache's key is the IR that walk builds). Two parts of that walk redo work whose
-answer never changes, and on our kernels they were a quarter of a cold compile and half of a warm
-start (measured with cProfile on ``polyalloy_block``: 4.8 of 17.8 s in ``get_pos_info``, whose
-strings were built with ``textwrap`` 177,589 times; docs/benchmark.md, "Taichi's frontend"):
+answer never changes: on our kernels, a fifth of a cold fast-compile build and almost half of a
+warm start (``polyalloy_block``'s first substep from the cache, 3.75 -> 2.05 s; under cProfile a
+cold build spent 4.8 of 17.8 s in ``get_pos_info``, whose texts were built with ``textwrap``
+177,589 times; docs/benchmark.md, "Taichi's frontend, done once"):
 
 - ``ASTTransformerContext.get_pos_info(node)``: the ``File ..., line N`` text with the source line
   and a ``^^^`` hint under the node, built for every node visited (the stencil's ``ti.static``
@@ -28,7 +29,9 @@ from __future__ import annotations
 import os
 import weakref
 
-POS_TABLE_LIMIT = 200_000  # entries of the shared position table before it starts afresh (~60 MB at most)
+# entries of a table before it starts afresh: a position text and its key take ~350 bytes (~45 MB
+# at most); the kernels of two 3D scenes (polyalloy_block, bars_walk) fill 8,333
+POS_TABLE_LIMIT = 100_000
 _installed = False
 
 
