@@ -412,3 +412,29 @@ def active_node(grid: ti.template(), i, k):
         I[grid.dim - 1 - d] += r % grid.block
         r //= grid.block
     return I
+
+
+@ti.func
+def each_active_node(grid: ti.template(), n, visit: ti.template(), a: ti.template(), b: ti.template(),
+                     light: ti.template()):
+    """``visit(grid, a, b, i, I)`` for every node ``I`` of the first ``n`` listed blocks (``i``:
+    the block's place in the list), as a grid pass's top-level loop. On a GPU (``Grid.lanes`` 0)
+    a thread per node. On the CPU, Taichi's range-for pays a call and an index split per
+    iteration, and hands iterations to its threads in chunks of 512 (a loop of fewer runs on one
+    thread): a ``light`` pass (``clear_grid``, the lanes' sum: a few loads and stores a node)
+    takes a block per iteration, its block^dim nodes in a loop inside it, and runs faster on one
+    thread than a node per iteration on two; a heavy one (``update_grid``: the colliders at every
+    node with mass) takes a row of ``block`` nodes per iteration, enough iterations to share. The
+    same operations on every node in every shape (the same bits); ``visit`` must not add into a
+    variable shared across nodes. Measured: docs/benchmark.md, "The grid passes' loops"."""
+    if ti.static(grid.lanes == 0):
+        for i, k in ti.ndrange(n, grid.block ** grid.dim):
+            visit(grid, a, b, i, active_node(grid, i, k))
+    elif ti.static(light):
+        for i in range(n):
+            for k in range(grid.block ** grid.dim):
+                visit(grid, a, b, i, active_node(grid, i, k))
+    else:
+        for i, r in ti.ndrange(n, grid.block ** (grid.dim - 1)):
+            for c in range(grid.block):
+                visit(grid, a, b, i, active_node(grid, i, r * grid.block + c))

@@ -11,7 +11,7 @@ from polyalloy.kernels.constitutive import (ELASTIC, FLUID, PLASTIC, POLYALLOY, 
                                             project_deformation, solid_stress, wave_speed)
 from polyalloy.kernels.control import close_gaps, control_accel, grip, hold_up, posed_home, settle_volume
 from polyalloy.kernels.fields import (BLOWN, CLOCK, CLOCK_LOG, COLLAPSED, DONE, HEAT_STEP_CHANNELS, LANES, RUNNING,
-                                      active_node, while_running)
+                                      active_node, each_active_node, while_running)
 from polyalloy.kernels.heat import (FROZEN, frozen_weight, heat_capacity, liquid_fraction, next_phase,
                                     temperature_of)
 from polyalloy.kernels.sdf import SEPARATE, SLIP, STICKY, shape_normal, shape_sdf
@@ -138,24 +138,28 @@ def collect_blocks_pass(grid: ti.template(), knobs: ti.template()):
             i = ti.atomic_add(grid.n_active[None], 1)
             grid.block_list[i] = B
     if ti.static(grid.lanes >= 2):
-        for i, k in ti.ndrange(grid.n_active[None], grid.block ** grid.dim):
-            I = active_node(grid, i, k)
-            for lane in range(grid.lanes):
-                B = grid.block_list[i]
-                B[0] += lane * grid.n_blocks[0]
-                if grid.lane_mask[B]:  # only the copies this lane wrote (often one lane of all)
-                    J = I
-                    J[0] += lane * grid.lane_stride
-                    for name in ti.static(grid.scattered):
-                        if ti.static(name in HEAT_STEP_CHANNELS):
-                            if knobs.heat_step[None]:
-                                add_lane(grid, name, I, J)
-                        else:
-                            add_lane(grid, name, I, J)
+        each_active_node(grid, grid.n_active[None], sum_lanes_node, knobs, knobs, True)
         for i, lane in ti.ndrange(grid.n_active[None], grid.lanes):
             B = grid.block_list[i]
             B[0] += lane * grid.n_blocks[0]
             grid.lane_mask[B] = 0
+
+
+@ti.func
+def sum_lanes_node(grid: ti.template(), knobs: ti.template(), _: ti.template(), i, I):
+    """``collect_blocks_pass``'s sum at node ``I`` of the ``i``-th listed block."""
+    for lane in range(grid.lanes):
+        B = grid.block_list[i]
+        B[0] += lane * grid.n_blocks[0]
+        if grid.lane_mask[B]:  # only the copies this lane wrote (often one lane of all)
+            J = I
+            J[0] += lane * grid.lane_stride
+            for name in ti.static(grid.scattered):
+                if ti.static(name in HEAT_STEP_CHANNELS):
+                    if knobs.heat_step[None]:
+                        add_lane(grid, name, I, J)
+                else:
+                    add_lane(grid, name, I, J)
 
 
 @ti.kernel
@@ -168,30 +172,34 @@ def collect_blocks(grid: ti.template(), knobs: ti.template()):
 def clear_grid_pass(grid: ti.template(), knobs: ti.template()):
     """Zero the nodes of the listed blocks and unmark them, so the next P2G pays only for the
     blocks it touches (nothing while the clock is stopped: the grid keeps the last substep's)."""
-    for i, k in ti.ndrange(while_running(knobs, grid.n_active[None]), grid.block ** grid.dim):
-        I = active_node(grid, i, k)
-        grid.m[I] = 0.0
-        grid.v[I] = ti.Vector.zero(float, grid.dim)
-        if ti.static(grid.thermal):
-            grid.hc[I] = 0.0
-            grid.T[I] = 0.0
-            grid.k[I] = 0.0
-            grid.dT[I] = 0.0
-            grid.frozen[I] = 0.0
-            grid.phi[I] = 0.0
-            grid.relax[I] = 0.0
-            grid.held[I] = 0.0
-            grid.mix_m[I] = 0.0
-            grid.mix_c[I] = 0.0
-            grid.mix_d[I] = 0.0
-        if ti.static(grid.control):
-            grid.ctrl_m[I] = 0.0
-            grid.ctrl_e[I] = ti.Vector.zero(float, grid.dim)
-            grid.ctrl_v[I] = ti.Vector.zero(float, grid.dim)
+    each_active_node(grid, while_running(knobs, grid.n_active[None]), clear_node, knobs, knobs, True)
     for i in range(while_running(knobs, grid.n_active[None])):
         grid.block_mask[grid.block_list[i]] = 0
     if knobs.clock_state[None] == RUNNING:
         grid.n_active[None] = 0
+
+
+@ti.func
+def clear_node(grid: ti.template(), knobs: ti.template(), _: ti.template(), i, I):
+    """``clear_grid_pass`` at node ``I``: every channel zero."""
+    grid.m[I] = 0.0
+    grid.v[I] = ti.Vector.zero(float, grid.dim)
+    if ti.static(grid.thermal):
+        grid.hc[I] = 0.0
+        grid.T[I] = 0.0
+        grid.k[I] = 0.0
+        grid.dT[I] = 0.0
+        grid.frozen[I] = 0.0
+        grid.phi[I] = 0.0
+        grid.relax[I] = 0.0
+        grid.held[I] = 0.0
+        grid.mix_m[I] = 0.0
+        grid.mix_c[I] = 0.0
+        grid.mix_d[I] = 0.0
+    if ti.static(grid.control):
+        grid.ctrl_m[I] = 0.0
+        grid.ctrl_e[I] = ti.Vector.zero(float, grid.dim)
+        grid.ctrl_v[I] = ti.Vector.zero(float, grid.dim)
 
 
 @ti.kernel
@@ -383,28 +391,32 @@ def update_grid_pass(grid: ti.template(), cols: ti.template(), knobs: ti.templat
     (``kernels.control``), collider conditions, and the walls of the domain box (free-slip,
     separating: a node on a wall loses only its outward velocity). Step and time: the device
     clock's."""
-    for i, k in ti.ndrange(while_running(knobs, grid.n_active[None]), grid.block ** grid.dim):
-        I = active_node(grid, i, k)
-        m = grid.m[I]
-        if m > 0.0:
-            dt = knobs.step_dt[None]
-            t = knobs.step_t[None]
-            v = grid.v[I] / m + dt * knobs.gravity[None]
-            if ti.static(grid.control):
-                v = hold_up(grid, knobs, I, v, dt)
-                if knobs.heat_step[None]:
-                    v = control_accel(grid, knobs, I, v, knobs.step_heat_dt[None])
-            x = grid.corner[None] + I.cast(float) * grid.spacing[None]
-            frozen = 0
-            if ti.static(grid.thermal):
-                frozen = grid.frozen[I] > 0.5 * m
-            v = collide_node(cols, x, v, t, frozen, knobs.stick_below[None], grid.spacing[None])
-            for d in ti.static(range(grid.dim)):
-                if I[d] <= DOMAIN_PAD and v[d] < 0.0:
-                    v[d] = 0.0
-                if I[d] >= grid.extent[None][d] - 1 - DOMAIN_PAD and v[d] > 0.0:
-                    v[d] = 0.0
-            grid.v[I] = v
+    each_active_node(grid, while_running(knobs, grid.n_active[None]), update_node, cols, knobs, False)
+
+
+@ti.func
+def update_node(grid: ti.template(), cols: ti.template(), knobs: ti.template(), i, I):
+    """``update_grid_pass`` at node ``I``."""
+    m = grid.m[I]
+    if m > 0.0:
+        dt = knobs.step_dt[None]
+        t = knobs.step_t[None]
+        v = grid.v[I] / m + dt * knobs.gravity[None]
+        if ti.static(grid.control):
+            v = hold_up(grid, knobs, I, v, dt)
+            if knobs.heat_step[None]:
+                v = control_accel(grid, knobs, I, v, knobs.step_heat_dt[None])
+        x = grid.corner[None] + I.cast(float) * grid.spacing[None]
+        frozen = 0
+        if ti.static(grid.thermal):
+            frozen = grid.frozen[I] > 0.5 * m
+        v = collide_node(cols, x, v, t, frozen, knobs.stick_below[None], grid.spacing[None])
+        for d in ti.static(range(grid.dim)):
+            if I[d] <= DOMAIN_PAD and v[d] < 0.0:
+                v[d] = 0.0
+            if I[d] >= grid.extent[None][d] - 1 - DOMAIN_PAD and v[d] > 0.0:
+                v[d] = 0.0
+        grid.v[I] = v
 
 
 @ti.kernel
