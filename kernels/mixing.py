@@ -10,8 +10,9 @@ stirred melt, far above the molecular ~1e-9 m^2/s that the grid could never show
 
 The scheme is the particle-grid smoothing of the heat step, for a conserved scalar. After
 P2G, ``scatter`` puts each liquid particle's mass m, m c and m D on the nodes of its stencil;
-node i holds the mass-weighted composition C_i and diffusivity D_i. ``gather`` then moves
-each liquid particle's c toward its nodes' compositions:
+node i holds the mass-weighted composition C_i and diffusivity D_i. ``gather`` turns each
+node's sums into C_i and a_i once (``blend_node``), then moves each liquid particle's c toward
+its nodes' compositions:
 
     c_p += sum_i w_ip a_i (C_i - c_p),   a_i = min(1, 4 D_i dt / dx^2)
 
@@ -33,7 +34,7 @@ G2P, where the particles sit where P2G put them on the grid.
 """
 import taichi as ti
 
-from polyalloy.kernels.fields import while_running
+from polyalloy.kernels.fields import each_active_node, while_running
 from polyalloy.kernels.heat import liquid_fraction
 from polyalloy.kernels.kinds import FLUID
 from polyalloy.kernels.mpm import quadratic_weights, stencil_base, stencil_node, stencil_rest
@@ -77,10 +78,25 @@ def scatter(parts: ti.template(), grid: ti.template(), mats: ti.template(), knob
 
 
 @ti.func
+def blend_node(grid: ti.template(), knobs: ti.template(), _: ti.template(), i, I):
+    """Node ``I``'s sums to what the gather reads: ``mix_c`` becomes the composition C_i = (m c)_i /
+    m_i and ``mix_d`` the rate a_i = min(1, 4 D_i dt / dx^2), D_i = (m D)_i / m_i, over the device
+    clock's step (nodes without liquid mass keep their zeros). Once a node: computed in the gather,
+    per particle and node, the two divisions were most of its time (3D foundry, 96,038 particles:
+    docs/benchmark.md, "The liquids' mixing")."""
+    m = grid.mix_m[I]
+    if m > 0.0:
+        rate = 4.0 * knobs.step_dt[None] * grid.inv_spacing[None] ** 2
+        grid.mix_d[I] = ti.min(1.0, rate * grid.mix_d[I] / m)
+        grid.mix_c[I] = grid.mix_c[I] / m
+
+
+@ti.func
 def gather_pass(parts: ti.template(), grid: ti.template(), mats: ti.template(), knobs: ti.template()):
     """Each liquid particle's composition moves toward its nodes' (module docstring), over the
-    device clock's step; nothing while the clock is stopped."""
-    rate = 4.0 * knobs.step_dt[None] * grid.inv_spacing[None] ** 2
+    device clock's step; nothing while the clock is stopped. First every listed node's sums become
+    its composition and rate (``blend_node``)."""
+    each_active_node(grid, while_running(knobs, grid.n_active[None]), blend_node, knobs, knobs, True)
     for p in range(while_running(knobs, parts.n[None])):
         if takes_part(parts, mats, p):
             base, fx = stencil_base(grid, parts.x[p])
@@ -90,10 +106,8 @@ def gather_pass(parts: ti.template(), grid: ti.template(), mats: ti.template(), 
             for rest in ti.static(stencil_rest(grid.dim, 0)):
                 offset, weight = stencil_node(w, 0, rest)
                 node = base + offset
-                m = grid.mix_m[node]
-                if m > 0.0:
-                    a = ti.min(1.0, rate * grid.mix_d[node] / m)
-                    dc += weight * a * (grid.mix_c[node] / m - c)
+                if grid.mix_m[node] > 0.0:
+                    dc += weight * grid.mix_d[node] * (grid.mix_c[node] - c)
             parts.comp[p] = c + dc
 
 
