@@ -47,35 +47,40 @@ def particle_bytes(dim: int, real: int) -> int:
 HEAT_CHANNELS = ("hc", "T", "k", "phi")
 CONTROL_CHANNELS = ("ctrl_m", "ctrl_e", "ctrl_v")
 HEAT_STEP_CHANNELS = HEAT_CHANNELS + CONTROL_CHANNELS[1:]
+# the liquids' mixing sums (``kernels.mixing``), which P2G adds on a grid built to mix
+MIX_CHANNELS = ("mix_m", "mix_c", "mix_d")
 
 
-def scattered_channels(thermal: bool, control: bool) -> tuple:
+def scattered_channels(thermal: bool, control: bool, mixing: bool = False) -> tuple:
     """The ``Grid`` fields P2G adds into (each has a per-lane copy when P2G runs in lanes)."""
-    return ("v", "m") + (HEAT_CHANNELS + ("frozen",) if thermal else ()) + (CONTROL_CHANNELS if control else ())
+    return (("v", "m") + (HEAT_CHANNELS + ("frozen",) if thermal else ()) + (CONTROL_CHANNELS if control else ())
+            + (MIX_CHANNELS if thermal and mixing else ()))
 
 
-def scattered_reals(dim: int, thermal: bool, control: bool) -> int:
+def scattered_reals(dim: int, thermal: bool, control: bool, mixing: bool = False) -> int:
     """Reals per node of the channels P2G adds into (``scattered_channels``)."""
-    return dim + 1 + 5 * bool(thermal) + (2 * dim + 1) * bool(control)
+    return dim + 1 + 5 * bool(thermal) + (2 * dim + 1) * bool(control) + 3 * bool(thermal and mixing)
 
 
 LANE_BUDGET = 1 << 30  # bytes: at most this for the P2G lanes' copies of the scattered channels
 
 
-def grid_lanes(wanted: int, nodes: int, dim: int, real: int, thermal: bool, control: bool) -> int:
+def grid_lanes(wanted: int, nodes: int, dim: int, real: int, thermal: bool, control: bool,
+               mixing: bool = False) -> int:
     """The P2G lanes of a grid of ``nodes`` allocated nodes: ``wanted`` (``runtime.p2g_lanes``),
     fewer where their copies would pass ``LANE_BUDGET`` (a film-size grid on many cores), never
     fewer than 1 (the serial loop); 0 (a GPU's atomics) stays 0."""
     if wanted < 2:
         return wanted
-    fit = LANE_BUDGET // max(1, nodes * real * scattered_reals(dim, thermal, control))
+    fit = LANE_BUDGET // max(1, nodes * real * scattered_reals(dim, thermal, control, mixing))
     return int(min(wanted, fit)) if fit >= 2 else 1
 
 
-def grid_node_bytes(dim: int, real: int, thermal: bool, control: bool = False, lanes: int = 1) -> int:
+def grid_node_bytes(dim: int, real: int, thermal: bool, control: bool = False, lanes: int = 1,
+                    mixing: bool = False) -> int:
     """Bytes per ``Grid`` node with ``real``-byte floats and ``lanes`` P2G lanes (checked before
     allocating): with two lanes or more, each holds a copy of the scattered channels."""
-    spare = scattered_reals(dim, thermal, control) * (lanes if lanes >= 2 else 0)
+    spare = scattered_reals(dim, thermal, control, mixing) * (lanes if lanes >= 2 else 0)
     return real * (dim + 1 + 11 * bool(thermal) + (2 * dim + 1) * bool(control) + spare)
 
 
@@ -149,7 +154,9 @@ class Grid:
     ``held`` (1 where a hot or cold collider holds the node at its temperature); for
     ``kernels.mixing``: ``mix_m`` (the mass of liquid particles, kg), ``mix_c`` (their mass
     times their polyalloy fraction ``comp``, kg) and ``mix_d`` (their mass times their
-    material's ``mixing`` diffusivity, kg m^2/s).
+    material's ``mixing`` diffusivity, kg m^2/s). With ``mixing`` (a thermal grid of a scene where
+    some material mixes) P2G adds these three with the others (in its lanes, with their copies);
+    otherwise ``kernels.mixing``'s serial scatter does, where a material is set to mix later.
     With ``control``: ``ctrl_m`` (grip-weighted mass, kg), ``ctrl_e`` (dim, grip-weighted
     mass times the home error, kg m; then divided by ``ctrl_m``), ``ctrl_v`` (dim, likewise
     the home velocity), see ``kernels.control``.
@@ -171,13 +178,14 @@ class Grid:
     """
 
     def __init__(self, dim: int, alloc_res, dtype, block: int = GRID_BLOCK, thermal: bool = False,
-                 lanes: int = 1, control: bool = False, builder=None):
+                 lanes: int = 1, control: bool = False, mixing: bool = False, builder=None):
         fb = ti.root if builder is None else builder
         self.dim = dim
         self.alloc_res = tuple(int(r) for r in alloc_res)
         self.block = block
         self.thermal = bool(thermal)
         self.control = bool(control)
+        self.mixing = bool(mixing) and self.thermal
         self.lanes = int(lanes)
         if self.lanes < 0:
             raise ValueError(f"a grid's P2G lanes must be 0 (atomics), 1 or more, got {lanes}")
@@ -205,7 +213,7 @@ class Grid:
             self.ctrl_e = ti.Vector.field(dim, dtype)
             self.ctrl_v = ti.Vector.field(dim, dtype)
             cell.place(self.ctrl_m, self.ctrl_e, self.ctrl_v)
-        self.scattered = scattered_channels(self.thermal, self.control)
+        self.scattered = scattered_channels(self.thermal, self.control, self.mixing)
         self.lane_stride = self.n_blocks[0] * block
         if self.lanes >= 2:  # the lanes' copies of the scattered channels, side by side along axis 0
             copies = fb.dense(indices, (self.lanes * self.lane_stride,) + tuple(nb * block for nb in self.n_blocks[1:]))

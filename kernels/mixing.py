@@ -8,8 +8,10 @@ Here touching liquids exchange composition as a diffusion with each material's `
 diffusivity D (m^2/s; 0 for every material unless a scene sets it: the eddy diffusivity of a
 stirred melt, far above the molecular ~1e-9 m^2/s that the grid could never show).
 
-The scheme is the particle-grid smoothing of the heat step, for a conserved scalar. After
-P2G, ``scatter`` puts each liquid particle's mass m, m c and m D on the nodes of its stencil;
+The scheme is the particle-grid smoothing of the heat step, for a conserved scalar. P2G puts
+each liquid particle's mass m, m c and m D on the nodes of its stencil, with the other channels
+and in its lanes (``Grid.mixing``, a grid built for a scene where some material mixes; a
+material set to mix later, live, gets ``scatter``, a serial loop after P2G, instead);
 node i holds the mass-weighted composition C_i and diffusivity D_i. ``gather`` turns each
 node's sums into C_i and a_i once (``blend_node``), then moves each liquid particle's c toward
 its nodes' compositions:
@@ -54,7 +56,8 @@ def takes_part(parts: ti.template(), mats: ti.template(), p):
 @ti.func
 def scatter_pass(parts: ti.template(), grid: ti.template(), mats: ti.template(), knobs: ti.template()):
     """Liquid particles' m, m c and m D to their stencils' nodes (after P2G, which cleared and
-    listed the blocks they touch); nothing while the device clock is stopped."""
+    listed the blocks they touch), on a grid not built to mix (``Grid.mixing``: there P2G adds
+    them); nothing while the device clock is stopped."""
     ti.loop_config(serialize=grid.lanes >= 1)  # a CPU: one thread, plain adds
     for p in range(while_running(knobs, parts.n[None])):
         if takes_part(parts, mats, p):

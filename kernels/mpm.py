@@ -260,6 +260,16 @@ def scatter_particle(parts: ti.template(), grid: ti.template(), mats: ti.templat
                 home, home_v = posed_home(parts, ctrl, knobs, p, t)
                 g_err = g_mass * (home - parts.x[p])
                 g_vel = g_mass * home_v
+    # the liquids' mixing sums (kernels.mixing) on a grid built to mix: a liquid's mass, times its
+    # polyalloy fraction, times its material's diffusivity (mixing.takes_part's test)
+    mix_m = 0.0
+    mix_c = 0.0
+    mix_d = 0.0
+    if ti.static(grid.mixing):
+        if mats.kind[mat] == FLUID or f > 0.5:
+            mix_m = mass
+            mix_c = mass * parts.comp[p]
+            mix_d = mass * mats.mixing[mat]
     home_node = base
     home_node[0] += lane * grid.lane_stride  # the lane's copy (Grid.lanes >= 2)
     # the stencil compiled twice on a thermal or controlled grid, with and without the heat step's
@@ -268,18 +278,18 @@ def scatter_particle(parts: ti.template(), grid: ti.template(), mats: ti.templat
     if ti.static(grid.thermal or grid.control):
         if heat_step:
             scatter_stencil(grid, mats, home_node, w, fx, mat, momentum, affine, mass, frozen, mc, T, vol,
-                            g_mass, g_err, g_vel, True)
+                            g_mass, g_err, g_vel, mix_m, mix_c, mix_d, True)
         else:
             scatter_stencil(grid, mats, home_node, w, fx, mat, momentum, affine, mass, frozen, mc, T, vol,
-                            g_mass, g_err, g_vel, False)
+                            g_mass, g_err, g_vel, mix_m, mix_c, mix_d, False)
     else:
         scatter_stencil(grid, mats, home_node, w, fx, mat, momentum, affine, mass, frozen, mc, T, vol,
-                        g_mass, g_err, g_vel, False)
+                        g_mass, g_err, g_vel, mix_m, mix_c, mix_d, False)
 
 
 @ti.func
 def scatter_stencil(grid: ti.template(), mats: ti.template(), home_node, w, fx, mat, momentum, affine, mass,
-                    frozen, mc, T, vol, g_mass, g_err, g_vel, heat: ti.template()):
+                    frozen, mc, T, vol, g_mass, g_err, g_vel, mix_m, mix_c, mix_d, heat: ti.template()):
     """The adds of ``scatter_particle`` into the 3^dim nodes from ``home_node``; the heat step's
     channels (``fields.HEAT_STEP_CHANNELS``: the heat's and the controller's pull's) only with
     ``heat`` (compile-time)."""
@@ -310,6 +320,11 @@ def scatter_stencil(grid: ti.template(), mats: ti.template(), home_node, w, fx, 
                     if ti.static(heat):
                         deposit(grid, "ctrl_e", node, weight * g_err)
                         deposit(grid, "ctrl_v", node, weight * g_vel)
+            if ti.static(grid.mixing):
+                if mix_m > 0.0:
+                    deposit(grid, "mix_m", node, weight * mix_m)
+                    deposit(grid, "mix_c", node, weight * mix_c)
+                    deposit(grid, "mix_d", node, weight * mix_d)
 
 
 @ti.func
@@ -318,8 +333,10 @@ def p2g_pass(parts: ti.template(), grid: ti.template(), mats: ti.template(), ctr
     """Scatter mass, momentum, APIC affine momentum and the stress impulse (from the stress G2P
     stored) to the grid; on a thermal grid also heat capacity, thermal energy, conductivity,
     volume and frozen mass; on a controlled grid the grip-weighted mass, home error and home
-    velocity of controlled particles (``kernels.control``). All but the mass, the momentum, the
-    frozen and the gripped mass only on a substep that carries the heat step (``knobs.heat_step``).
+    velocity of controlled particles (``kernels.control``); on a grid built to mix
+    (``Grid.mixing``) the liquids' mixing sums (``kernels.mixing``). All but the mass, the
+    momentum, the frozen and the gripped mass and the mixing sums only on a substep that carries
+    the heat step (``knobs.heat_step``).
     How the adds meet (``Grid.lanes``): on a GPU (0) one thread per particle with float atomics;
     on one CPU thread (1) a serial loop with plain adds; on L >= 2 CPU threads, L lanes of
     consecutive particles, each on its own thread with plain adds into its own copy of the

@@ -39,7 +39,8 @@ def scatter_step(parts: ti.template(), grid: ti.template(), mats: ti.template(),
     if ti.static(grid.thermal):
         conduct_pass(grid, cols, knobs)
     if ti.static(mixes):
-        scatter_pass(parts, grid, mats, knobs)
+        if ti.static(not grid.mixing):  # P2G added the mixing's sums on a grid built to mix
+            scatter_pass(parts, grid, mats, knobs)
         gather_pass(parts, grid, mats, knobs)
 
 

@@ -73,6 +73,7 @@ class Layout:
     part_rows: int  # the controller's part primitives (0: no controller)
     template_rows: int  # the controller's per-body template primitives
     earlier_rows: int  # the controller's earlier-shape primitives
+    mixing: bool = False  # P2G adds the liquids' mixing sums (``kernels.fields.Grid``)
 
     def nbytes(self) -> int:
         from polyalloy.kernels import fields as kf
@@ -82,7 +83,7 @@ class Layout:
         for r in self.grid:
             nodes *= r
         return (self.particles * kf.particle_bytes(self.dim, real)
-                + nodes * kf.grid_node_bytes(self.dim, real, self.thermal, self.control, self.lanes))
+                + nodes * kf.grid_node_bytes(self.dim, real, self.thermal, self.control, self.lanes, self.mixing))
 
 
 class Kit:
@@ -103,7 +104,7 @@ class Kit:
         fb = ti.FieldsBuilder()
         self.particles = kf.Particles(L.dim, L.particles, real, builder=fb)
         self.grid = kf.Grid(L.dim, L.grid, real, block=L.block, thermal=L.thermal, lanes=L.lanes,
-                            control=L.control, builder=fb)
+                            control=L.control, mixing=L.mixing, builder=fb)
         self.control_table = kf.ControlTable(L.dim, L.parts, L.sources, real, builder=fb)
         self.materials = kf.MaterialTable(L.materials, real, builder=fb, kinds=L.kinds)
         self.colliders = ShapeTable(L.dim, L.colliders, real, fb)

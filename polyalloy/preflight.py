@@ -74,6 +74,12 @@ def is_thermal(scene) -> bool:
             or any(isinstance(e, Retemper) and e.temperature is not None for e in scene.events))
 
 
+def is_mixing(scene) -> bool:
+    """Whether touching liquids exchange composition (``kernels.mixing``): the heat step runs and
+    some material mixes. A simulation's grid is built for it then (P2G adds the mixing's sums)."""
+    return is_thermal(scene) and any(m.mixing > 0 for m in scene.materials.values())
+
+
 def is_controlled(scene) -> bool:
     """Whether a body is under the mimetic controller."""
     return any(b.template is not None for b in scene.bodies)
@@ -116,10 +122,11 @@ def memory_estimate(scene, image: tuple[int, int] | None = None, real_bytes: int
     nodes = int(np.prod(res, dtype=np.int64))
     if lanes is None:
         lanes = runtime.info().p2g_lanes if runtime.is_initialized() else 1
-    lanes = kf.grid_lanes(lanes, nodes, d, real_bytes, is_thermal(scene), is_controlled(scene))
+    lanes = kf.grid_lanes(lanes, nodes, d, real_bytes, is_thermal(scene), is_controlled(scene), is_mixing(scene))
     particle = pool.bucket(n, pool.MIN_PARTICLES) * kf.particle_bytes(d, real_bytes)
     out = dict(particles=particle, state_copy=particle, sampling=lattice * (2 * d * 8 + real_bytes + 1),
-               grid=nodes * kf.grid_node_bytes(d, real_bytes, is_thermal(scene), is_controlled(scene), lanes),
+               grid=nodes * kf.grid_node_bytes(d, real_bytes, is_thermal(scene), is_controlled(scene), lanes,
+                                               is_mixing(scene)),
                renderer=0, runtime=RUNTIME_BYTES)
     if image is not None:
         out["renderer"] = kr.frame_bytes(int(image[0]), int(image[1]), real_bytes)

@@ -202,17 +202,18 @@ class Simulation:
                       for e in body.earlier_shapes())
         block, rows = kf.GRID_BLOCK, pool.MIN_ROWS
         grid, real = pool.grid_alloc(d, res, block), runtime.info().precision
+        mixing = preflight.is_mixing(sc)  # P2G adds the mixing's sums (a live change later: kernels.mixing)
         return pool.Layout(
             dim=d, real=real, particles=b(n, pool.MIN_PARTICLES), grid=grid,
             block=block, thermal=self.thermal, control=self.controlled,
             lanes=kf.grid_lanes(runtime.info().p2g_lanes, int(np.prod(grid, dtype=np.int64)), d,
-                                8 if real == "f64" else 4, self.thermal, self.controlled),
+                                8 if real == "f64" else 4, self.thermal, self.controlled, mixing),
             kinds=tuple(sorted({int(sc.materials[m].kind) for m in self.material_names})),
             parts=b(n_parts, rows), sources=b(len(self.sources)),
             materials=b(len(self.material_names)), colliders=b(n_colliders, rows), regions=b(n_regions, rows),
             body_rows=b(n_body_rows, rows), part_rows=b(part_rows, rows) if self.controlled else 0,
             template_rows=b(part_rows, rows) if self.controlled else 0,
-            earlier_rows=b(earlier, rows) if self.controlled else 0)
+            earlier_rows=b(earlier, rows) if self.controlled else 0, mixing=mixing)
 
     def __del__(self):
         try:
@@ -431,7 +432,8 @@ class Simulation:
         if self.thermal:
             heat.conduct(g, self.colliders, k)
         if self.mixes:
-            mixing.scatter(pf, g, self.materials, k)
+            if not g.mixing:  # a material set to mix after the grid was built: the serial scatter
+                mixing.scatter(pf, g, self.materials, k)
             mixing.gather(pf, g, self.materials, k)
         mpm.g2p(pf, g, self.materials, self.colliders, self.control_table, k)
         if self.textured:

@@ -285,7 +285,7 @@ def test_apic_from_the_stencil_offsets_gives_the_textbook_transfers(dim, heavy):
         w = mpm.quadratic_weights(fx)
         zero = ti.Vector.zero(ti.f32, dim)
         mpm.scatter_stencil(grid, mats, base, w, fx, 0, mass * vs[p], affines[p], mass, 0.0, 0.0, 0.0, 0.0,
-                            0.0, zero, zero, False)
+                            0.0, zero, zero, 0.0, 0.0, 0.0, False)
 
     @ti.kernel
     def gather_all():
