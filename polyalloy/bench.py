@@ -166,7 +166,7 @@ class BenchCheckError(PolyalloyError):
 def run_bench(quick: bool = True, arch: str = "cpu", n_grid: int = FULL_GRID, substeps: int | None = None,
               rounds: int | None = None, progress: Callable[[str], None] | None = None,
               scaling: bool | None = None, scaling_sizes=SCALING_SIZES, max_particles: int = SCALING_MAX_PARTICLES,
-              triad_elements: int = TRIAD_ELEMENTS, p2g: bool | None = None) -> dict:
+              triad_elements: int = TRIAD_ELEMENTS, p2g: bool | tuple | None = None) -> dict:
     """Run the workloads and return the measurements (a JSON-ready dict, see the module doc).
 
     quick: 20 timed substeps x 3 rounds per workload instead of 100 x 5, and no scaling series.
@@ -177,7 +177,9 @@ def run_bench(quick: bool = True, arch: str = "cpu", n_grid: int = FULL_GRID, su
     receives one line of text per phase. scaling: time fluid_block's water at each particle count
     of ``scaling_sizes`` up to ``max_particles`` (``run_scaling``; default: in the full run only).
     triad_elements: array length of the bandwidth test. p2g: time the serial P2G against the
-    runtime's P2G lanes (``run_p2g_lanes``; default: in the full run only).
+    runtime's P2G lanes (``run_p2g_lanes``; default: in the full run only), of ``P2G_WORKLOADS``
+    or of the workloads named when a tuple (the tests time water's alone: one serial build less
+    to compile).
     """
     plan = dict(QUICK if quick else FULL)
     plan.update({k: v for k, v in (("substeps", substeps), ("rounds", rounds)) if v is not None})
@@ -261,7 +263,8 @@ def run_bench(quick: bool = True, arch: str = "cpu", n_grid: int = FULL_GRID, su
         "roofline": roofline,
     }
     if p2g if p2g is not None else not quick:
-        result["p2g_lanes"] = run_p2g_lanes(cases, n_grid, dt, rounds, say=say)
+        names = tuple(p2g) if isinstance(p2g, (tuple, list)) else P2G_WORKLOADS
+        result["p2g_lanes"] = run_p2g_lanes(cases, n_grid, dt, rounds, say=say, names=names)
     for case in timed.values():
         if case.sim is not None:
             case.sim.close()
@@ -331,7 +334,7 @@ def format_table(result: dict) -> str:
     if lanes and "skipped" in lanes:
         out.append(f"P2G lanes: not timed ({lanes['skipped']})")
     elif lanes:
-        for name in ("polyalloy_block", "fluid_block"):
+        for name in (n for n in P2G_WORKLOADS if n in lanes):
             p = lanes[name]
             out.append(f"P2G of {name} ({p['particles']:,} particles): serial (one thread) {p['serial_ms']:.2f} ms, "
                        f"{lanes['lanes']} lanes on {lanes['threads']} threads {p['lanes_ms']:.2f} ms "
@@ -434,6 +437,7 @@ def run_scaling(sizes=SCALING_SIZES, max_particles: int = SCALING_MAX_PARTICLES,
 
 
 P2G_REPEATS = 10  # P2G launches per timed round of ``run_p2g_lanes``
+P2G_WORKLOADS = ("polyalloy_block", "fluid_block")  # what ``run_p2g_lanes`` times by default
 
 
 def substep_ms(case: _Case, substeps: int = 20) -> float:
@@ -473,10 +477,11 @@ def time_p2g(sim, repeats: int = P2G_REPEATS, mpm=None) -> tuple[float, float]:
     return 1e3 * (time.perf_counter() - w) / repeats, 1e3 * (time.process_time() - c) / repeats
 
 
-def run_p2g_lanes(cases: dict, n_grid: int, dt: float, rounds: int, say=lambda line: None) -> dict:
+def run_p2g_lanes(cases: dict, n_grid: int, dt: float, rounds: int, say=lambda line: None,
+                  names: tuple = P2G_WORKLOADS) -> dict:
     """The transfer to the grid (``time_p2g``) with P2G in the runtime's lanes
     (``kernels.fields.Grid.lanes``) against the serial P2G, one thread, in this process:
-    ``polyalloy_block`` and ``fluid_block`` from ``cases`` (built with the runtime's lanes) and the
+    ``names`` (``polyalloy_block`` and ``fluid_block``) from ``cases`` (built with the runtime's lanes) and the
     same workloads built again with one lane; one untimed transfer each, then rounds alternate,
     and each reports the best round, the median, the CPU time and the grid mass of both (equal to
     rounding). Nothing to do where the runtime has fewer than two lanes (one thread, or a GPU)."""
@@ -488,7 +493,7 @@ def run_p2g_lanes(cases: dict, n_grid: int, dt: float, rounds: int, say=lambda l
         out["skipped"] = "the runtime has fewer than two P2G lanes (one thread, or a GPU's atomics)"
         return out
     builders = {w.name: w.build for w in WORKLOADS}
-    for name in ("polyalloy_block", "fluid_block"):
+    for name in names:
         say(f"compiling {name} with the serial P2G")
         laned = cases[name]
         laned.load(laned.start)

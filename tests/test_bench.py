@@ -24,7 +24,7 @@ REFERENCES = {"reference_mpm3d", "reference_mpm2d"}
 def result():
     lines = []
     out = bench.run_bench(quick=True, arch="cpu", n_grid=N_GRID, substeps=2, rounds=2, progress=lines.append,
-                          scaling=True, scaling_sizes=SCALING_SIZES, triad_elements=1 << 18, p2g=True)
+                          scaling=True, scaling_sizes=SCALING_SIZES, triad_elements=1 << 18, p2g=("fluid_block",))
     assert lines, "run_bench reports its progress"
     return out
 
@@ -84,8 +84,11 @@ def test_report_has_every_field_positive_and_finite(result):
     for p in scaling["points"]:
         for key, value in p.items():
             _positive_finite(value, f"scaling.{key}")
-    for key in ("n_grid", "substeps", "rounds", "compile_s", "field_mb", "cube_side_m", "exponent", "exponent_from"):
+    for key in ("n_grid", "substeps", "rounds", "compile_s", "field_mb", "cube_side_m", "exponent_from"):
         _positive_finite(scaling[key], f"scaling.{key}")
+    # a fitted slope of times: at these tiny sizes (300-1,500 particles) a substep is mostly fixed
+    # cost and the slope sits near 0, either side of it (one run measured -0.007): finite, any sign
+    assert math.isfinite(scaling["exponent"]), scaling["exponent"]
     json.loads(json.dumps(result, allow_nan=False))  # the CLI's --json must not fail
 
 
@@ -176,10 +179,12 @@ def test_table_names_every_workload(result):
 
 
 def test_p2g_lanes_are_timed_against_the_serial_p2g_from_the_same_state(result):
-    """``run_p2g_lanes`` (``--p2g``): on a runtime of two threads or more the bench builds
-    ``polyalloy_block`` and ``fluid_block`` again with the serial P2G and times both transfers from
-    one state; both grids then hold the same mass (that state's particles', to f32 rounding), and
-    the table gives the figures. With one thread there is nothing to compare, and it says so."""
+    """``run_p2g_lanes`` (``--p2g``): on a runtime of two threads or more the bench builds a
+    workload again with the serial P2G and times both transfers from one state (here
+    ``fluid_block`` alone, as the fixture asks; the full run adds ``polyalloy_block``, whose
+    laned and serial grids ``tests/test_mpm.py`` compares channel by channel); both grids then
+    hold the same mass (that state's particles', to f32 rounding), and the table gives the
+    figures. With one thread there is nothing to compare, and it says so."""
     from polyalloy import runtime
 
     lanes = result["p2g_lanes"]
@@ -188,7 +193,8 @@ def test_p2g_lanes_are_timed_against_the_serial_p2g_from_the_same_state(result):
         assert "skipped" in lanes
         return
     table = bench.format_table(result)
-    for name in ("polyalloy_block", "fluid_block"):
+    assert "polyalloy_block" not in lanes and "P2G of polyalloy_block" not in table
+    for name in ("fluid_block",):
         p = lanes[name]
         assert p["grid_mass"] == pytest.approx(p["grid_mass_serial"], rel=1e-6) and p["grid_mass"] > 0
         for key in ("serial_ms", "lanes_ms", "serial_median_ms", "lanes_median_ms", "lanes_cpu_ms"):
