@@ -166,6 +166,17 @@ def test_a_liquid_keeps_its_volume_as_diag_j_and_moves_as_with_an_isotropic_f():
     assert np.abs(a - b).max() < 1e-4 * as_is.scene.dx, np.abs(a - b).max() / as_is.scene.dx
 
 
+def _with_lanes(scene, dx, lanes):
+    """A simulation of ``scene`` at ``dx`` built with ``lanes`` P2G lanes (``Grid.lanes``)."""
+    from polyalloy import runtime
+
+    scene.set("dx", dx)
+    with runtime.p2g_lanes_of(lanes):
+        sim = Simulation(scene)
+    assert sim.grid.lanes == lanes
+    return sim
+
+
 def test_the_gpus_shapes_of_p2g_and_the_grid_passes_give_the_serial_run():
     """Lanes 0 is how a GPU runs (``Grid.lanes``): P2G a thread a particle with float atomics, the
     grid passes a thread a node (``fields.each_active_node``, where the CPU takes a block or a row
@@ -175,17 +186,7 @@ def test_the_gpus_shapes_of_p2g_and_the_grid_passes_give_the_serial_run():
     to 2.9 dx, stay within 1e-4 dx of the serial run's (measured: on them to the bit in that run,
     the two threads' atomics seldom meeting on one node; a GPU adds in another order). With the
     node loop of that shape cut short by one node they end 48 dx apart (tried)."""
-    from polyalloy import runtime
-
-    def build(lanes):
-        scene = dam_break.build(dim=2)
-        scene.set("dx", 1 / 48)
-        with runtime.p2g_lanes_of(lanes):
-            sim = Simulation(scene)
-        assert sim.grid.lanes == lanes
-        return sim
-
-    serial, gpu = build(1), build(0)
+    serial, gpu = (_with_lanes(dam_break.build(dim=2), 1 / 48, lanes) for lanes in (1, 0))
     serial.advance_to(0.1)
     gpu.load_state_dict(serial.state_dict())
     x0 = serial.particles()["x"]
@@ -647,17 +648,11 @@ def test_p2g_lanes_give_the_serial_grid_to_rounding_and_repeat_bit_for_bit():
     value, asserted at 4e-6), leaves the lanes' copies zeroed, and 40 substeps on, in which the
     particles move up to 3.6 dx, stay within 1e-4 dx of the serial run's (measured 8.6e-6 dx).
     The same lane count gives the same bits again."""
-    from polyalloy import runtime
     from polyalloy.kernels import fieldio
     from polyalloy.scenes import freeze
 
     def build(lanes):
-        scene = freeze.build(dim=2)
-        scene.set("dx", 1 / 24)
-        with runtime.p2g_lanes_of(lanes):
-            sim = Simulation(scene)
-        assert sim.grid.lanes == lanes
-        return sim
+        return _with_lanes(freeze.build(dim=2), 1 / 24, lanes)
 
     serial = build(1)
     serial.advance_to(0.3)  # walking: the controller's homes move
