@@ -30,16 +30,16 @@ A liquid is a particle of a ``FLUID`` material, or a polyalloy particle more tha
 (its liquid fraction above 0.5, as G2P's ``molten``). Solids neither give nor take. The
 composition is passive: it does not change a particle's material, density or heat capacity
 (molten polyalloy and molten steel are both dense liquid metals); it is what the foundry's
-``dissolved`` claim reads (``polyalloy.metrics.coverage`` with ``majority``). The two kernels
-run only when some material has ``mixing`` > 0 (``polyalloy.simulation``), between P2G and
-G2P, where the particles sit where P2G put them on the grid.
+``dissolved`` claim reads (``polyalloy.metrics.coverage`` with ``majority``). The gather (and
+the serial scatter where the grid was not built to mix) runs only when some material has
+``mixing`` > 0 (``polyalloy.simulation``), between P2G and G2P, where the particles sit where
+P2G put them on the grid.
 """
 import taichi as ti
 
 from polyalloy.kernels.fields import each_active_node, while_running
 from polyalloy.kernels.heat import liquid_fraction
-from polyalloy.kernels.kinds import FLUID
-from polyalloy.kernels.mpm import quadratic_weights, stencil_base, stencil_node, stencil_rest
+from polyalloy.kernels.mpm import is_liquid, quadratic_weights, stencil_base, stencil_node, stencil_rest
 
 
 @ti.func
@@ -49,7 +49,7 @@ def takes_part(parts: ti.template(), mats: ti.template(), p):
     ok = False
     if parts.alive[p]:
         mat = parts.material[p]
-        ok = mats.kind[mat] == FLUID or liquid_fraction(mats, mat, parts.H[p]) > 0.5
+        ok = is_liquid(mats, mat, liquid_fraction(mats, mat, parts.H[p]))
     return ok
 
 

@@ -223,6 +223,14 @@ def deposit(grid: ti.template(), name: ti.template(), node, value):
 
 
 @ti.func
+def is_liquid(mats: ti.template(), mat, f):
+    """Whether a particle of material ``mat`` at liquid fraction ``f`` is a liquid, as the liquids'
+    mixing counts one (``kernels.mixing``): a ``FLUID`` material, or polyalloy more than half
+    molten (G2P's ``molten``)."""
+    return mats.kind[mat] == FLUID or f > 0.5
+
+
+@ti.func
 def scatter_particle(parts: ti.template(), grid: ti.template(), mats: ti.template(), ctrl: ti.template(),
                      knobs: ti.template(), p, lane):
     """P2G of particle ``p`` in lane ``lane`` (``p2g``; 0 unless ``Grid.lanes`` >= 2)."""
@@ -261,12 +269,12 @@ def scatter_particle(parts: ti.template(), grid: ti.template(), mats: ti.templat
                 g_err = g_mass * (home - parts.x[p])
                 g_vel = g_mass * home_v
     # the liquids' mixing sums (kernels.mixing) on a grid built to mix: a liquid's mass, times its
-    # polyalloy fraction, times its material's diffusivity (mixing.takes_part's test)
+    # polyalloy fraction, times its material's diffusivity
     mix_m = 0.0
     mix_c = 0.0
     mix_d = 0.0
     if ti.static(grid.mixing):
-        if mats.kind[mat] == FLUID or f > 0.5:
+        if is_liquid(mats, mat, f):
             mix_m = mass
             mix_c = mass * parts.comp[p]
             mix_d = mass * mats.mixing[mat]
