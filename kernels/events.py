@@ -86,18 +86,35 @@ def in_region(regions: ti.template(), owner: ti.i32, x, t) -> ti.i32:
 
 
 @ti.kernel
-def mass_in_region(parts: ti.template(), regions: ti.template(), owner: ti.i32, t: float,
-                   ordered: ti.template()) -> float:
-    """Mass (kg) of the live particles inside the shape ``owner`` of ``regions`` at time ``t``.
-    ``ordered``: summed in particle order on one thread (as ``mass_in_sphere``: a heat source
-    shares its power over it, every substep it is on); else on every thread, for a caller that
-    asks only whether it is zero (an emitter waiting for room, every substep a fill waits)."""
+def mass_in_region(parts: ti.template(), regions: ti.template(), owner: ti.i32, t: float) -> float:
+    """Mass (kg) of the live particles inside the shape ``owner`` of ``regions`` at time ``t``,
+    summed in particle order on one thread (as ``mass_in_sphere``: a heat source shares its
+    power over it, every substep it is on). Whether it is zero: ``live_in_region``."""
     total = 0.0
-    ti.loop_config(serialize=ordered)
+    ti.loop_config(serialize=True)
     for p in range(parts.n[None]):
         if parts.alive[p] and in_region(regions, owner, parts.x[p], t):
             total += parts.mass[p]
     return total
+
+
+@ti.kernel
+def live_in_region(parts: ti.template(), regions: ti.template(), owner: ti.i32, t: float, start: ti.i32) -> ti.i32:
+    """The index of a live particle of positive mass inside the shape ``owner`` of ``regions`` at
+    time ``t``, or -1 if there is none: whether ``mass_in_region`` would be above zero, without
+    its sum over every particle. One thread scans the particles from ``start`` on (wrapping
+    around) and stops at the first it finds: an emitter whose fill waits for room asks this every
+    substep, and the caller passes the particle found last time, which mostly is still there (a
+    full scan only when the emitter is free, once per fill)."""
+    n = parts.n[None]
+    found = -1
+    for _ in range(1):  # one thread; the inner loop may stop early
+        for k in range(n):
+            p = (start + k) % n
+            if parts.alive[p] and parts.mass[p] > 0 and in_region(regions, owner, parts.x[p], t):
+                found = p
+                break
+    return found
 
 
 @ti.kernel

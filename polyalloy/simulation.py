@@ -167,6 +167,7 @@ class Simulation:
         self.spawned_energy = 0.0  # J of enthalpy brought in by emitter fills
         self._next_impulse = 0
         self._next_fill = 0
+        self._blockers = {}  # emitter -> a particle that blocked its waiting fill (where the next check starts)
         self._next_retemper = 0
         self._next_control = 0
         self.t = 0.0
@@ -404,7 +405,7 @@ class Simulation:
             force(self, dt)
         for i, e in enumerate(self.heaters):
             if e.start <= self.t + 1e-12 < e.end:  # substeps end on its start and end (_next_event_time)
-                m = kev.mass_in_region(pf, self.regions, i, self.t, True)
+                m = kev.mass_in_region(pf, self.regions, i, self.t)
                 if m > 0:
                     self.book_event_heat(e.power * dt, kev.heat_region(pf, self.materials, self.regions, i, self.t, e.power * dt / m),
                                          f"the chill of {-e.power:g} W")
@@ -616,7 +617,11 @@ class Simulation:
             if self._fill_started(k):
                 continue
             if source not in free:
-                free[source] = kev.mass_in_region(pf, self.body_shapes, source, self.t, False) <= 0
+                # the scan starts at the particle that blocked it last time: mostly still there
+                found = kev.live_in_region(pf, self.body_shapes, source, self.t, self._blockers.get(source, 0))
+                free[source] = found < 0
+                if found >= 0:
+                    self._blockers[source] = found
             if not free[source]:
                 continue
             free[source] = False  # this fill takes it
