@@ -577,6 +577,35 @@ def test_an_emitter_pours_only_into_free_space():
     assert mass >= 0.1 * 1.0 * 0.2 * 1000.0  # at least what the stream carries away in 0.2 s
 
 
+def test_a_waiting_fill_s_scan_finds_the_first_particle_inside_from_its_start_and_none_when_empty():
+    """``events.live_in_region`` (an emitter's check while its fill waits: whether any live
+    particle is inside) scans from a given particle, wrapping around, and stops at the first live
+    one inside: from every start it gives the first of the particles that the host finds in the
+    jet's box at or after the start (else the first before it); -1 once they are dead."""
+    from polyalloy.kernels import events as kev
+
+    scene = make_scene(2, size=(1.0, 1.0), gravity=0.0)
+    scene.add_material("water", Fluid(density=1000.0, bulk_modulus=1e5))
+    scene.add_body("drop", Box(centre=(0.5, 0.3, 0), half_size=(0.1, 0.05, 0)), "water")
+    scene.pour("jet", Box(centre=(0.2, 0.5, 0), half_size=(0.02, 0.05, 0)), "water", rate=0.3,
+               velocity=(1.0, 0, 0), start=0.0, end=0.2)
+    sim = Simulation(scene)
+    sim.advance_to(0.01)  # the first fill has gone in and is still in the jet; the next ones wait
+    pf, jet, n = sim.particles_fields, sim.fills[0][4], sim.n_particles
+    x, flags = pf.x.to_numpy()[:n], pf.alive.to_numpy()
+    alive = flags[:n].astype(bool)
+    box = (np.abs(x[:, 0] - 0.2) < 0.02) & (np.abs(x[:, 1] - 0.5) < 0.05)
+    inside = np.flatnonzero(box & alive)
+    assert 10 < len(inside) < n
+    for start in (0, int(inside[0]), int(inside[0]) + 1, int(inside[-1]), int(inside[-1]) + 1, n - 1):
+        after = inside[inside >= start]
+        assert kev.live_in_region(pf, sim.body_shapes, jet, sim.t, start) == \
+            (after[0] if len(after) else inside[0]), start
+    flags[:n][box] = 0
+    kf.put(pf.alive, flags)
+    assert kev.live_in_region(pf, sim.body_shapes, jet, sim.t, 0) == -1
+
+
 def test_a_fill_that_goes_past_a_waiting_one_keeps_the_energy_budget():
     """The jet's fills wait for it to clear while a second pour's fills go in on time, so slots of
     waiting fills lie below the live count: they are neither thermal energy nor boiled-off vapour
