@@ -29,7 +29,10 @@ in ``polyalloy bench``'s block, ``tools/kernel_ab.py``). The heat step never spa
 the spring's explicit limit (``polyalloy.scene.Control.spring_dt``: ``Simulation._heat_settings``),
 so the pull stays as stable as it was every substep, and it always ends where the clock stops,
 so every frame sees the pull up to date. The weight support and the volume's settling
-(``settle_volume``) act on every substep. ``heat_substeps`` = 1 acts every substep.
+(``settle_volume``) act on every substep. ``heat_substeps`` = 1 acts every substep. Since only
+the pull's substeps read the pose, a walking body's host uploads its pose only before those
+(``Controller.pose_due``; the table between two calls of ``advance_to`` is the same): the pose's
+upload cost a sixth of the 2D freeze beat's substep.
 """
 import taichi as ti
 

@@ -143,6 +143,7 @@ class Controller:
         self.reassigned = 0  # particles given a new home so far
         self.following = [i for i in self.bodies if sc.bodies[i].follow]
         self.moving = any(sc.bodies[i].walk is not None for i in self.bodies) or bool(self.following)
+        self.pose_due = None  # a time whose pose the table should hold and does not yet (upload_pose)
         # a following body: its rest home centroid, and per body (time, centre of mass, velocity)
         self.rest_centre = {i: self.slots[i][0].mean(axis=0) for i in self.following}
         self.track = np.zeros((len(self.following), 1 + 2 * d))
@@ -307,8 +308,15 @@ class Controller:
             return np.concatenate(A), np.concatenate(b), None, None
         return np.concatenate(A), np.concatenate(b), np.concatenate(RA), np.concatenate(Rb)
 
+    def sync_pose(self) -> None:
+        """Upload the pose that waits (``pose_due``: the last substep's, which did not read it), so
+        that the table holds what an upload on every substep would have left there."""
+        if self.pose_due is not None:
+            self.upload_pose(self.pose_due)
+
     def upload_pose(self, t: float, h: float = 1e-3) -> None:
         """The part maps at ``t`` and their time derivatives (central differences over ``h`` s)."""
+        self.pose_due = None
         npr = self.sim.np_real
         A, b, RA, Rb = self.pose_maps(t)
         A1, b1, _, _ = self.pose_maps(t + h, roots=False)
@@ -333,6 +341,7 @@ class Controller:
         grip = np.zeros(n, sim.np_real)
         kc.grips(pf, sim.materials, sim.knobs, grip)
         home = np.zeros((n, d), sim.np_real)
+        self.sync_pose()
         kc.homes(pf, self.table, sim.knobs, t, home)
         x = sim.particles(retired=True)["x"].astype(np.float64)
         moved = 0

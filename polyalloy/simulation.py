@@ -414,7 +414,12 @@ class Simulation:
             if self.controller.following:
                 self.controller.track_bodies(self.t)
             if self.controller.moving:
-                self.controller.upload_pose(self.t)
+                # the substep reads the pose only when it carries the heat step (kernels.control,
+                # "Multirate"): on the others the upload waits (Controller.sync_pose)
+                if self.knobs.heat_step[None]:
+                    self.controller.upload_pose(self.t)
+                else:
+                    self.controller.pose_due = self.t
 
     def _launch_substep(self) -> None:
         """The kernels of one substep, at the device clock's step and time; no read of the device.
@@ -562,6 +567,8 @@ class Simulation:
                 self.last_dt = clock["last"]
             self._check_clock(clock)
             checked = True
+        if self.controller is not None:
+            self.controller.sync_pose()  # the table as a reader between calls expects it
         if not ran:
             self.stable_dt()  # the blow-up check on the state as it is
         elif not checked:  # the last substep's G2P found the state non-finite
@@ -778,6 +785,8 @@ class Simulation:
         (time, frame, substeps, event and emitter cursors, energy accounts, ...) under
         ``host/<name>``. New fields and counters are included without listing them anywhere."""
         # copies: a host array (which fills have started) goes on changing after the state is taken
+        if self.controller is not None:
+            self.controller.sync_pose()  # the pose table, as an upload on every substep leaves it
         state = {f"host/{name}": np.array(value, copy=True) for name, value in _host_numbers(self).items()}
         for cname, container in _containers(self).items():  # one kernel launch per container
             for fname, a in fieldio.group(container).read().items():
@@ -865,6 +874,8 @@ class Simulation:
         return np.asarray(mpm.grid_momentum(self.grid))[: self.dim]
 
     def _fresh_p2g(self) -> None:
+        if self.controller is not None:
+            self.controller.sync_pose()  # P2G at the heat step reads the pose
         mpm.set_step(self.knobs, 0.0, self.t)  # P2G at dt = 0: no stress impulse
         self.knobs.heat_step[None] = 1  # every channel, the heat step's too (no conduct follows)
         mpm.clear_grid(self.grid, self.knobs)
