@@ -32,7 +32,9 @@ timed in interleaved rounds and each reports its fastest round, so that a machin
 other work slows every workload alike and the ratios stay fair; ``cpu_seconds`` (process CPU
 time of that round, all threads) is given beside the wall time. Every round starts from the
 state the workload had after its warm-up (saved once, loaded before each round, untimed), so
-that every round does the same work.
+that every round does the same work. (``sequential=True``, ``--sequential``: one workload at a
+time instead, built, timed, checked and closed before the next: less memory, fewer compiles,
+ratios less fair on a shared machine.)
 
 Checks: after each round a workload records a ``checksum`` of its state (centre of mass,
 kinetic energy and thermal energy, ``checksum``), and once more after the same substeps from
@@ -126,6 +128,8 @@ class _Case:
     checksums: list = field(default_factory=list)  # after each timed round
     field_bytes: int = 0  # bytes of the fields the case allocated
     compile_s: float = 0.0
+    active_blocks: int = 0  # the grid blocks its particles touched after its rounds (a Simulation's)
+    active_nodes: int = 0  # their nodes
     seconds: float = math.inf
     cpu_seconds: float = math.inf
     extra: dict = field(default_factory=dict)
@@ -166,7 +170,7 @@ class BenchCheckError(PolyalloyError):
 def run_bench(quick: bool = True, arch: str = "cpu", n_grid: int = FULL_GRID, substeps: int | None = None,
               rounds: int | None = None, progress: Callable[[str], None] | None = None,
               scaling: bool | None = None, scaling_sizes=SCALING_SIZES, max_particles: int = SCALING_MAX_PARTICLES,
-              triad_elements: int = TRIAD_ELEMENTS, p2g: bool | tuple | None = None) -> dict:
+              triad_elements: int = TRIAD_ELEMENTS, p2g: bool | tuple | None = None, sequential: bool = False) -> dict:
     """Run the workloads and return the measurements (a JSON-ready dict, see the module doc).
 
     quick: 20 timed substeps x 3 rounds per workload instead of 100 x 5, and no scaling series.
@@ -179,7 +183,11 @@ def run_bench(quick: bool = True, arch: str = "cpu", n_grid: int = FULL_GRID, su
     triad_elements: array length of the bandwidth test. p2g: time the serial P2G against the
     runtime's P2G lanes (``run_p2g_lanes``; default: in the full run only), of ``P2G_WORKLOADS``
     or of the workloads named when a tuple (the tests time water's alone: one serial build less
-    to compile).
+    to compile). sequential: build, time, check and close one workload at a time instead of
+    timing them in interleaved rounds: the fields of one workload at a time (the peak memory is
+    the largest workload's, not their sum), and workloads of one layout compile once (at the
+    tests' size fluid_block and both sparse boxes share one, polyalloy_block and bars_walk
+    another); the ratios then compare rounds taken apart in time, which a shared machine skews.
     """
     plan = dict(QUICK if quick else FULL)
     plan.update({k: v for k, v in (("substeps", substeps), ("rounds", rounds)) if v is not None})
@@ -195,40 +203,69 @@ def run_bench(quick: bool = True, arch: str = "cpu", n_grid: int = FULL_GRID, su
 
     say = progress or (lambda line: None)
     dt = BASE_DT / n_grid
-    cases = {}
-    for w in WORKLOADS:
-        say(f"compiling {w.name}")
-        cases[w.name] = w.build(n_grid, dt)
-    say("compiling sparse_grid (tight box and a box 4x larger per side)")
-    sparse = {case: _sparse_case(n_grid, dt, case) for case in ("tight", "large")}
-    timed = dict(cases, sparse_tight=sparse["tight"], sparse_large=sparse["large"])
-    for case in timed.values():
+    profiled = {w.name for w in WORKLOADS if w.profile}
+    builds = {w.name: (lambda w=w: w.build(n_grid, dt)) for w in WORKLOADS}
+    builds.update({f"sparse_{c}": (lambda c=c: _sparse_case(n_grid, dt, c)) for c in ("tight", "large")})
+    lanes = None  # the P2G lanes' section, when asked for
+    if p2g if p2g is not None else not quick:
+        lane_names = tuple(p2g) if isinstance(p2g, (tuple, list)) else P2G_WORKLOADS
+        lanes = run_p2g_lanes({}, n_grid, dt, rounds, names=())  # the section's header (or why it is skipped)
+    timed, failures = {}, []
+
+    def begin(name: str) -> _Case:
+        say(f"compiling {name}")
+        case = timed[name] = builds[name]()
         case.start = case.save()
         if case.yielding is not None:
             case.extra["yielding_start"] = case.yielding()
-    for r in range(rounds):
-        say(f"round {r + 1}/{rounds}: {substeps} substeps of each workload")
-        for case in timed.values():
-            _time_round(case, substeps)
-    for case in timed.values():
+        return case
+
+    def conclude(name: str, case: _Case) -> None:
+        """What needs the workload alive after its timed rounds: the checks, the per-kernel
+        times, its P2G against the serial one; then its fields go back to the pool."""
         case.check()
         if case.yielding is not None:
             case.extra["yielding"] = case.yielding()
-    say(f"checks: {substeps} substeps of each workload on the plain path")
-    failures = [msg for name, case in timed.items() for msg in [_plain_check(case, substeps, name)] if msg]
-    for w in WORKLOADS:
-        if w.profile:
-            say(f"per-kernel times of {w.name}")
-            case = cases[w.name]
+        failure = _plain_check(case, substeps, name)
+        if failure:
+            failures.append(failure)
+        if name in profiled:
+            say(f"per-kernel times of {name}")
             case.extra["kernel_ms"] = kernel_breakdown(case.sim, case.dt, substeps, rounds,
-                                                       restore=lambda c=case: c.load(c.start))
+                                                       restore=lambda: case.load(case.start))
+        if lanes is not None and "skipped" not in lanes and name in lane_names:
+            lanes.update(run_p2g_lanes({name: case}, n_grid, dt, rounds, say=say, names=(name,)))
+        if case.sim is not None:
+            sim = case.sim
+            case.active_blocks = sim.active_blocks()
+            case.active_nodes = case.active_blocks * sim.grid.block ** sim.dim
+            sim.close()  # a later workload of the same layout takes its fields and compiled kernels
+
+    if sequential:
+        for name in builds:
+            case = begin(name)
+            say(f"{rounds} rounds of {substeps} substeps of {name}, then its checks")
+            for _ in range(rounds):
+                _time_round(case, substeps)
+            conclude(name, case)
+    else:
+        for name in builds:
+            begin(name)
+        for r in range(rounds):
+            say(f"round {r + 1}/{rounds}: {substeps} substeps of each workload")
+            for case in timed.values():
+                _time_round(case, substeps)
+        say(f"checks: {substeps} substeps of each workload on the plain path")
+        for name, case in timed.items():
+            conclude(name, case)
+    cases = {w.name: timed[w.name] for w in WORKLOADS}
     alloy = cases["polyalloy_block"].extra
     alloy["thermal_fraction"] = alloy["kernel_ms"]["conduct"] / sum(alloy["kernel_ms"].values())
-    for case in sparse.values():
-        case.extra["active_blocks"] = case.sim.active_blocks()
+    for name in ("sparse_tight", "sparse_large"):
+        timed[name].extra["active_blocks"] = timed[name].active_blocks
 
     workloads = {name: _report(case, substeps, rounds) for name, case in cases.items()}
-    workloads["sparse_grid"] = _sparse_report(sparse["tight"], sparse["large"], substeps, rounds)
+    workloads["sparse_grid"] = _sparse_report(timed["sparse_tight"], timed["sparse_large"], substeps, rounds)
     say("memory bandwidth (stream triad)")
     bandwidth = measure_bandwidth(info.arch, triad_elements)
     roofline = {"bandwidth_gb_per_s": bandwidth,
@@ -250,6 +287,7 @@ def run_bench(quick: bool = True, arch: str = "cpu", n_grid: int = FULL_GRID, su
         "precision": info.precision,
         "fast_compile": info.fast_compile,  # Taichi's advanced optimisation off, for us and the reference
         "quick": bool(quick),
+        "sequential": bool(sequential),
         "workloads": workloads,
         "ratios": {
             "fluid_vs_reference": ratio("fluid_block", "reference_mpm3d"),
@@ -262,12 +300,8 @@ def run_bench(quick: bool = True, arch: str = "cpu", n_grid: int = FULL_GRID, su
         },
         "roofline": roofline,
     }
-    if p2g if p2g is not None else not quick:
-        names = tuple(p2g) if isinstance(p2g, (tuple, list)) else P2G_WORKLOADS
-        result["p2g_lanes"] = run_p2g_lanes(cases, n_grid, dt, rounds, say=say, names=names)
-    for case in timed.values():
-        if case.sim is not None:
-            case.sim.close()
+    if lanes is not None:
+        result["p2g_lanes"] = lanes
     if scaling if scaling is not None else not quick:
         result["scaling"] = run_scaling(scaling_sizes, max_particles, n_grid, info.arch, say=say, **SCALING)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -621,9 +655,8 @@ def traffic_model(dim: int, real: int, nodes_per_particle: float) -> dict:
 
 
 def _roofline(case: _Case, report: dict, bandwidth: float) -> dict:
-    sim = case.sim
-    nodes = sim.active_blocks() * sim.grid.block ** sim.dim
-    model = traffic_model(sim.dim, 8 if sim.np_real == np.float64 else 4, nodes / case.particles)
+    nodes = case.active_nodes
+    model = traffic_model(len(case.grid), 8 if runtime.info().precision == "f64" else 4, nodes / case.particles)
     rate = report["particle_steps_per_s"]
     return dict(bytes_per_particle_step=model["bytes"], flops_per_particle_step=model["flops"],
                 flops_per_byte=model["flops"] / model["bytes"], active_nodes_per_particle=nodes / case.particles,

@@ -195,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "full run; nothing to time with one thread or on a GPU)")
     p.add_argument("--n-grid", type=int, default=None, metavar="N",
                    help="grid cells per metre of the standard workloads (default: 64, i.e. 65,536 particles)")
+    p.add_argument("--sequential", action="store_true",
+                   help="one workload at a time (built, timed, checked, closed) instead of interleaved rounds: "
+                        "the memory of the largest workload alone and one compile per layout, but the ratios "
+                        "compare rounds taken minutes apart")
     _add_runtime_flags(p)
 
     p = sub.add_parser("validate", help="run the physics validation cases against their thresholds",
@@ -396,6 +400,8 @@ def cmd_bench(args) -> int:
         options["max_particles"] = args.max_particles
     if args.n_grid is not None:
         options["n_grid"] = args.n_grid
+    if args.sequential:
+        options["sequential"] = True
     if args.plot:
         from polyalloy.export import ensure_writable_dir
 
