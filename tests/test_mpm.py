@@ -557,16 +557,23 @@ def test_an_emitter_fill_steps_at_its_own_wave_speed():
     assert after and max(after) <= scene.cfl * scene.dx / stiff * (1 + 1e-4)
 
 
+def _jet_scene(**jet):
+    """A water drop and a jet (an emitter) asked to pour 3x what its stream carries away (0.3 m^2/s
+    through a 0.1 m mouth at 1 m/s), no gravity; ``jet``: more of the pour's settings."""
+    scene = make_scene(2, size=(1.0, 1.0), gravity=0.0)
+    scene.add_material("water", Fluid(density=1000.0, bulk_modulus=1e5))
+    scene.add_body("drop", Box(centre=(0.9, 0.1, 0), half_size=(0.02, 0.02, 0)), "water")
+    scene.pour("jet", Box(centre=(0.2, 0.5, 0), half_size=(0.02, 0.05, 0)), "water", rate=0.3,
+               velocity=(1.0, 0, 0), start=0.0, end=0.2, **jet)
+    return scene
+
+
 def test_an_emitter_pours_only_into_free_space():
     """A jet asked to pour 3x what its stream carries away (0.3 m^2/s through a 0.1 m mouth at
     1 m/s, no gravity): each fill waits until the last one has left the emitter, so the jet
     keeps the liquid's density (measured 0.97 of it over the jet's bounding box, 27.8 kg poured)
     where fills on the timer piled up inside each other to 2.5x (63 kg)."""
-    scene = make_scene(2, size=(1.0, 1.0), gravity=0.0)
-    scene.add_material("water", Fluid(density=1000.0, bulk_modulus=1e5))
-    scene.add_body("drop", Box(centre=(0.9, 0.1, 0), half_size=(0.02, 0.02, 0)), "water")
-    scene.pour("jet", Box(centre=(0.2, 0.5, 0), half_size=(0.02, 0.05, 0)), "water", rate=0.3,
-               velocity=(1.0, 0, 0), start=0.0, end=0.2)
+    scene = _jet_scene()
     sim = Simulation(scene)
     sim.advance_to(0.25)
     s = sim.particles()
@@ -584,12 +591,7 @@ def test_a_waiting_fill_s_scan_finds_the_first_particle_inside_from_its_start_an
     jet's box at or after the start (else the first before it); -1 once they are dead."""
     from polyalloy.kernels import events as kev
 
-    scene = make_scene(2, size=(1.0, 1.0), gravity=0.0)
-    scene.add_material("water", Fluid(density=1000.0, bulk_modulus=1e5))
-    scene.add_body("drop", Box(centre=(0.5, 0.3, 0), half_size=(0.1, 0.05, 0)), "water")
-    scene.pour("jet", Box(centre=(0.2, 0.5, 0), half_size=(0.02, 0.05, 0)), "water", rate=0.3,
-               velocity=(1.0, 0, 0), start=0.0, end=0.2)
-    sim = Simulation(scene)
+    sim = Simulation(_jet_scene())
     sim.advance_to(0.01)  # the first fill has gone in and is still in the jet; the next ones wait
     pf, jet, n = sim.particles_fields, sim.fills[0][4], sim.n_particles
     x, flags = pf.x.to_numpy()[:n], pf.alive.to_numpy()
@@ -610,11 +612,7 @@ def test_a_fill_that_goes_past_a_waiting_one_keeps_the_energy_budget():
     """The jet's fills wait for it to clear while a second pour's fills go in on time, so slots of
     waiting fills lie below the live count: they are neither thermal energy nor boiled-off vapour
     (counted as vapour, they put the freeze beat's budget 28% off)."""
-    scene = make_scene(2, size=(1.0, 1.0), gravity=0.0)
-    scene.add_material("water", Fluid(density=1000.0, bulk_modulus=1e5))
-    scene.add_body("drop", Box(centre=(0.9, 0.1, 0), half_size=(0.02, 0.02, 0)), "water")
-    scene.pour("jet", Box(centre=(0.2, 0.5, 0), half_size=(0.02, 0.05, 0)), "water", rate=0.3,
-               velocity=(1.0, 0, 0), start=0.0, end=0.2, temperature=350.0)
+    scene = _jet_scene(temperature=350.0)
     scene.pour("tap", Box(centre=(0.5, 0.8, 0), half_size=(0.05, 0.02, 0)), "water", rate=0.05,
                velocity=(0, -1.0, 0), start=0.05, end=0.2, temperature=280.0)
     sim = Simulation(scene)
