@@ -61,7 +61,9 @@ def grip(mats: ti.template(), knobs: ti.template(), mat: ti.i32, phase: ti.i32, 
 @ti.kernel
 def set_pose(ctrl: ti.template(), maps: ti.types.ndarray()):
     """Write every part's maps, packed as ``maps[k] = [[A | b], [Ad | bd], [RA | Rb]]`` (3, dim,
-    dim + 1), in one launch: six ``from_numpy`` calls a substep cost more than a 2D P2G."""
+    dim + 1), in one launch: six ``from_numpy`` calls a substep cost more than a 2D P2G. A few
+    dozen rows: on one thread (handing them to a CPU's thread pool costs more than the copy)."""
+    ti.loop_config(serialize=True)
     for k in range(maps.shape[0]):
         for i in ti.static(range(ctrl.A.n)):
             for j in ti.static(range(ctrl.A.n)):
@@ -202,6 +204,7 @@ def mimic_pass(parts: ti.template(), mats: ti.template(), cols: ti.template(), c
     before ``fold_lanes`` moves the device clock on."""
     rate = ti.min(knobs.step_dt[None] / ti.max(knobs.mimic_decay[None], 1e-6), 1.0)
     t = knobs.step_t1[None]
+    ti.loop_config(serialize=parts.serial)
     for p in range(while_running(knobs, parts.n[None])):
         if parts.alive[p] and mats.kind[parts.material[p]] == POLYALLOY:
             c = parts.color[p]
@@ -248,9 +251,12 @@ def homes(parts: ti.template(), ctrl: ti.template(), knobs: ti.template(), t: fl
 @ti.kernel
 def body_moments(parts: ti.template(), body: ti.i32, out: ti.types.ndarray()):
     """``out`` = (mass, mass-weighted sum of x (dim), of v (dim)) over the live particles of
-    ``body``: its centre of mass and momentum, for a template that follows the body."""
+    ``body``: its centre of mass and momentum, for a template that follows the body (every
+    substep: on the calling thread for a small simulation's particles, ``Particles.serial``)."""
+    ti.loop_config(serialize=parts.serial)
     for k in range(out.shape[0]):
         out[k] = 0.0
+    ti.loop_config(serialize=parts.serial)
     for p in range(parts.n[None]):
         if parts.alive[p] and parts.body[p] == body:
             m = parts.mass[p]

@@ -108,6 +108,7 @@ def live_in_region(parts: ti.template(), regions: ti.template(), owner: ti.i32, 
     full scan only when the emitter is free, once per fill)."""
     n = parts.n[None]
     found = -1
+    ti.loop_config(serialize=True)  # a loop of one: not handed to the CPU's thread pool
     for _ in range(1):  # one thread; the inner loop may stop early
         for k in range(n):
             p = (start + k) % n

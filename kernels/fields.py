@@ -104,11 +104,14 @@ class Particles:
     ``color`` (linear RGB, the colour the renderer shows, 0..1). Mixing: ``comp`` (the fraction
     of the particle's mass that is polyalloy: 1 for a polyalloy particle, 0 for any other at the
     start; liquids that touch exchange it, ``kernels.mixing``).
+    ``serial`` (compile-time, the grid's ``Grid.serial``): the loops over these particles in a
+    substep run on the calling thread.
     """
 
-    def __init__(self, dim: int, capacity: int, dtype, builder=None):
+    def __init__(self, dim: int, capacity: int, dtype, builder=None, serial: bool = False):
         self._fb = ti.root if builder is None else builder
         self.dim = dim
+        self.serial = bool(serial)
         self.capacity = capacity
         self.material = new_field(self._fb, ti.i32, capacity)
         self.body = new_field(self._fb, ti.i32, capacity)
@@ -168,6 +171,9 @@ class Grid:
     ``lane_mask``; ``kernels.mpm.collect_blocks`` adds the copies of the marked blocks into the
     grid in lane order and zeroes them and the marks again. A result depends on the lane count,
     never on the threads or their timing: it repeats bit for bit.
+    ``serial`` (lanes 1): every loop of a substep (the grid passes, P2G, G2P, the heat step,
+    the mixing, the mimicry) runs on the calling thread, with no dispatch to Taichi's thread
+    pool: a small simulation's choice (``polyalloy.simulation.SERIAL_WORK``) and one thread's.
 
     The storage holds ``alloc_res`` nodes per axis (at least ``res``): simulations of other
     sizes reuse one Grid and its compiled kernels (``polyalloy.pool``). So the geometry of the
@@ -189,6 +195,7 @@ class Grid:
         self.lanes = int(lanes)
         if self.lanes < 0:
             raise ValueError(f"a grid's P2G lanes must be 0 (atomics), 1 or more, got {lanes}")
+        self.serial = self.lanes == 1  # every loop of a substep on the calling thread (``serial_loops``)
         self.n_blocks = tuple(-(-r // block) for r in self.alloc_res)
         total = 1
         for nb in self.n_blocks:
@@ -439,10 +446,12 @@ def each_active_node(grid: ti.template(), n, visit: ti.template(), a: ti.templat
         for i, k in ti.ndrange(n, grid.block ** grid.dim):
             visit(grid, a, b, i, active_node(grid, i, k))
     elif ti.static(light):
+        ti.loop_config(serialize=grid.serial)
         for i in range(n):
             for k in range(grid.block ** grid.dim):
                 visit(grid, a, b, i, active_node(grid, i, k))
     else:
+        ti.loop_config(serialize=grid.serial)
         for i, r in ti.ndrange(n, grid.block ** (grid.dim - 1)):
             for c in range(grid.block):
                 visit(grid, a, b, i, active_node(grid, i, r * grid.block + c))

@@ -187,6 +187,7 @@ def conduct_pass(grid: ti.template(), cols: ti.template(), knobs: ti.template())
     while the clock is stopped."""
     boundary = 0.0
     n = ti.select(knobs.heat_step[None] != 0, while_running(knobs, grid.n_active[None]), 0)
+    ti.loop_config(serialize=grid.serial)
     for i, k in ti.ndrange(n, grid.block ** grid.dim):
         I = active_node(grid, i, k)
         hc = grid.hc[I]
@@ -207,6 +208,7 @@ def conduct_pass(grid: ti.template(), cols: ti.template(), knobs: ti.template())
                     T = Tc
             grid.T[I] = T
     area_scale = grid.spacing[None] ** (grid.dim - 2)
+    ti.loop_config(serialize=grid.serial)
     for i, k in ti.ndrange(n, grid.block ** grid.dim):
         I = active_node(grid, i, k)
         hc = grid.hc[I]

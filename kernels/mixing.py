@@ -100,6 +100,7 @@ def gather_pass(parts: ti.template(), grid: ti.template(), mats: ti.template(), 
     device clock's step; nothing while the clock is stopped. First every listed node's sums become
     its composition and rate (``blend_node``)."""
     each_active_node(grid, while_running(knobs, grid.n_active[None]), blend_node, knobs, knobs, True)
+    ti.loop_config(serialize=grid.serial)
     for p in range(while_running(knobs, parts.n[None])):
         if takes_part(parts, mats, p):
             base, fx = stencil_base(grid, parts.x[p])

@@ -133,6 +133,7 @@ def collect_blocks_pass(grid: ti.template(), knobs: ti.template()):
     block, in lane order, and zero those copies and every lane's marks for the next P2G (the
     heat step's channels only on a substep that carries it: on the others P2G left them zero)."""
     grid.n_active[None] = 0
+    ti.loop_config(serialize=grid.serial)
     for B in ti.grouped(grid.block_mask):
         if grid.block_mask[B]:
             i = ti.atomic_add(grid.n_active[None], 1)
@@ -173,6 +174,7 @@ def clear_grid_pass(grid: ti.template(), knobs: ti.template()):
     """Zero the nodes of the listed blocks and unmark them, so the next P2G pays only for the
     blocks it touches (nothing while the clock is stopped: the grid keeps the last substep's)."""
     each_active_node(grid, while_running(knobs, grid.n_active[None]), clear_node, knobs, knobs, True)
+    ti.loop_config(serialize=grid.serial)
     for i in range(while_running(knobs, grid.n_active[None])):
         grid.block_mask[grid.block_list[i]] = 0
     if knobs.clock_state[None] == RUNNING:
@@ -363,7 +365,7 @@ def p2g_pass(parts: ti.template(), grid: ti.template(), mats: ti.template(), ctr
                     if parts.alive[p]:
                         scatter_particle(parts, grid, mats, ctrl, knobs, p, lane)
     else:
-        ti.loop_config(serialize=grid.lanes == 1)
+        ti.loop_config(serialize=grid.serial)
         for p in range(n):
             if parts.alive[p]:
                 scatter_particle(parts, grid, mats, ctrl, knobs, p, 0)
@@ -543,6 +545,7 @@ def g2p_pass(parts: ti.template(), grid: ti.template(), mats: ti.template(), col
     (``close_gaps``) and settle their volume (``settle_volume``). Records the largest speed and elastic wave speed for the next dt. A particle
     whose state turns non-finite is frozen in place and counted in ``knobs.bad``. Step and
     time: the device clock's."""
+    ti.loop_config(serialize=grid.serial)
     for p in range(while_running(knobs, parts.n[None])):
         if parts.alive[p]:
             dt = knobs.step_dt[None]

@@ -214,7 +214,10 @@ def run_bench(quick: bool = True, arch: str = "cpu", n_grid: int = FULL_GRID, su
 
     def begin(name: str) -> _Case:
         say(f"compiling {name}")
-        case = timed[name] = builds[name]()
+        # the runtime's lanes at any size (a small simulation would run on one thread:
+        # ``simulation.serial_lanes``), so that a quick run times the code a full one does
+        with runtime.p2g_lanes_of(runtime.info().p2g_lanes):
+            case = timed[name] = builds[name]()
         case.start = case.save()
         if case.yielding is not None:
             case.extra["yielding_start"] = case.yielding()

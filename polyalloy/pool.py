@@ -102,7 +102,7 @@ class Kit:
         self.layout = layout
         self.reused = 0
         fb = ti.FieldsBuilder()
-        self.particles = kf.Particles(L.dim, L.particles, real, builder=fb)
+        self.particles = kf.Particles(L.dim, L.particles, real, builder=fb, serial=L.lanes == 1)
         self.grid = kf.Grid(L.dim, L.grid, real, block=L.block, thermal=L.thermal, lanes=L.lanes,
                             control=L.control, mixing=L.mixing, builder=fb)
         self.control_table = kf.ControlTable(L.dim, L.parts, L.sources, real, builder=fb)

@@ -40,6 +40,7 @@ class RuntimeInfo:
     threads: int
     fast_compile: bool = False
     p2g_lanes: int = 1  # how P2G adds into the grid (``p2g_lanes``, ``kernels.fields.Grid.lanes``)
+    lanes_pinned: bool = False  # asked for (POLYALLOY_P2G_LANES, ``p2g_lanes_of``): a small simulation keeps them
 
 
 def lanes_wanted() -> int | None:
@@ -164,7 +165,7 @@ def init(arch: str = "auto", seed: int = 0, deterministic: bool = False,
     np.random.seed(int(seed) % 2**32)
     n_threads = threads if threads is not None else (os.cpu_count() or 1)
     _info = RuntimeInfo(chosen, arch, precision, int(seed), bool(deterministic), n_threads, bool(fast_compile),
-                        p2g_lanes(chosen, n_threads, wanted_lanes))
+                        p2g_lanes(chosen, n_threads, wanted_lanes), wanted_lanes is not None)
     log.info("polyalloy runtime: arch=%s (asked %s), precision=%s, seed=%d, deterministic=%s, fast_compile=%s",
              chosen, arch, precision, seed, deterministic, fast_compile)
     return _info
@@ -176,7 +177,7 @@ def p2g_lanes_of(lanes: int):
     the tests' comparison of the serial and the laned P2G in one process); the runtime's own after."""
     global _info
     before = info()
-    _info = dataclasses.replace(before, p2g_lanes=int(lanes))
+    _info = dataclasses.replace(before, p2g_lanes=int(lanes), lanes_pinned=True)
     try:
         yield
     finally:

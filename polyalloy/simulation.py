@@ -32,11 +32,26 @@ from polyalloy.scene import DEFAULT_COLORS, Scene
 MIN_DT = 1e-8  # s; a step below this means the run has exploded
 CHUNK = 32  # the most substeps advance_to launches between two reads of the device clock (its docstring)
 BLOWUP_RETRIES = 3  # a frame that blows up is tried again from its start at cfl / 2, / 4, / 8
+# A simulation of at most this many particles x 3^dim stencil nodes runs its substeps on the
+# calling thread (``serial_lanes``): on the project's 2-core CPU a loop handed to Taichi's thread
+# pool costs 50-130 us to dispatch even with nothing to do, more than a small scene's loop takes
+# on one thread (docs/benchmark.md, "Small simulations on one thread")
+SERIAL_WORK = 150_000
 SCRATCH = ("grid",)
 KIT_ATTRIBUTES = ("particles_fields", "grid", "control_table", "materials", "colliders", "regions", "knobs",
                   "body_shapes")  # containers every substep rewrites from the particles: no part of a checkpoint
 
 log = logging.getLogger("polyalloy")
+
+
+def serial_lanes(lanes: int, particles: int, dim: int, pinned: bool = False) -> int:
+    """The P2G lanes of a simulation of ``particles`` particles: 1 (P2G and every other loop of its
+    substeps on the calling thread, ``kernels.fields.Grid.serial``) where its work, ``particles`` x
+    3^dim stencil nodes, is at most ``SERIAL_WORK``; else the runtime's ``lanes``. Lanes that were
+    asked for (``pinned``: POLYALLOY_P2G_LANES) and a GPU's atomics (0) are kept as they are."""
+    if pinned or lanes < 2 or particles * 3 ** dim > SERIAL_WORK:
+        return lanes
+    return 1
 
 
 class Simulation:
@@ -207,8 +222,9 @@ class Simulation:
         return pool.Layout(
             dim=d, real=real, particles=b(n, pool.MIN_PARTICLES), grid=grid,
             block=block, thermal=self.thermal, control=self.controlled,
-            lanes=kf.grid_lanes(runtime.info().p2g_lanes, int(np.prod(grid, dtype=np.int64)), d,
-                                8 if real == "f64" else 4, self.thermal, self.controlled, mixing),
+            lanes=serial_lanes(kf.grid_lanes(runtime.info().p2g_lanes, int(np.prod(grid, dtype=np.int64)), d,
+                                             8 if real == "f64" else 4, self.thermal, self.controlled, mixing),
+                               n, d, runtime.info().lanes_pinned),
             kinds=tuple(sorted({int(sc.materials[m].kind) for m in self.material_names})),
             parts=b(n_parts, rows), sources=b(len(self.sources)),
             materials=b(len(self.material_names)), colliders=b(n_colliders, rows), regions=b(n_regions, rows),

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from polyalloy.scenes import dam_break
 from polyalloy.simulation import Simulation
@@ -69,17 +70,21 @@ sim = Simulation(scene)
 for _ in range(int(sys.argv[1])):
     sim.step_frame()
 x = sim.particles()["x"]
-print(len(x), "-", hashlib.sha256(x.tobytes()).hexdigest())
+print(len(x), "-", hashlib.sha256(x.tobytes()).hexdigest(), "lanes", sim.grid.lanes)
 """
 
 
-def test_a_run_on_fixed_lanes_is_the_same_on_one_thread_or_two():
+@pytest.mark.parametrize("lanes", ["2", ""])
+def test_a_run_on_fixed_lanes_is_the_same_on_one_thread_or_two(lanes):
     """Outside --deterministic the CPU P2G adds in a fixed number of lanes, so the motion does not
     depend on the thread count (a sweep runs its jobs on fewer threads than a lone command): every
     sum that feeds the motion is in a fixed order, the mass a gunshot shares its impulse over
     included (``kernels.events.mass_in_sphere``: a parallel sum of it gave the 2D freeze beat
-    other pieces' speeds on one thread than on two from the shot on)."""
-    env = dict(os.environ, ENABLE_TAICHI_HEADER_PRINT="0", POLYALLOY_P2G_LANES="2")
+    other pieces' speeds on one thread than on two from the shot on). With two lanes asked for
+    (``POLYALLOY_P2G_LANES``), the parallel passes on one thread and on two; with none asked for,
+    this small dam break runs every loop on the calling thread (``simulation.serial_lanes``)
+    whatever the threads."""
+    env = dict(os.environ, ENABLE_TAICHI_HEADER_PRINT="0", POLYALLOY_P2G_LANES=lanes)
     procs = [subprocess.Popen([sys.executable, "-c", RUN_THREADS, "6"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, env=dict(env, POLYALLOY_THREADS=t)) for t in ("1", "2")]
     finals = []
@@ -88,6 +93,7 @@ def test_a_run_on_fixed_lanes_is_the_same_on_one_thread_or_two():
         assert proc.returncode == 0, stderr
         finals.append(stdout.strip().splitlines()[-1])
     assert finals[0] == finals[1]
+    assert finals[0].endswith(f"lanes {lanes or 1}")
 
 
 def test_the_same_seed_samples_the_same_particles_in_process():

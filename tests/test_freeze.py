@@ -59,12 +59,10 @@ print(json.dumps({k: dict(passed=j.passed(), claims=j.results()) for k, j in (("
 
 @pytest.fixture(scope="module")
 def runs():
-    # one thread with two P2G lanes: a two-core machine's particles to the bit (a run repeats at a
-    # given lane count whatever the threads; checked on 2 s of the beat), and ~12 s less CPU than
-    # two threads beside the other test worker (the last bits of the f64 boundary-heat account
-    # differ: its atomics add in the threads' order)
-    env = dict(os.environ, POLYALLOY_FAST_COMPILE="0", ENABLE_TAICHI_HEADER_PRINT="0", POLYALLOY_THREADS="1",
-               POLYALLOY_P2G_LANES="2")
+    # one thread: the 2D beat is a small simulation, which runs its substeps on the calling
+    # thread at any thread count (``simulation.serial_lanes``), so these are a two-core machine's
+    # bits, and Taichi starts no second thread beside the other test worker
+    env = dict(os.environ, POLYALLOY_FAST_COMPILE="0", ENABLE_TAICHI_HEADER_PRINT="0", POLYALLOY_THREADS="1")
     proc = subprocess.run([sys.executable, "-c", RUN], capture_output=True, text=True, env=env, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
