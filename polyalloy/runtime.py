@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from polyalloy import frontend
+from polyalloy import frontend, launch
 from polyalloy.errors import PolyalloyError
 
 log = logging.getLogger("polyalloy")
@@ -159,6 +159,7 @@ def init(arch: str = "auto", seed: int = 0, deterministic: bool = False,
     with contextlib.redirect_stdout(sys.stderr):  # Taichi prints its banner; keep stdout for --json
         ti.init(**kwargs)
     frontend.install()  # Taichi's frontend redoes work per node and per ti.func call: done once (frontend.py)
+    launch.install()  # and its launch path per call: done once per instantiation (launch.py)
     chosen = str(ti.lang.impl.current_cfg().arch).split(".")[-1]
     if arch not in ("auto", "cpu") and chosen in ("x64", "arm64"):
         raise PolyalloyError(f"arch {arch!r} is not available on this machine; use --arch cpu or auto")

@@ -1,0 +1,137 @@
+"""Taichi's kernel launch, its per-call Python work done once per instantiation (``install``,
+called by ``polyalloy.init``).
+
+Every call of a ``@ti.kernel`` goes through Taichi's Python launch path before the compiled code
+runs: the arguments are matched to the parameters, each template argument is turned into the
+instantiation's key (``extract_arg``: a chain of ``isinstance`` tests per argument), the key is
+looked up, the fields are materialised, the compiled kernel is looked up again in the C++ cache
+(``compile_kernel``) and a launch context is filled argument by argument. On this project's 2-core
+CPU that took 150-200 us a launch (``tools/launch_ab.py``-style timing of the substep's two
+launches with the clock stopped: 384-475 us a launch through Taichi's path, 234-283 us with its
+per-call Python work skipped), a tenth of a small 2D substep, which is two launches.
+
+For a kernel whose parameters are all templates or scalars (``ti.f32``, ``ti.i32``, ...), with no
+return value and no ``print``, ``install`` remembers per instantiation what that path found (the
+C++ kernel and its compiled data), keyed by the template arguments (by identity; by value for a
+Python bool, int, float or str, as Taichi's own key), and launches it directly: a launch context, the scalars set, the
+launch. The first call of an instantiation, any other kind of kernel or call (keyword arguments,
+autodiff, a tape, another Taichi program after ``ti.reset``) take Taichi's own path, unchanged.
+The objects of a remembered key are kept alive with it (Taichi keeps a plain object alive in its
+own table the same way), so an identity is never reused by another object. Nothing changes in
+what runs: the same compiled kernel with the same arguments; ``tests/test_launch.py`` holds it to
+the bit. ``POLYALLOY_LAUNCH_MEMO=0`` leaves Taichi as it is. Where the installed Taichi lacks what
+this uses (another version), nothing is changed.
+"""
+from __future__ import annotations
+
+import os
+
+PRIMITIVE = (bool, int, float, str)
+KERNEL_LIMIT = 64  # remembered instantiations per kernel before its table starts afresh
+_installed = False
+
+
+def install() -> bool:
+    """Wrap Taichi's ``Kernel.__call__`` as described above, once per process; True when wrapped."""
+    global _installed
+    if _installed:
+        return True
+    if os.environ.get("POLYALLOY_LAUNCH_MEMO", "1").strip() == "0":
+        return False
+    try:
+        from taichi.lang import impl, kernel_impl
+        from taichi.types import primitive_types
+    except ImportError:
+        return False
+    kernel = getattr(kernel_impl, "Kernel", None)
+    needed = (getattr(kernel, "__call__", None), getattr(kernel, "ensure_compiled", None),
+              getattr(kernel, "launch_kernel", None),
+              getattr(primitive_types, "real_type_ids", None), getattr(primitive_types, "integer_type_ids", None),
+              getattr(kernel_impl, "is_signed", None), getattr(kernel_impl, "cook_dtype", None),
+              getattr(kernel_impl, "AutodiffMode", None), getattr(kernel_impl, "handle_exception_from_cpp", None),
+              getattr(kernel_impl, "template", None))
+    if any(n is None for n in needed):
+        return False
+    kernel.__call__ = _memo_call(kernel.__call__, kernel_impl, primitive_types)
+    _installed = True
+    return True
+
+
+def installed() -> bool:
+    return _installed
+
+
+def _plan(kernel, kernel_impl, primitive_types):
+    """How to launch ``kernel`` directly: (template positions, [(position, slot, setter name)]),
+    or None where a parameter or the return needs Taichi's own path (a ``print``, which Taichi
+    learns when it compiles, is checked at every call)."""
+    if kernel.return_type:
+        return None
+    if kernel.autodiff_mode != kernel_impl.AutodiffMode.NONE:
+        return None
+    templates, scalars = [], []
+    for i, argument in enumerate(kernel.arguments):
+        anno = argument.annotation
+        if isinstance(anno, kernel_impl.template):
+            templates.append(i)
+        elif id(anno) in primitive_types.real_type_ids:
+            scalars.append((i, i - len(templates), "set_arg_float"))
+        elif id(anno) in primitive_types.integer_type_ids:
+            signed = kernel_impl.is_signed(kernel_impl.cook_dtype(anno))
+            scalars.append((i, i - len(templates), "set_arg_int" if signed else "set_arg_uint"))
+        else:
+            return None
+    return tuple(templates), tuple(scalars)
+
+
+def _memo_call(taichi_call, kernel_impl, primitive_types):
+    import numpy as np
+
+    reals, integers = (float, int, np.floating, np.integer), (int, np.integer)  # what Taichi accepts
+
+    def __call__(self, *args, **kwargs):
+        runtime = self.runtime
+        if kwargs or runtime.fwd_mode_manager or runtime.target_tape:
+            return taichi_call(self, *args, **kwargs)
+        try:
+            plan = self._polyalloy_plan
+        except AttributeError:
+            plan = self._polyalloy_plan = _plan(self, kernel_impl, primitive_types)
+            self._polyalloy_launches = {}
+        if plan is None or self.has_print or len(args) != len(self.arguments):
+            return taichi_call(self, *args)
+        templates, scalars = plan
+        objects = tuple(args[i] for i in templates)
+        key = tuple(a if type(a) in PRIMITIVE else id(a) for a in objects)
+        prog = runtime.prog
+        entry = self._polyalloy_launches.get(key)
+        if (entry is None or entry[0] is not prog or any(a is not b for a, b in zip(entry[1], objects)
+                                                         if type(b) not in PRIMITIVE)
+                or not all(isinstance(args[i], reals if setter == "set_arg_float" else integers)
+                           for i, _, setter in scalars)):
+            out = taichi_call(self, *args)  # a first call, or a call Taichi has to judge: its own path
+            _remember(self, key, args, objects, prog)
+            return out
+        runtime.materialize()  # fields declared since the last launch, as Taichi's path does
+        context = entry[2].make_launch_context()
+        for i, slot, setter in scalars:
+            value = args[i]
+            getattr(context, setter)((slot,), float(value) if setter == "set_arg_float" else int(value))
+        try:
+            prog.launch_kernel(entry[3], context)
+        except Exception as e:
+            raise kernel_impl.handle_exception_from_cpp(e) from None
+        return None
+
+    __call__.__wrapped__ = taichi_call
+    return __call__
+
+
+def _remember(kernel, key, args, objects, prog) -> None:
+    """Keep the C++ kernel and the compiled data of the instantiation that Taichi just launched
+    (its tables answer from memory now: nothing is compiled again)."""
+    table = kernel._polyalloy_launches
+    if len(table) >= KERNEL_LIMIT:
+        table.clear()
+    t_kernel = kernel.compiled_kernels[kernel.ensure_compiled(*args)]
+    table[key] = (prog, objects, t_kernel, prog.compile_kernel(prog.config(), prog.get_device_caps(), t_kernel))
