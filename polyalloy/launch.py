@@ -5,16 +5,17 @@ Every call of a ``@ti.kernel`` goes through Taichi's Python launch path before t
 runs: the arguments are matched to the parameters, each template argument is turned into the
 instantiation's key (``extract_arg``: a chain of ``isinstance`` tests per argument), the key is
 looked up, the fields are materialised, the compiled kernel is looked up again in the C++ cache
-(``compile_kernel``) and a launch context is filled argument by argument. On this project's 2-core
-CPU that took 150-200 us a launch (``tools/launch_ab.py``-style timing of the substep's two
-launches with the clock stopped: 384-475 us a launch through Taichi's path, 234-283 us with its
-per-call Python work skipped), a tenth of a small 2D substep, which is two launches.
+(``compile_kernel``) and a launch context is filled argument by argument: on this project's 2-core
+CPU 95-125 us of a launch of the substep's kernels (``python tools/launch_memo.py``: 348-418 us a
+launch through Taichi's path with the device clock stopped, 220-334 us with that work skipped; a
+2D substep is two launches and ~1.5 ms).
 
-For a kernel whose parameters are all templates or scalars (``ti.f32``, ``ti.i32``, ...), with no
-return value and no ``print``, ``install`` remembers per instantiation what that path found (the
-C++ kernel and its compiled data), keyed by the template arguments (by identity; by value for a
-Python bool, int, float or str, as Taichi's own key), and launches it directly: a launch context, the scalars set, the
-launch. The first call of an instantiation, any other kind of kernel or call (keyword arguments,
+For a kernel whose parameters are all templates or scalars (``ti.f32``, ``ti.i32``, ...) and that
+has no ``print``, ``install`` remembers per instantiation what that path found (the C++ kernel
+and its compiled data), keyed by the template arguments (by identity; by value for a Python
+bool, int, float or str, as Taichi's own key), and launches it directly: a launch context, the
+scalars set, the launch (and, for a kernel that returns values, the sync and the values read as
+Taichi reads them). The first call of an instantiation, any other kind of kernel or call (keyword arguments,
 autodiff, a tape, another Taichi program after ``ti.reset``) take Taichi's own path, unchanged.
 The objects of a remembered key are kept alive with it (Taichi keeps a plain object alive in its
 own table the same way), so an identity is never reused by another object. Nothing changes in
@@ -49,7 +50,8 @@ def install() -> bool:
               getattr(primitive_types, "real_type_ids", None), getattr(primitive_types, "integer_type_ids", None),
               getattr(kernel_impl, "is_signed", None), getattr(kernel_impl, "cook_dtype", None),
               getattr(kernel_impl, "AutodiffMode", None), getattr(kernel_impl, "handle_exception_from_cpp", None),
-              getattr(kernel_impl, "template", None))
+              getattr(kernel_impl, "template", None), getattr(kernel_impl, "runtime_ops", None),
+              getattr(kernel, "construct_kernel_ret", None))
     if any(n is None for n in needed):
         return False
     kernel.__call__ = _memo_call(kernel.__call__, kernel_impl, primitive_types)
@@ -63,10 +65,8 @@ def installed() -> bool:
 
 def _plan(kernel, kernel_impl, primitive_types):
     """How to launch ``kernel`` directly: (template positions, [(position, slot, setter name)]),
-    or None where a parameter or the return needs Taichi's own path (a ``print``, which Taichi
-    learns when it compiles, is checked at every call)."""
-    if kernel.return_type:
-        return None
+    or None where a parameter needs Taichi's own path (a ``print``, which Taichi learns when it
+    compiles, is checked at every call)."""
     if kernel.autodiff_mode != kernel_impl.AutodiffMode.NONE:
         return None
     templates, scalars = [], []
@@ -121,7 +121,12 @@ def _memo_call(taichi_call, kernel_impl, primitive_types):
             prog.launch_kernel(entry[3], context)
         except Exception as e:
             raise kernel_impl.handle_exception_from_cpp(e) from None
-        return None
+        returns = self.return_type
+        if not returns:
+            return None
+        kernel_impl.runtime_ops.sync()  # as Taichi's path: the values are read after the device is done
+        out = [self.construct_kernel_ret(context, r, (i,)) for i, r in enumerate(returns)]
+        return out[0] if len(out) == 1 else out
 
     __call__.__wrapped__ = taichi_call
     return __call__

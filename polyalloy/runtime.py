@@ -43,14 +43,16 @@ class RuntimeInfo:
     lanes_pinned: bool = False  # asked for (POLYALLOY_P2G_LANES, ``p2g_lanes_of``): a small simulation keeps them
 
 
-def lanes_wanted() -> int | None:
-    """``POLYALLOY_P2G_LANES`` (1 to ``MAX_P2G_LANES``), or None where it is not set; anything else
-    is an error (``init`` reads it before it starts Taichi)."""
-    wanted = os.environ.get("POLYALLOY_P2G_LANES", "").strip()
+def lanes_wanted(variable: str = "POLYALLOY_P2G_LANES") -> int | None:
+    """``POLYALLOY_P2G_LANES`` (1 to ``MAX_P2G_LANES``: the lanes pinned), or None where it is not
+    set; anything else is an error (``init`` reads it before it starts Taichi). ``variable``
+    ``POLYALLOY_LONE_LANES``: the lanes of a lone command on this machine, which a sweep's job on
+    fewer threads takes as its runtime's without pinning them (``polyalloy.sweep``)."""
+    wanted = os.environ.get(variable, "").strip()
     if not wanted:
         return None
     if not wanted.isdigit() or not 1 <= int(wanted) <= MAX_P2G_LANES:
-        raise PolyalloyError(f"POLYALLOY_P2G_LANES must be a whole number from 1 to {MAX_P2G_LANES}, got {wanted!r}")
+        raise PolyalloyError(f"{variable} must be a whole number from 1 to {MAX_P2G_LANES}, got {wanted!r}")
     return int(wanted)
 
 
@@ -124,7 +126,7 @@ def init(arch: str = "auto", seed: int = 0, deterministic: bool = False,
         fast_compile = os.environ.get("POLYALLOY_FAST_COMPILE", "0").strip() not in ("", "0")
     if threads is None:
         threads = threads_wanted()
-    wanted_lanes = lanes_wanted()
+    wanted_lanes, lone_lanes = lanes_wanted(), lanes_wanted("POLYALLOY_LONE_LANES")
     wanted = (arch, precision, int(seed), bool(deterministic), bool(fast_compile))
     if _info is not None:
         if (_info.requested, _info.precision, _info.seed, _info.deterministic, _info.fast_compile) == wanted:
@@ -166,7 +168,8 @@ def init(arch: str = "auto", seed: int = 0, deterministic: bool = False,
     np.random.seed(int(seed) % 2**32)
     n_threads = threads if threads is not None else (os.cpu_count() or 1)
     _info = RuntimeInfo(chosen, arch, precision, int(seed), bool(deterministic), n_threads, bool(fast_compile),
-                        p2g_lanes(chosen, n_threads, wanted_lanes), wanted_lanes is not None)
+                        p2g_lanes(chosen, n_threads, wanted_lanes if wanted_lanes is not None else lone_lanes),
+                        wanted_lanes is not None)
     log.info("polyalloy runtime: arch=%s (asked %s), precision=%s, seed=%d, deterministic=%s, fast_compile=%s",
              chosen, arch, precision, seed, deterministic, fast_compile)
     return _info

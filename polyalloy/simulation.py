@@ -34,8 +34,8 @@ CHUNK = 32  # the most substeps advance_to launches between two reads of the dev
 BLOWUP_RETRIES = 3  # a frame that blows up is tried again from its start at cfl / 2, / 4, / 8
 # A simulation of at most this many particles x 3^dim stencil nodes runs its substeps on the
 # calling thread (``serial_lanes``): on the project's 2-core CPU a loop handed to Taichi's thread
-# pool costs 50-130 us to dispatch even with nothing to do, more than a small scene's loop takes
-# on one thread (docs/benchmark.md, "Small simulations on one thread")
+# pool costs ~100 us to dispatch even with nothing to do (tools/dispatch_cost.py), more than a
+# small scene's loop takes on one thread (docs/benchmark.md, "Small simulations on one thread")
 SERIAL_WORK = 150_000
 SCRATCH = ("grid",)
 KIT_ATTRIBUTES = ("particles_fields", "grid", "control_table", "materials", "colliders", "regions", "knobs",

@@ -24,8 +24,9 @@ Each job is a ``python -m polyalloy.cli`` process: the Taichi runtime, its compi
 memory end with the job (one process that builds simulation after simulation is what Taichi 1.7's
 CPU runtime does worst), and a job reads the kernel cache the first one filled. ``--workers`` jobs
 run at once, each on ``--threads`` CPU threads (``POLYALLOY_THREADS``); the P2G lane count stays
-what a lone ``polyalloy check`` on this machine uses (``POLYALLOY_P2G_LANES``), so a job simulates
-what the same command run alone does, whatever the number of workers (float sums over threads that
+what a lone ``polyalloy check`` on this machine uses (``POLYALLOY_LONE_LANES``: a large scene's
+lanes; a small one runs on one lane and thread either way, ``simulation.serial_lanes``), so a job
+simulates what the same command run alone does, whatever the number of workers (float sums over threads that
 feed only the energy accounting change in their last bits with the threads).
 
 Backends: ``local`` (the default) runs the jobs as subprocesses of this one; ``ray`` sends each as a
@@ -189,13 +190,14 @@ def plan(sweep: Sweep) -> list:
 
 def _job_env(threads: int, deterministic: bool) -> dict:
     """What a job process gets on top of this one's environment: its threads, and the P2G lanes a
-    lone command would use here (``runtime.p2g_lanes``; a deterministic run's one thread has one
-    lane already), unless the user pinned them."""
+    lone command would use here (``runtime.p2g_lanes``, as ``POLYALLOY_LONE_LANES``: not pinned, so
+    a small scene still runs on one lane as alone; a deterministic run's one thread has one lane
+    already), unless the user pinned them (``POLYALLOY_P2G_LANES``)."""
     from polyalloy import runtime
 
     env = {"POLYALLOY_THREADS": str(threads), "ENABLE_TAICHI_HEADER_PRINT": "0"}
     if "POLYALLOY_P2G_LANES" not in os.environ and not deterministic:
-        env["POLYALLOY_P2G_LANES"] = str(runtime.p2g_lanes("x64", os.cpu_count() or 1))
+        env["POLYALLOY_LONE_LANES"] = str(runtime.p2g_lanes("x64", os.cpu_count() or 1))
     return env
 
 

@@ -1,7 +1,7 @@
 """Taichi's kernel launch with its per-call Python work done once per instantiation
 (``polyalloy.launch``): a remembered instantiation launches directly with this call's scalars, each
-set of template arguments keeps its own instantiation, what Taichi has to judge (a wrong argument,
-a return value, keyword arguments) takes Taichi's path, and a simulation steps to the same bits
+set of template arguments keeps its own instantiation, a return value is this launch's, what Taichi
+has to judge (a wrong argument, keyword arguments) takes Taichi's path, and a simulation steps to the same bits
 either way."""
 import numpy as np
 import pytest
@@ -78,10 +78,18 @@ def test_what_taichi_must_judge_takes_its_path(runtime, taichi_path_calls):
     _ramp(f=a, scale=2.0, n=4, odd=False)  # keyword arguments: Taichi's path
     assert len(taichi_path_calls) > n
     np.testing.assert_array_equal(a.to_numpy(), 2.0 * np.arange(4))
-    assert _total._primal._polyalloy_plan is None if hasattr(_total._primal, "_polyalloy_plan") else True
-    assert _total(a) == pytest.approx(12.0)  # a return value: Taichi's path, every time
-    assert _total(a) == pytest.approx(12.0)
-    assert _total._primal._polyalloy_plan is None
+
+
+def test_a_remembered_kernel_returns_its_values(runtime):
+    a, b = ti.field(ti.f32, 4), ti.field(ti.f32, 4)
+    _ramp(a, 1.0, 4, False)
+    _ramp(b, 2.0, 3, False)
+    assert _total(a) == pytest.approx(6.0)  # Taichi's path, remembered
+    assert _total(a) == pytest.approx(6.0)  # the memo: launched, synced, read
+    assert _total(b) == pytest.approx(6.0)
+    _ramp(a, 3.0, 4, False)
+    assert _total(a) == pytest.approx(18.0)  # the value of this launch
+    assert len(_total._primal._polyalloy_launches) == 2
 
 
 def test_a_simulation_steps_to_the_same_bits_through_either_path(runtime, monkeypatch):
