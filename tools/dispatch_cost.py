@@ -34,34 +34,16 @@ def main(threads: int | None = None) -> None:
 
     @ti.kernel
     def five_loops():
-        for i in range(0):
-            x[i] = 1.0
-        for i in range(0):
-            x[i] = 2.0
-        for i in range(0):
-            x[i] = 3.0
-        for i in range(0):
-            x[i] = 4.0
-        for i in range(0):
-            x[i] = 5.0
+        for k in ti.static(range(5)):  # unrolled: five top-level loops, five tasks
+            for i in range(0):
+                x[i] = k
 
     @ti.kernel
     def five_serial():
-        ti.loop_config(serialize=True)
-        for i in range(0):
-            x[i] = 1.0
-        ti.loop_config(serialize=True)
-        for i in range(0):
-            x[i] = 2.0
-        ti.loop_config(serialize=True)
-        for i in range(0):
-            x[i] = 3.0
-        ti.loop_config(serialize=True)
-        for i in range(0):
-            x[i] = 4.0
-        ti.loop_config(serialize=True)
-        for i in range(0):
-            x[i] = 5.0
+        for k in ti.static(range(5)):
+            ti.loop_config(serialize=True)
+            for i in range(0):
+                x[i] = k
 
     def per_launch(kernel, n: int = 3000) -> float:
         kernel()
