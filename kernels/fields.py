@@ -104,7 +104,7 @@ class Particles:
     ``color`` (linear RGB, the colour the renderer shows, 0..1). Mixing: ``comp`` (the fraction
     of the particle's mass that is polyalloy: 1 for a polyalloy particle, 0 for any other at the
     start; liquids that touch exchange it, ``kernels.mixing``).
-    ``serial`` (compile-time, the grid's ``Grid.serial``): the loops over these particles in a
+    ``serial`` (compile-time, as the grid's ``Grid.serial``): the loops over these particles in a
     substep run on the calling thread.
     """
 
@@ -171,9 +171,11 @@ class Grid:
     ``lane_mask``; ``kernels.mpm.collect_blocks`` adds the copies of the marked blocks into the
     grid in lane order and zeroes them and the marks again. A result depends on the lane count,
     never on the threads or their timing: it repeats bit for bit.
-    ``serial`` (lanes 1): every loop of a substep (the grid passes, P2G, G2P, the heat step,
-    the mixing, the mimicry) runs on the calling thread, with no dispatch to Taichi's thread
-    pool: a small simulation's choice (``polyalloy.simulation.SERIAL_WORK``) and one thread's.
+    ``serial`` (compile-time, with lanes 1): every loop of a substep (the grid passes, P2G, G2P,
+    the heat step, the mixing, the mimicry) runs on the calling thread, with no dispatch to
+    Taichi's thread pool: a small simulation's and a one-thread runtime's
+    (``polyalloy.simulation.serial_lanes``). Lanes 1 without it (a grid too large for the lanes'
+    copies, or one lane asked for): P2G's serial loop, the other passes on the pool's threads.
 
     The storage holds ``alloc_res`` nodes per axis (at least ``res``): simulations of other
     sizes reuse one Grid and its compiled kernels (``polyalloy.pool``). So the geometry of the
@@ -184,7 +186,7 @@ class Grid:
     """
 
     def __init__(self, dim: int, alloc_res, dtype, block: int = GRID_BLOCK, thermal: bool = False,
-                 lanes: int = 1, control: bool = False, mixing: bool = False, builder=None):
+                 lanes: int = 1, control: bool = False, mixing: bool = False, builder=None, serial: bool = False):
         fb = ti.root if builder is None else builder
         self.dim = dim
         self.alloc_res = tuple(int(r) for r in alloc_res)
@@ -195,7 +197,7 @@ class Grid:
         self.lanes = int(lanes)
         if self.lanes < 0:
             raise ValueError(f"a grid's P2G lanes must be 0 (atomics), 1 or more, got {lanes}")
-        self.serial = self.lanes == 1  # every loop of a substep on the calling thread (``serial_loops``)
+        self.serial = bool(serial) and self.lanes == 1  # every loop of a substep on the calling thread
         self.n_blocks = tuple(-(-r // block) for r in self.alloc_res)
         total = 1
         for nb in self.n_blocks:

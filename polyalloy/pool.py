@@ -74,6 +74,7 @@ class Layout:
     template_rows: int  # the controller's per-body template primitives
     earlier_rows: int  # the controller's earlier-shape primitives
     mixing: bool = False  # P2G adds the liquids' mixing sums (``kernels.fields.Grid``)
+    serial: bool = False  # every loop of a substep on the calling thread (``kernels.fields.Grid.serial``)
 
     def nbytes(self) -> int:
         from polyalloy.kernels import fields as kf
@@ -102,9 +103,9 @@ class Kit:
         self.layout = layout
         self.reused = 0
         fb = ti.FieldsBuilder()
-        self.particles = kf.Particles(L.dim, L.particles, real, builder=fb, serial=L.lanes == 1)
+        self.particles = kf.Particles(L.dim, L.particles, real, builder=fb, serial=L.serial)
         self.grid = kf.Grid(L.dim, L.grid, real, block=L.block, thermal=L.thermal, lanes=L.lanes,
-                            control=L.control, mixing=L.mixing, builder=fb)
+                            control=L.control, mixing=L.mixing, builder=fb, serial=L.serial)
         self.control_table = kf.ControlTable(L.dim, L.parts, L.sources, real, builder=fb)
         self.materials = kf.MaterialTable(L.materials, real, builder=fb, kinds=L.kinds)
         self.colliders = ShapeTable(L.dim, L.colliders, real, fb)

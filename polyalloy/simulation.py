@@ -44,14 +44,21 @@ KIT_ATTRIBUTES = ("particles_fields", "grid", "control_table", "materials", "col
 log = logging.getLogger("polyalloy")
 
 
-def serial_lanes(lanes: int, particles: int, dim: int, pinned: bool = False) -> int:
-    """The P2G lanes of a simulation of ``particles`` particles: 1 (P2G and every other loop of its
-    substeps on the calling thread, ``kernels.fields.Grid.serial``) where its work, ``particles`` x
-    3^dim stencil nodes, is at most ``SERIAL_WORK``; else the runtime's ``lanes``. Lanes that were
-    asked for (``pinned``: POLYALLOY_P2G_LANES) and a GPU's atomics (0) are kept as they are."""
-    if pinned or lanes < 2 or particles * 3 ** dim > SERIAL_WORK:
-        return lanes
-    return 1
+def serial_lanes(lanes: int, particles: int, dim: int, pinned: bool = False, threads: int = 2) -> tuple[int, bool]:
+    """(P2G lanes, serial) of a simulation of ``particles`` particles, from the lanes its grid
+    may have (``lanes``: the runtime's, fewer where their copies pass the memory budget) and the
+    runtime's ``threads``: serial (``kernels.fields.Grid.serial``: P2G and every other loop of its
+    substeps on the calling thread, one lane) on one thread, and where its work, ``particles`` x
+    3^dim stencil nodes, is at most ``SERIAL_WORK`` unless lanes were asked for (``pinned``:
+    POLYALLOY_P2G_LANES); otherwise ``lanes`` and the passes on the pool's threads. A GPU's
+    atomics (lanes 0) stay as they are."""
+    if lanes == 0:
+        return 0, False
+    if threads <= 1:
+        return lanes, lanes == 1
+    if not pinned and lanes >= 2 and particles * 3 ** dim <= SERIAL_WORK:
+        return 1, True
+    return lanes, False
 
 
 class Simulation:
@@ -219,12 +226,14 @@ class Simulation:
         block, rows = kf.GRID_BLOCK, pool.MIN_ROWS
         grid, real = pool.grid_alloc(d, res, block), runtime.info().precision
         mixing = preflight.is_mixing(sc)  # P2G adds the mixing's sums (a live change later: kernels.mixing)
+        info = runtime.info()
+        lanes, serial = serial_lanes(kf.grid_lanes(info.p2g_lanes, int(np.prod(grid, dtype=np.int64)), d,
+                                                   8 if real == "f64" else 4, self.thermal, self.controlled, mixing),
+                                     n, d, info.lanes_pinned, info.threads)
         return pool.Layout(
             dim=d, real=real, particles=b(n, pool.MIN_PARTICLES), grid=grid,
             block=block, thermal=self.thermal, control=self.controlled,
-            lanes=serial_lanes(kf.grid_lanes(runtime.info().p2g_lanes, int(np.prod(grid, dtype=np.int64)), d,
-                                             8 if real == "f64" else 4, self.thermal, self.controlled, mixing),
-                               n, d, runtime.info().lanes_pinned),
+            lanes=lanes, serial=serial,
             kinds=tuple(sorted({int(sc.materials[m].kind) for m in self.material_names})),
             parts=b(n_parts, rows), sources=b(len(self.sources)),
             materials=b(len(self.material_names)), colliders=b(n_colliders, rows), regions=b(n_regions, rows),

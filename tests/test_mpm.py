@@ -180,22 +180,29 @@ def _with_lanes(scene, dx, lanes):
 def test_a_small_simulation_runs_its_substeps_on_the_calling_thread():
     """``simulation.serial_lanes``: up to ``SERIAL_WORK`` particles x 3^dim stencil nodes a
     simulation gets one P2G lane and every loop of its substeps serialised (``Grid.serial``,
-    ``Particles.serial``: no dispatch to Taichi's thread pool); above it, the runtime's lanes;
-    lanes asked for (``POLYALLOY_P2G_LANES``) and a GPU's atomics (0) are kept as they are."""
+    ``Particles.serial``: no dispatch to Taichi's thread pool), as on a one-thread runtime; above
+    it, the runtime's lanes and the passes on the pool (one lane too where the grid is too large
+    for the lanes' copies: P2G's serial loop only); lanes asked for (``POLYALLOY_P2G_LANES``) and
+    a GPU's atomics (0) are kept as they are."""
     from polyalloy import runtime
     from polyalloy.simulation import SERIAL_WORK, serial_lanes
 
-    assert serial_lanes(4, SERIAL_WORK // 9, 2) == 1 and serial_lanes(4, SERIAL_WORK // 9 + 1, 2) == 4
-    assert serial_lanes(4, SERIAL_WORK // 27, 3) == 1 and serial_lanes(4, SERIAL_WORK // 27 + 1, 3) == 4
-    assert serial_lanes(4, 10, 2, pinned=True) == 4 and serial_lanes(0, 10, 2) == 0
-    assert serial_lanes(1, 10 ** 6, 3) == 1
+    w = SERIAL_WORK
+    assert serial_lanes(4, w // 9, 2, threads=4) == (1, True) and serial_lanes(4, w // 9 + 1, 2, threads=4) == (4, False)
+    assert serial_lanes(4, w // 27, 3, threads=4) == (1, True)
+    assert serial_lanes(4, w // 27 + 1, 3, threads=4) == (4, False)
+    assert serial_lanes(1, 10 ** 6, 3, threads=16) == (1, False)  # the budget's one lane: passes on the pool
+    assert serial_lanes(1, 10 ** 6, 3, threads=1) == (1, True)  # one thread
+    assert serial_lanes(2, 10, 2, pinned=True, threads=1) == (2, False)
+    assert serial_lanes(4, 10, 2, pinned=True, threads=4) == (4, False) and serial_lanes(0, 10, 2) == (0, False)
     scene = dam_break.build(dim=2)
     scene.set("dx", 1 / 48)
     with Simulation(scene) as sim:  # ~2,300 particles, on the suite's runtime (its lanes: one a thread)
         assert sim.n_particles * 9 <= SERIAL_WORK
         assert sim.grid.lanes == 1 and sim.grid.serial and sim.particles_fields.serial
-    with runtime.p2g_lanes_of(2), Simulation(scene) as sim:
-        assert sim.grid.lanes == 2 and not sim.grid.serial and not sim.particles_fields.serial
+    if runtime.info().threads >= 2:
+        with runtime.p2g_lanes_of(2), Simulation(scene) as sim:
+            assert sim.grid.lanes == 2 and not sim.grid.serial and not sim.particles_fields.serial
 
 
 def test_the_gpus_shapes_of_p2g_and_the_grid_passes_give_the_serial_run():
