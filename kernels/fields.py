@@ -173,9 +173,9 @@ class Grid:
     never on the threads or their timing: it repeats bit for bit.
     ``serial`` (compile-time, with lanes 1): every loop of a substep (the grid passes, P2G, G2P,
     the heat step, the mixing, the mimicry) runs on the calling thread, with no dispatch to
-    Taichi's thread pool: a small simulation's and a one-thread runtime's
-    (``polyalloy.simulation.serial_lanes``). Lanes 1 without it (a grid too large for the lanes'
-    copies, or one lane asked for): P2G's serial loop, the other passes on the pool's threads.
+    Taichi's thread pool: a small simulation's, a one-thread runtime's and one asked to run on
+    one lane (``polyalloy.simulation.serial_lanes``). Lanes 1 without it (a grid too large for
+    the lanes' copies): P2G's serial loop, the other passes on the pool's threads.
 
     The storage holds ``alloc_res`` nodes per axis (at least ``res``): simulations of other
     sizes reuse one Grid and its compiled kernels (``polyalloy.pool``). So the geometry of the

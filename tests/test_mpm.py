@@ -180,10 +180,10 @@ def _with_lanes(scene, dx, lanes):
 def test_a_small_simulation_runs_its_substeps_on_the_calling_thread():
     """``simulation.serial_lanes``: up to ``SERIAL_WORK`` particles x 3^dim stencil nodes a
     simulation gets one P2G lane and every loop of its substeps serialised (``Grid.serial``,
-    ``Particles.serial``: no dispatch to Taichi's thread pool), as on a one-thread runtime; above
-    it, the runtime's lanes and the passes on the pool (one lane too where the grid is too large
-    for the lanes' copies: P2G's serial loop only); lanes asked for (``POLYALLOY_P2G_LANES``) and
-    a GPU's atomics (0) are kept as they are."""
+    ``Particles.serial``: no dispatch to Taichi's thread pool), as on a one-thread runtime or with
+    one lane asked for; above it, the runtime's lanes and the passes on the pool (one lane too
+    where the grid is too large for the lanes' copies: P2G's serial loop only); lanes asked for
+    (``POLYALLOY_P2G_LANES``) and a GPU's atomics (0) are kept as they are."""
     from polyalloy import runtime
     from polyalloy.simulation import SERIAL_WORK, serial_lanes
 
@@ -193,6 +193,7 @@ def test_a_small_simulation_runs_its_substeps_on_the_calling_thread():
     assert serial_lanes(4, w // 27 + 1, 3, threads=4) == (4, False)
     assert serial_lanes(1, 10 ** 6, 3, threads=16) == (1, False)  # the budget's one lane: passes on the pool
     assert serial_lanes(1, 10 ** 6, 3, threads=1) == (1, True)  # one thread
+    assert serial_lanes(1, 10 ** 6, 3, pinned=True, threads=16) == (1, True)  # one lane asked for
     assert serial_lanes(2, 10, 2, pinned=True, threads=1) == (2, False)
     assert serial_lanes(4, 10, 2, pinned=True, threads=4) == (4, False) and serial_lanes(0, 10, 2) == (0, False)
     scene = dam_break.build(dim=2)
