@@ -40,7 +40,7 @@ def install() -> bool:
     if os.environ.get("POLYALLOY_LAUNCH_MEMO", "1").strip() == "0":
         return False
     try:
-        from taichi.lang import impl, kernel_impl
+        from taichi.lang import kernel_impl
         from taichi.types import primitive_types
     except ImportError:
         return False

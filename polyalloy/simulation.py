@@ -47,17 +47,18 @@ log = logging.getLogger("polyalloy")
 def serial_lanes(lanes: int, particles: int, dim: int, pinned: bool = False, threads: int = 2) -> tuple[int, bool]:
     """(P2G lanes, serial) of a simulation of ``particles`` particles, from the lanes its grid
     may have (``lanes``: the runtime's, fewer where their copies pass the memory budget) and the
-    runtime's ``threads``: serial (``kernels.fields.Grid.serial``: P2G and every other loop of its
-    substeps on the calling thread, one lane) on one thread, with one lane asked for (``pinned``:
-    POLYALLOY_P2G_LANES=1), and where its work, ``particles`` x 3^dim stencil nodes, is at most
-    ``SERIAL_WORK`` unless other lanes were asked for; otherwise ``lanes`` and the passes on the
-    pool's threads (one lane too where the grid is too large for the lanes' copies: P2G's serial
-    loop only). A GPU's atomics (lanes 0) stay as they are."""
+    runtime's ``threads``: lanes asked for (``pinned``: POLYALLOY_P2G_LANES) are kept, serial
+    (``kernels.fields.Grid.serial``: P2G and every other loop of its substeps on the calling
+    thread) with one; otherwise serial on one lane where its work, ``particles`` x 3^dim stencil
+    nodes, is at most ``SERIAL_WORK``, whatever the threads (a sweep's job on one thread gets what
+    a lone command gets), and on a one-thread runtime's one lane; otherwise ``lanes`` and the
+    passes on the pool's threads (one lane too where the grid is too large for the lanes' copies:
+    P2G's serial loop only). A GPU's atomics (lanes 0) stay as they are."""
     if lanes == 0:
         return 0, False
-    if lanes == 1 and (threads <= 1 or pinned):
-        return 1, True
-    if not pinned and threads > 1 and lanes >= 2 and particles * 3 ** dim <= SERIAL_WORK:
+    if pinned:
+        return lanes, lanes == 1
+    if particles * 3 ** dim <= SERIAL_WORK or (lanes == 1 and threads <= 1):
         return 1, True
     return lanes, False
 

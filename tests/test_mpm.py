@@ -194,6 +194,8 @@ def test_a_small_simulation_runs_its_substeps_on_the_calling_thread():
     assert serial_lanes(1, 10 ** 6, 3, threads=16) == (1, False)  # the budget's one lane: passes on the pool
     assert serial_lanes(1, 10 ** 6, 3, threads=1) == (1, True)  # one thread
     assert serial_lanes(1, 10 ** 6, 3, pinned=True, threads=16) == (1, True)  # one lane asked for
+    # a sweep's job on one thread with a lone command's two lanes (POLYALLOY_LONE_LANES): as alone
+    assert serial_lanes(2, 10, 2, threads=1) == (1, True) and serial_lanes(2, 10 ** 6, 3, threads=1) == (2, False)
     assert serial_lanes(2, 10, 2, pinned=True, threads=1) == (2, False)
     assert serial_lanes(4, 10, 2, pinned=True, threads=4) == (4, False) and serial_lanes(0, 10, 2) == (0, False)
     scene = dam_break.build(dim=2)
