@@ -31,15 +31,25 @@ def _total(f: ti.template()) -> ti.f32:
     return s
 
 
+@ti.kernel
+def _axpy(a: ti.f32, x: ti.types.ndarray(), y: ti.types.ndarray(), n: ti.i32):
+    for i in range(n):
+        y[i] = a * x[i] + y[i]
+
+
+def _taichi_path_calls(monkeypatch, kernel):
+    calls, primal = [], kernel._primal
+    ensure = kernel_impl.Kernel.ensure_compiled
+    monkeypatch.setattr(kernel_impl.Kernel, "ensure_compiled",
+                        lambda self, *a: (self is primal and calls.append(a), ensure(self, *a))[1])
+    return calls
+
+
 @pytest.fixture
 def taichi_path_calls(monkeypatch):
     """How often a launch of ``_ramp`` took Taichi's own path (it, and only it, looks the
     instantiation up)."""
-    calls, ramp = [], _ramp._primal
-    ensure = kernel_impl.Kernel.ensure_compiled
-    monkeypatch.setattr(kernel_impl.Kernel, "ensure_compiled",
-                        lambda self, *a: (self is ramp and calls.append(a), ensure(self, *a))[1])
-    return calls
+    return _taichi_path_calls(monkeypatch, _ramp)
 
 
 def test_the_runtime_installs_the_launch_memo(runtime):
@@ -64,6 +74,40 @@ def test_a_remembered_instantiation_launches_with_this_call_s_scalars_on_its_own
     np.testing.assert_array_equal(b.to_numpy(), 0.25 * i)
     assert len(taichi_path_calls) == first  # none of the last four took Taichi's path (to_numpy's kernels did)
     assert len(_ramp._primal._polyalloy_launches) == 3
+
+
+def test_a_remembered_instantiation_reads_and_writes_this_call_s_arrays(runtime, monkeypatch):
+    """Arrays of scalars (``ti.types.ndarray``): a remembered instantiation reads and writes the
+    arrays of this call, by their own memory; another element type is another instantiation; an
+    array that is not in C order, or not a numpy array, takes Taichi's path."""
+    calls = _taichi_path_calls(monkeypatch, _axpy)
+    x, y = np.arange(6, dtype=np.float32), np.ones(6, np.float32)
+    _axpy(2.0, x, y, 6)  # first call: Taichi's path
+    np.testing.assert_array_equal(y, 2.0 * x + 1.0)
+    first = len(calls)
+    x2, y2 = np.full(6, 3.0, np.float32), np.zeros(6, np.float32)
+    _axpy(0.5, x2, y2, 4)  # remembered: this call's arrays and scalars
+    np.testing.assert_array_equal(y2, [1.5, 1.5, 1.5, 1.5, 0.0, 0.0])
+    np.testing.assert_array_equal(y, 2.0 * x + 1.0)  # the first call's arrays untouched
+    _axpy(1.0, x, y, 6)
+    np.testing.assert_array_equal(y, 3.0 * x + 1.0)
+    assert len(calls) == first
+    x64, y64 = np.arange(6, dtype=np.float64) / 3.0, np.zeros(6, np.float64)
+    _axpy(3.0, x64, y64, 6)  # doubles: another instantiation, through Taichi's path once
+    second = len(calls)
+    assert second > first
+    _axpy(3.0, x64, y64, 6)
+    np.testing.assert_array_equal(y64, 2.0 * (3.0 * x64))  # read as doubles: not truncated to f32
+    assert len(calls) == second
+    assert len(_axpy._primal._polyalloy_launches) == 2
+    grid = np.zeros((2, 6), np.float32)
+    y_strided = grid[:, 0]  # not in C order: Taichi's path (it refuses the array)
+    with pytest.raises(ValueError, match="(?i)contiguous"):
+        _axpy(1.0, x, y_strided, 6)
+    assert len(calls) > second
+    with pytest.raises(Exception):
+        _axpy(1.0, list(x), y, 6)  # not an array: Taichi's own error
+    np.testing.assert_array_equal(y, 3.0 * x + 1.0)
 
 
 def test_what_taichi_must_judge_takes_its_path(runtime, taichi_path_calls):

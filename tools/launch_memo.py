@@ -6,7 +6,11 @@ time is the launch's alone: Python's part and Taichi's runtime dispatching the k
     python tools/launch_memo.py [SCENE] [--launches 2000] [--rounds 5]
 
 Rounds alternate the two paths; prints the microseconds a launch of each, per round and the
-median, and their difference (what the memo saves a launch).
+median, and their difference (what the memo saves a launch). Then the same for two calls of the
+host's that launch a kernel with numpy arrays (``ti.types.ndarray``): a read of the particles
+(``Simulation.particles``, the field I/O's one launch) and, where the scene has a moving
+controller, the pose's upload (``Controller.upload_pose``), a call at a time with
+``Kernel.__call__`` set to each path.
 """
 import argparse
 import statistics
@@ -56,3 +60,28 @@ for r in range(args.rounds):
 for name, t in times.items():
     print(f"{name}: {statistics.median(t):.1f} us a launch (rounds: {', '.join(f'{x:.1f}' for x in t)})")
 print(f"saved: {statistics.median(a - b for a, b in zip(times['taichi'], times['memo'])):.1f} us a launch (median of the rounds)")
+
+
+def per_call(fn, path, calls: int) -> float:
+    saved = kernel_impl.Kernel.__call__
+    kernel_impl.Kernel.__call__ = path
+    try:
+        fn()
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        return 1e6 * (time.perf_counter() - t0) / calls
+    finally:
+        kernel_impl.Kernel.__call__ = saved
+
+
+calls = {"Simulation.particles()": sim.particles}
+if sim.controller is not None and sim.controller.moving:
+    calls["Controller.upload_pose(t)"] = lambda: sim.controller.upload_pose(sim.t)
+for label, fn in calls.items():
+    times = {name: [] for name in paths}
+    for r in range(args.rounds):
+        for name in (("taichi", "memo") if r % 2 == 0 else ("memo", "taichi")):
+            times[name].append(per_call(fn, paths[name], max(1, args.launches // 10)))
+    print(f"{label}: " + ", ".join(f"{name} {statistics.median(t):.0f} us" for name, t in times.items())
+          + f" a call (medians of {args.rounds} rounds of {max(1, args.launches // 10)})")
