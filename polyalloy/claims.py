@@ -18,9 +18,15 @@ of ``polyalloy.metrics``) against a threshold, at one of four kinds of moment:
 A measure may keep state across frames (an initial mass to compare with, the first time the feet
 froze): if it has an ``observe(sim)`` method, that is called at every frame of the run, frame 0
 included, before any claim is evaluated at that frame. ``FirstTime`` is such a measure.
+
+A frame's measures run inside the simulation's ``reading`` scope: the particles are read from the
+device once for all of them, and a value a measure shares through ``Simulation.read_once`` (the
+fragment labels of ``metrics.fragment_labels``) is computed once; their arrays are read-only
+there, so a measure copies before it changes one.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import operator
 from dataclasses import dataclass
@@ -150,6 +156,10 @@ class Judge:
         self.last_time = None
 
     def observe(self, sim) -> None:
+        with _reading(sim):
+            self._observe(sim)
+
+    def _observe(self, sim) -> None:
         t = float(sim.t)
         seen = set()
         for c in self.claims:
@@ -168,9 +178,10 @@ class Judge:
 
     def finish(self, sim) -> None:
         """Evaluate the ``end`` claims on the last frame (``sim`` as it is now)."""
-        for c, s in zip(self.claims, self.state):
-            if c.when == "end":
-                self._record(c, s, float(c.measure(sim)), float(sim.t))
+        with _reading(sim):
+            for c, s in zip(self.claims, self.state):
+                if c.when == "end":
+                    self._record(c, s, float(c.measure(sim)), float(sim.t))
 
     @staticmethod
     def _record(c: Claim, s: dict, value: float, t: float) -> None:
@@ -217,6 +228,12 @@ class Judge:
 
     def passed(self) -> bool:
         return all(r["status"] == "pass" for r in self.results())
+
+
+def _reading(sim):
+    """``sim.reading()``, or nothing to enter for an object without it (a test's stand-in)."""
+    reading = getattr(sim, "reading", None)
+    return reading() if reading is not None else contextlib.nullcontext()
 
 
 def _margin(c: Claim, value: float) -> float:

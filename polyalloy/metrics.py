@@ -227,9 +227,16 @@ def mass_fraction_beyond(sim, axis: int, value: float, body: str | None = None) 
 def fragment_labels(sim, body: str | None = None, material: str | None = None,
                     distance: float | None = None) -> np.ndarray:
     """The component label of each selected live particle (in ``Simulation.particles`` order,
-    restricted to ``body``/``material``), by the linking rule of ``fragments``."""
-    s = _select(sim, material, body)
-    return link_labels(s["x"], s["damage"] < 1.0, distance or 1.5 * sim.scene.spacing)
+    restricted to ``body``/``material``), by the linking rule of ``fragments``; once per frame
+    for every measure that asks inside a judge's ``Simulation.reading``."""
+    def compute():
+        s = _select(sim, material, body)
+        return link_labels(s["x"], s["damage"] < 1.0, distance or 1.5 * sim.scene.spacing)
+
+    read_once = getattr(sim, "read_once", None)
+    if read_once is None:
+        return compute()
+    return read_once(("fragment_labels", body, material, distance), compute)
 
 
 def link_labels(x: np.ndarray, intact: np.ndarray, distance: float) -> np.ndarray:

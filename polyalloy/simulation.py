@@ -12,6 +12,7 @@ reads the device once every few substeps, not three values every substep (``adva
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 
@@ -201,6 +202,7 @@ class Simulation:
         self.dt_guess = 0.0  # s, the last stable step the device reported: how many substeps to launch unread
         self.record_steps = None  # a list: advance_to appends (t, dt) of every substep to it
         self.clock_reads = 0  # reads of the device clock (advance_to), for counting
+        self._reads = None  # the reading scope's values (``reading``), None outside one
         controller = self.controller
         self._cycling = controller is not None and any(
             len(scene.bodies[i].earlier_shapes()) > 1 for i in controller.bodies)
@@ -853,13 +855,47 @@ class Simulation:
         self._heat_settings()
 
     # --- reading --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def reading(self):
+        """A scope in which the state stands still and is only read (a judge's measures of one
+        frame): each value asked for through ``read_once`` (the particles, a measure's fragment
+        labels) is computed once and shared by every reader in it, its arrays read-only. Nested
+        scopes share the outer one's values; they are dropped when the outermost ends."""
+        if self._reads is not None:
+            yield self
+            return
+        self._reads = {}
+        try:
+            yield self
+        finally:
+            self._reads = None
+
+    def read_once(self, key, compute):
+        """``compute()``, or inside ``reading`` the value it gave for ``key`` earlier in the scope
+        (numpy arrays in it, alone or as a dict's values, made read-only; a dict is handed out
+        as a shallow copy, so a reader that adds keys leaves the others' as it was)."""
+        if self._reads is None:
+            return compute()
+        if key not in self._reads:
+            value = compute()
+            for a in (value.values() if isinstance(value, dict) else (value,)):
+                if isinstance(a, np.ndarray):
+                    a.flags.writeable = False
+            self._reads[key] = value
+        value = self._reads[key]
+        return dict(value) if isinstance(value, dict) else value
+
     def particles(self, retired: bool = False) -> dict:
         """Particle state as numpy arrays: ``x``, ``v`` (n, dim), ``material``, ``body``, ``mass``
         (kg), ``H`` (J/kg, relative to the material's reference temperature: ``thermal_energy``
         turns it into joules from 0 K), ``T`` (K), ``phase``, ``damage`` (n,), ``color`` (n, 3: the body's colour, or
         what mimicry copied), ``part`` (template part, -1 when not controlled), ``comp`` (the
         fraction of its mass that is polyalloy, ``kernels.mixing``). Only live
-        particles unless ``retired`` (then ``alive`` tells which)."""
+        particles unless ``retired`` (then ``alive`` tells which). Inside ``reading``: one read
+        of the device a scope, its arrays read-only."""
+        return self.read_once(("particles", bool(retired)), lambda: self._read_particles(retired))
+
+    def _read_particles(self, retired: bool) -> dict:
         n = self.n_particles
         read = fieldio.group(self.particles_fields, PARTICLE_READ).read()  # one launch
         out = {k: read[k][:n] for k in PARTICLE_READ}

@@ -327,10 +327,13 @@ ARM = ("upper_arm_l", "forearm_l", "hand_l")
 
 def _parts(sim, names) -> np.ndarray:
     """Which live particles of the man have their home (now) in one of the parts ``names``."""
-    s = sim.particles()
-    tpl = sim.scene.bodies[0].template
-    ids = [tpl.part_names().index(n) for n in names]
-    return np.isin(s["part"][s["body"] == 0], ids)
+    def compute():
+        s = sim.particles()
+        tpl = sim.scene.bodies[0].template
+        ids = [tpl.part_names().index(n) for n in names]
+        return np.isin(s["part"][s["body"] == 0], ids)
+
+    return sim.read_once(("freeze.parts", tuple(names)), compute)  # once a frame for the judge's measures
 
 
 def _frozen(sim) -> np.ndarray:

@@ -1,5 +1,6 @@
 """The claims judge on a scripted stand-in for a simulation: every kind of moment, the worst and
-first values reported, claims that fail, windows the run never reached, stateful measures."""
+first values reported, claims that fail, windows the run never reached, stateful measures; and
+on a running simulation, a frame's measures sharing one read of the particles."""
 import math
 
 import pytest
@@ -95,3 +96,46 @@ def test_bad_claims_are_config_errors():
     with pytest.raises(ConfigError, match="Claim"):
         Judge(["not a claim"])
     assert math.isinf(FirstTime(lambda s: False)())
+
+
+def test_a_frame_s_measures_share_one_read_of_the_particles(runtime, monkeypatch):
+    """On a running simulation: the judge's measures of a frame read the device once and share
+    the fragment labels (``Simulation.reading``), read-only, each reader its own dict; outside
+    the scope every call reads the state as it is now."""
+    import numpy as np
+
+    from conftest import make_scene
+    from polyalloy import metrics
+    from polyalloy.materials import Fluid
+    from polyalloy.shapes import Box
+    from polyalloy.simulation import Simulation
+
+    scene = make_scene(2, name="reads")
+    scene.add_material("water", Fluid(density=1000.0, bulk_modulus=2e4, viscosity=1e-3))
+    scene.add_body("block", Box(centre=(0.35, 0.3), half_size=(0.1, 0.1)), "water", velocity=(1.0, 0.0))
+    with Simulation(scene) as sim:
+        sim.step_frame()
+        reads, read = [], sim._read_particles
+        monkeypatch.setattr(sim, "_read_particles", lambda retired: (reads.append(retired), read(retired))[1])
+        with sim.reading():
+            a, b = sim.particles(), sim.particles()
+            assert metrics.fragment_labels(sim) is metrics.fragment_labels(sim)
+            with pytest.raises(ValueError, match="read-only"):
+                a["x"][0, 0] = 1.0
+            a["mine"] = 1
+            assert "mine" not in sim.particles()
+            with sim.reading():  # nested: the outer scope's values
+                sim.particles()
+            sim.particles(retired=True)
+        assert reads == [False, True]
+        np.testing.assert_array_equal(a["x"], b["x"])
+        sim.step_frame()
+        c = sim.particles()  # outside the scope: the state now, writable
+        assert reads == [False, True, False] and c["x"].flags.writeable
+        assert not np.array_equal(c["x"], a["x"])
+        judge = Judge([Claim("low", "", lambda s: float(s.particles()["x"][:, 1].min()), ">=", 0.0),
+                       Claim("pieces", "", lambda s: len(metrics.fragments(s)), ">=", 1, when="always")])
+        judge.observe(sim)
+        judge.finish(sim)
+        assert reads == [False, True, False, False, False]  # one read a frame (observe, then finish)
+        assert judge.passed()
