@@ -322,8 +322,8 @@ class Simulation:
         for (t_fill, source, count) in fills:
             self.fills.append((t_fill, start, start + count, float(mh[start:start + count].sum()), source))
             start += count
-        self.fill_starts = np.array([f[1] for f in self.fills], np.int64)  # increasing: the pool's order
-        self.fill_started = np.zeros(len(self.fills), bool)
+        self.fill_started = np.zeros(len(self.fills), bool)  # in the pool's order (live re-timing re-sorts fills)
+        self._fill_row = {f[1]: i for i, f in enumerate(self.fills)}  # a fill's row of fill_started, by its first slot
         self.initial_energy = float(mh[:live].sum())
         mpm.compute_stress(p, self.materials)  # every slot, pooled ones included
         # the first dt sees the launch speed and the elastic waves of every slot, emitters' included;
@@ -622,7 +622,8 @@ class Simulation:
         fills due at ``t`` whose emitter is free of live particles (the others wait, in order),
         and change the collider temperatures due at ``t``. Returns whether anything happened."""
         pf = self.particles_fields
-        cursors = (self._next_control, self._next_retemper, self._next_impulse, int(self.fill_started.sum()))
+        cursors = (self._next_control, self._next_retemper, self._next_impulse)
+        filled = False  # a fill went in (fill_started changes only here)
         while self._next_control < len(self.control_changes) and \
                 self.control_changes[self._next_control].time <= self.t + 1e-12:
             self.set_control(**self.control_changes[self._next_control].values)
@@ -661,7 +662,8 @@ class Simulation:
             if not free[source]:
                 continue
             free[source] = False  # this fill takes it
-            self.fill_started[np.searchsorted(self.fill_starts, start)] = True
+            self.fill_started[self._fill_row[start]] = True
+            filled = True
             kev.activate(pf, start, end)
             self.spawned_energy += energy
             self.knobs.max_speed[None] = max(float(self.knobs.max_speed[None]), max(
@@ -670,7 +672,7 @@ class Simulation:
                                             mpm.max_wave_speed(pf, self.materials, start, end))
         while self._next_fill < len(self.fills) and self._fill_started(self._next_fill):
             self._next_fill += 1
-        return cursors != (self._next_control, self._next_retemper, self._next_impulse, int(self.fill_started.sum()))
+        return filled or cursors != (self._next_control, self._next_retemper, self._next_impulse)
 
     def waiting_slots(self) -> np.ndarray:
         """(n_particles,) bool: the slots of emitter fills that have not gone in yet."""
@@ -682,7 +684,7 @@ class Simulation:
 
     def _fill_started(self, k: int) -> bool:
         """Whether ``fills[k]`` has gone in (looked up by its first slot: live re-timing re-sorts ``fills``)."""
-        return bool(self.fill_started[np.searchsorted(self.fill_starts, self.fills[k][1])])
+        return bool(self.fill_started[self._fill_row[self.fills[k][1]]])
 
     def apply_impulse(self, e) -> float:
         """Fire a ``Gunshot`` or ``Grenade`` now (whatever its ``time``); returns the mass (kg) it hit."""
