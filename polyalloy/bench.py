@@ -132,6 +132,7 @@ class _Case:
     active_nodes: int = 0  # their nodes
     seconds: float = math.inf
     cpu_seconds: float = math.inf
+    round_seconds: list = field(default_factory=list)  # wall time of each timed round, in order
     extra: dict = field(default_factory=dict)
 
 
@@ -277,6 +278,14 @@ def run_bench(quick: bool = True, arch: str = "cpu", n_grid: int = FULL_GRID, su
         if w.roofline:
             roofline[w.name] = _roofline(cases[w.name], workloads[w.name], bandwidth[roofline["bandwidth_used"]])
     ratio = lambda a, b: workloads[a]["particle_steps_per_s"] / workloads[b]["particle_steps_per_s"]  # noqa: E731
+
+    def paired(a: str, b: str) -> float:
+        """The median over rounds of the ratio within a round (``a`` and ``b`` timed seconds apart
+        in one interleaved round): steadier than the fastest rounds' ratio when the machine's
+        speed drifts between rounds."""
+        ra, rb = cases[a].round_seconds, cases[b].round_seconds
+        per = [(cases[a].particles / ta) / (cases[b].particles / tb) for ta, tb in zip(ra, rb)]
+        return float(np.median(per)) if per else math.nan
     ours, ref = workloads["fluid_block"], workloads["reference_mpm3d"]
     result = {
         "version": polyalloy.__version__,
@@ -299,6 +308,9 @@ def run_bench(quick: bool = True, arch: str = "cpu", n_grid: int = FULL_GRID, su
             / (ours["cpu_seconds"] / ours["particles"]),
             "polyalloy_vs_reference": ratio("polyalloy_block", "reference_mpm3d"),
             "fluid_2d_vs_reference_2d": ratio("fluid_block_2d", "reference_mpm2d"),
+            # the same ratios round by round (the median of each round's; see ``paired``)
+            "fluid_vs_reference_paired": paired("fluid_block", "reference_mpm3d"),
+            "polyalloy_vs_reference_paired": paired("polyalloy_block", "reference_mpm3d"),
             "sparse_large_vs_tight_per_particle": workloads["sparse_grid"]["large_vs_tight_per_particle"],
         },
         "roofline": roofline,
@@ -354,6 +366,10 @@ def format_table(result: dict) -> str:
     out.append(f"fluid_block vs reference_mpm3d: {ratios['fluid_vs_reference']:.2f}x the reference's "
                f"particle-steps/s ({ratios['fluid_vs_reference_cpu']:.2f}x per CPU-second); 2D: "
                f"{ratios['fluid_2d_vs_reference_2d']:.2f}x")
+    ref = result["workloads"]["reference_mpm3d"]
+    out.append(f"round by round (the median of each round's ratio): fluid {ratios['fluid_vs_reference_paired']:.2f}x, "
+               f"polyalloy {ratios['polyalloy_vs_reference_paired']:.2f}x; the reference's slowest round took "
+               f"{ref['round_spread']:.2f}x its fastest")
     out.append(f"sparse grid: per-particle cost large/tight = {ratios['sparse_large_vs_tight_per_particle']:.2f} "
                f"(active blocks {sparse['tight']['active_blocks']} of {sparse['tight']['total_blocks']:,} vs "
                f"{sparse['large']['active_blocks']} of {sparse['large']['total_blocks']:,})")
@@ -987,6 +1003,7 @@ def _time_round(case: _Case, substeps: int) -> None:
         case.step()
     ti.sync()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    case.round_seconds.append(wall)
     if wall < case.seconds:
         case.seconds, case.cpu_seconds = wall, cpu
     if case.checksum is not None:
@@ -1005,6 +1022,9 @@ def _report(case: _Case, substeps: int, rounds: int) -> dict:
         "cpu_seconds": case.cpu_seconds,
         "particle_steps_per_s": case.particles * substeps / case.seconds,
         "ms_per_substep": 1e3 * case.seconds / substeps,
+        # every round, and the slowest over the fastest: how steady the machine was while it ran
+        "round_ms_per_substep": [1e3 * t / substeps for t in case.round_seconds],
+        "round_spread": max(case.round_seconds) / min(case.round_seconds) if case.round_seconds else 1.0,
         "field_mb": case.field_bytes / 2**20,
         "threads": runtime.info().threads,
     }

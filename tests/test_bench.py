@@ -67,9 +67,18 @@ def test_report_has_every_field_positive_and_finite(result):
     assert "mimic" in result["workloads"]["bars_walk"]["kernel_ms"]  # the bars are textured
     assert 0 < result["workloads"]["polyalloy_block"]["thermal_fraction"] < 1
     assert set(result["ratios"]) == {"fluid_vs_reference", "fluid_vs_reference_cpu", "polyalloy_vs_reference",
-                                      "fluid_2d_vs_reference_2d", "sparse_large_vs_tight_per_particle"}
+                                      "fluid_2d_vs_reference_2d", "sparse_large_vs_tight_per_particle",
+                                      "fluid_vs_reference_paired", "polyalloy_vs_reference_paired"}
     for key, value in result["ratios"].items():
         _positive_finite(value, f"ratios.{key}")
+    for name, w in result["workloads"].items():  # every round, the fastest the one reported
+        if name != "sparse_grid":
+            assert len(w["round_ms_per_substep"]) == 2 and w["round_spread"] >= 1.0, name
+            assert min(w["round_ms_per_substep"]) == pytest.approx(w["ms_per_substep"]), name
+    ours, ref = result["workloads"]["polyalloy_block"], result["workloads"]["reference_mpm3d"]
+    per_round = [(ours["particles"] / a) / (ref["particles"] / b)
+                 for a, b in zip(ours["round_ms_per_substep"], ref["round_ms_per_substep"])]
+    assert result["ratios"]["polyalloy_vs_reference_paired"] == pytest.approx(float(np.median(per_round)))
     roof = result["roofline"]
     assert roof["bandwidth_used"] == "numpy_triad"
     for key, value in roof["bandwidth_gb_per_s"].items():

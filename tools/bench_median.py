@@ -5,8 +5,9 @@
 
 Prints, per workload, ms/substep and million particle-steps/s (median, then the range), the
 compile time of each run, and the share yielding at the start and end of the timed substeps where
-the workload reports it; then every ratio of the JSON, P2G's lanes against its serial loop (best
-round each) and the scaling exponent.
+the workload reports it; then every ratio of the JSON (those all the runs have), how steady each
+run's reference was (its slowest round over its fastest), P2G's lanes against its serial loop
+(best round each) and the scaling exponent.
 """
 from __future__ import annotations
 
@@ -36,7 +37,11 @@ def main(argv=None) -> int:
             line += f"  yielding {w[0].get('yielding_start', 0):.0%} -> {w[0]['yielding']:.0%}"
         print(line)
     for key in runs[0]["ratios"]:
-        print(f"{key}: {median_range([r['ratios'][key] for r in runs], '{:.3f}')}")
+        if all(key in r["ratios"] for r in runs):  # runs of older code lack the newer ratios
+            print(f"{key}: {median_range([r['ratios'][key] for r in runs], '{:.3f}')}")
+    spreads = [r["workloads"]["reference_mpm3d"].get("round_spread") for r in runs]
+    if None not in spreads:
+        print("reference_mpm3d's slowest round over its fastest, per run: " + ", ".join(f"{s:.2f}" for s in spreads))
     if all("p2g_lanes" in r for r in runs):
         lanes = runs[0]["p2g_lanes"]
         for name in ("polyalloy_block", "fluid_block"):
