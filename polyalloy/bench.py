@@ -281,8 +281,8 @@ def run_bench(quick: bool = True, arch: str = "cpu", n_grid: int = FULL_GRID, su
 
     def paired(a: str, b: str) -> float:
         """The median over rounds of the ratio within a round (``a`` and ``b`` timed seconds apart
-        in one interleaved round): steadier than the fastest rounds' ratio when the machine's
-        speed drifts between rounds."""
+        in one interleaved round): a second estimate beside the fastest rounds' ratio; where the
+        two disagree, the machine's speed moved while the bench ran (``round_spread``)."""
         ra, rb = cases[a].round_seconds, cases[b].round_seconds
         per = [(cases[a].particles / ta) / (cases[b].particles / tb) for ta, tb in zip(ra, rb)]
         return float(np.median(per)) if per else math.nan
