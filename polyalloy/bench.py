@@ -296,6 +296,7 @@ def run_bench(quick: bool = True, arch: str = "cpu", n_grid: int = FULL_GRID, su
         "arch": info.arch,
         "device": _device_name(info.arch),
         "threads": info.threads,
+        "pinned_cores": list(info.cores),  # Taichi's CPU workers, one to a core (polyalloy.affinity); [] unpinned
         "precision": info.precision,
         "fast_compile": info.fast_compile,  # Taichi's advanced optimisation off, for us and the reference
         "quick": bool(quick),
@@ -332,7 +333,8 @@ def format_table(result: dict) -> str:
     """The result of ``run_bench`` as a plain-text table for the terminal."""
     head = (f"polyalloy {result['version']} | taichi {result['taichi_version']} | python {result['python_version']} | "
             f"numpy {result['numpy_version']} | arch {result['arch']} | {result['device']} | "
-            f"{result['threads']} threads | {result['precision']}"
+            f"{result['threads']} threads"
+            + (" pinned one to a core" if result.get("pinned_cores") else "") + f" | {result['precision']}"
             + (" | fast compile (advanced optimisation off)" if result.get("fast_compile") else ""))
     cols = ("workload", "particles", "grid", "substeps", "dt (s)", "threads", "compile (s)", "fields (MB)",
             "ms/substep", "yielding", "M p-steps/s", "check")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from polyalloy import frontend, launch
+from polyalloy import affinity, frontend, launch
 from polyalloy.errors import PolyalloyError
 
 log = logging.getLogger("polyalloy")
@@ -41,6 +41,7 @@ class RuntimeInfo:
     fast_compile: bool = False
     p2g_lanes: int = 1  # how P2G adds into the grid (``p2g_lanes``, ``kernels.fields.Grid.lanes``)
     lanes_pinned: bool = False  # asked for (POLYALLOY_P2G_LANES, ``p2g_lanes_of``): a small simulation keeps them
+    cores: tuple = ()  # the core each of Taichi's CPU workers is pinned to (``polyalloy.affinity``); () unpinned
 
 
 def lanes_wanted(variable: str = "POLYALLOY_P2G_LANES") -> int | None:
@@ -158,8 +159,10 @@ def init(arch: str = "auto", seed: int = 0, deterministic: bool = False,
         kwargs["cpu_max_num_threads"] = int(threads)
     if arch == "cuda":
         kwargs["device_memory_fraction"] = CUDA_MEMORY_FRACTION
+    before = set(affinity.thread_times())
     with contextlib.redirect_stdout(sys.stderr):  # Taichi prints its banner; keep stdout for --json
         ti.init(**kwargs)
+    started = set(affinity.thread_times()) - before
     frontend.install()  # Taichi's frontend redoes work per node and per ti.func call: done once (frontend.py)
     launch.install()  # and its launch path per call: done once per instantiation (launch.py)
     chosen = str(ti.lang.impl.current_cfg().arch).split(".")[-1]
@@ -167,11 +170,13 @@ def init(arch: str = "auto", seed: int = 0, deterministic: bool = False,
         raise PolyalloyError(f"arch {arch!r} is not available on this machine; use --arch cpu or auto")
     np.random.seed(int(seed) % 2**32)
     n_threads = threads if threads is not None else (os.cpu_count() or 1)
+    # one core each for Taichi's CPU workers: a short loop's second worker starts at once (affinity.py)
+    cores = affinity.pin_pool(started, n_threads) if chosen in ("x64", "arm64") else ()
     _info = RuntimeInfo(chosen, arch, precision, int(seed), bool(deterministic), n_threads, bool(fast_compile),
                         p2g_lanes(chosen, n_threads, wanted_lanes if wanted_lanes is not None else lone_lanes),
-                        wanted_lanes is not None)
-    log.info("polyalloy runtime: arch=%s (asked %s), precision=%s, seed=%d, deterministic=%s, fast_compile=%s",
-             chosen, arch, precision, seed, deterministic, fast_compile)
+                        wanted_lanes is not None, cores)
+    log.info("polyalloy runtime: arch=%s (asked %s), precision=%s, seed=%d, deterministic=%s, fast_compile=%s, "
+             "workers pinned to cores %s", chosen, arch, precision, seed, deterministic, fast_compile, cores or "no")
     return _info
 
 

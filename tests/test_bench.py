@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from polyalloy import bench, cli
+from polyalloy import bench, cli, runtime
 from polyalloy.errors import PolyalloyError
 
 N_GRID = 16
@@ -44,6 +44,7 @@ def test_report_has_every_field_positive_and_finite(result):
     for key in ("version", "taichi_version", "python_version", "numpy_version", "platform", "arch", "device"):
         assert isinstance(result[key], str) and result[key], key
     _positive_finite(result["threads"], "threads")
+    assert result["pinned_cores"] == list(runtime.info().cores)  # where Taichi's workers run
     _positive_finite(result["peak_rss_mb"], "peak_rss_mb")
     assert set(result["workloads"]) == WORKLOADS and result["sequential"] is True  # the fixture asks for it
     for name, w in result["workloads"].items():
