@@ -5,16 +5,18 @@ while the calling thread waits. Between loops the workers sleep; a loop wakes th
 and Linux puts a thread it wakes on the core of the thread that woke it when it can (the waker is
 about to sleep): both workers start on the launching thread's core, and the second moves to the
 idle core only when the scheduler balances its queues, milliseconds later. A loop of a few ms of
-work then runs mostly on one core (``python tools/thread_wake.py``: a 2.3 ms loop on one thread
-of two, a 9 ms one 6.7 ms wall; pinned, 1.6 and 4.9 ms). Pinning worker i to core i (as OpenMP's
-``OMP_PROC_BIND`` does for its threads) has each wake on its own core at once.
+work then runs mostly on one core (``python tools/thread_wake.py``, free and pinned alternating:
+1.1 ms of work 1.10 ms wall, pinned 0.61; 8.4 ms of work 6.18 ms wall, pinned 4.33). Pinning
+worker i to core i (as OpenMP's ``OMP_PROC_BIND`` does for its threads) has each wake on its own
+core at once.
 
 ``pin_pool`` finds the workers (the threads ``ti.init`` started that run while a parallel loop
 runs and not while the same loop runs serialised: Taichi's compile threads run in neither once
 the loop is compiled) and pins them, on Linux, where there are as many workers as cores this
 process may use (a lone command's default; a sweep's jobs, on fewer threads each, stay
 unpinned). It changes no result: a loop's iterations and their order are Taichi's either way
-(P2G's lanes sum in lane order, whichever core runs them). ``POLYALLOY_PIN_THREADS=0`` leaves the workers to the scheduler.
+(P2G's lanes sum in lane order, whichever core runs them). ``POLYALLOY_PIN_THREADS=0`` leaves
+the workers to the scheduler.
 """
 
 import logging

@@ -13,7 +13,8 @@ REPORT = """
 import json, os
 import polyalloy
 info = polyalloy.init(arch="cpu")
-single = sorted(next(iter(c)) for c in (os.sched_getaffinity(int(t)) for t in os.listdir("/proc/self/task")) if len(c) == 1)
+cores = [os.sched_getaffinity(int(t)) for t in os.listdir("/proc/self/task")]
+single = sorted(next(iter(c)) for c in cores if len(c) == 1)
 print(json.dumps({"threads": info.threads, "cores": list(info.cores), "single": single}))
 """
 
