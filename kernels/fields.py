@@ -52,7 +52,7 @@ MIX_CHANNELS = ("mix_m", "mix_c", "mix_d")
 
 
 def scattered_channels(thermal: bool, control: bool, mixing: bool = False) -> tuple:
-    """The ``Grid`` fields P2G adds into (each has a per-lane copy when P2G runs in lanes)."""
+    """The ``Grid`` fields P2G adds into (each holds a copy per lane when P2G runs in lanes)."""
     return (("v", "m") + (HEAT_CHANNELS + ("frozen",) if thermal else ()) + (CONTROL_CHANNELS if control else ())
             + (MIX_CHANNELS if thermal and mixing else ()))
 
@@ -62,25 +62,27 @@ def scattered_reals(dim: int, thermal: bool, control: bool, mixing: bool = False
     return dim + 1 + 5 * bool(thermal) + (2 * dim + 1) * bool(control) + 3 * bool(thermal and mixing)
 
 
-LANE_BUDGET = 1 << 30  # bytes: at most this for the P2G lanes' copies of the scattered channels
+LANE_BUDGET = 1 << 30  # bytes: at most this for the P2G lanes' copies of the scattered channels (lane 0's is the grid)
 
 
 def grid_lanes(wanted: int, nodes: int, dim: int, real: int, thermal: bool, control: bool,
                mixing: bool = False) -> int:
     """The P2G lanes of a grid of ``nodes`` allocated nodes: ``wanted`` (``runtime.p2g_lanes``),
-    fewer where their copies would pass ``LANE_BUDGET`` (a film-size grid on many cores), never
-    fewer than 1 (the serial loop); 0 (a GPU's atomics) stays 0."""
+    fewer where the copies of lanes 1 and up (lane 0 adds into the grid) would pass
+    ``LANE_BUDGET`` (a film-size grid on many cores), never fewer than 1 (the serial loop); 0 (a
+    GPU's atomics) stays 0."""
     if wanted < 2:
         return wanted
-    fit = LANE_BUDGET // max(1, nodes * real * scattered_reals(dim, thermal, control, mixing))
-    return int(min(wanted, fit)) if fit >= 2 else 1
+    copies = LANE_BUDGET // max(1, nodes * real * scattered_reals(dim, thermal, control, mixing))
+    return int(min(wanted, copies + 1))
 
 
 def grid_node_bytes(dim: int, real: int, thermal: bool, control: bool = False, lanes: int = 1,
                     mixing: bool = False) -> int:
     """Bytes per ``Grid`` node with ``real``-byte floats and ``lanes`` P2G lanes (checked before
-    allocating): with two lanes or more, each holds a copy of the scattered channels."""
-    spare = scattered_reals(dim, thermal, control, mixing) * (lanes if lanes >= 2 else 0)
+    allocating): with two lanes or more, each but lane 0 (which adds into the grid) holds a copy
+    of the scattered channels."""
+    spare = scattered_reals(dim, thermal, control, mixing) * max(0, lanes - 1)
     return real * (dim + 1 + 11 * bool(thermal) + (2 * dim + 1) * bool(control) + spare)
 
 
@@ -166,10 +168,11 @@ class Grid:
     ``lanes`` (compile-time) says how P2G adds into the nodes (``kernels.mpm.p2g``): 0 with
     float atomics, one thread per particle (a GPU); 1 on one thread with plain adds; L >= 2 on L
     threads, lane l scattering the l-th of L equal index ranges of the particles with plain adds
-    (no atomics) into its own copy of the scattered channels (``lane_<name>``, the L copies side
-    by side along axis 0, ``lane_stride`` nodes apart) and marks the blocks it wrote in
-    ``lane_mask``; ``kernels.mpm.collect_blocks`` adds the copies of the marked blocks into the
-    grid in lane order and zeroes them and the marks again. A result depends on the lane count,
+    (no atomics) into its own copy of the scattered channels: each such channel holds L copies side
+    by side along axis 0, ``lane_stride`` nodes apart, lane 0's the grid's own nodes (what every
+    other pass reads). Lanes 1 and up mark the blocks they wrote in ``lane_mask``;
+    ``kernels.mpm.collect_blocks`` adds their copies of the marked blocks into the grid in lane
+    order and zeroes them and the marks again. A result depends on the lane count,
     never on the threads or their timing: it repeats bit for bit.
     ``serial`` (compile-time, with lanes 1): every loop of a substep (the grid passes, P2G, G2P,
     the heat step, the mixing, the mimicry) runs on the calling thread, with no dispatch to
@@ -204,38 +207,36 @@ class Grid:
             total *= nb
         self.total_blocks = total
         indices = ti.ij if dim == 2 else ti.ijk
-        self.v = ti.Vector.field(dim, dtype)
-        self.m = ti.field(dtype)
-        # one flat dense array of nodes (the blocks are a unit of the work, not of the storage):
-        # a stencil's 3^dim addresses are then one base plus constants, where two levels cost a
-        # split and a product per axis and node (measured 4-6% of a CPU substep, docs/benchmark.md)
-        cell = fb.dense(indices, tuple(nb * block for nb in self.n_blocks))
-        cell.place(self.v, self.m)
-        if self.thermal:
-            self.hc, self.T, self.k, self.dT, self.frozen, self.phi, self.relax, self.held = (
-                ti.field(dtype) for _ in range(8))
-            cell.place(self.hc, self.T, self.k, self.dT, self.frozen, self.phi, self.relax, self.held)
-            self.mix_m, self.mix_c, self.mix_d = (ti.field(dtype) for _ in range(3))
-            cell.place(self.mix_m, self.mix_c, self.mix_d)
-        if self.control:
-            self.ctrl_m = ti.field(dtype)
-            self.ctrl_e = ti.Vector.field(dim, dtype)
-            self.ctrl_v = ti.Vector.field(dim, dtype)
-            cell.place(self.ctrl_m, self.ctrl_e, self.ctrl_v)
         self.scattered = scattered_channels(self.thermal, self.control, self.mixing)
         self.lane_stride = self.n_blocks[0] * block
-        if self.lanes >= 2:  # the lanes' copies of the scattered channels, side by side along axis 0
-            copies = fb.dense(indices, (self.lanes * self.lane_stride,) + tuple(nb * block for nb in self.n_blocks[1:]))
-            for name in self.scattered:
-                f = getattr(self, name)
-                spare = ti.Vector.field(f.n, dtype) if isinstance(f, ti.MatrixField) else ti.field(dtype)
-                copies.place(spare)
-                setattr(self, "lane_" + name, spare)
+        # one flat dense array of nodes (the blocks are a unit of the work, not of the storage):
+        # a stencil's 3^dim addresses are then one base plus constants, where two levels cost a
+        # split and a product per axis and node (measured 4-6% of a CPU substep, docs/benchmark.md).
+        # With P2G in lanes the channels P2G adds into hold the lanes' copies too, side by side
+        # along axis 0 (``lane_stride`` nodes apart): lane 0's copy is the grid itself.
+        shape = tuple(nb * block for nb in self.n_blocks)
+        cells = {}
+
+        def place(*fields):
+            for name, f in fields:
+                laned = self.lanes >= 2 and name in self.scattered
+                if laned not in cells:
+                    cells[laned] = fb.dense(indices, ((self.lanes * shape[0],) if laned else shape[:1]) + shape[1:])
+                cells[laned].place(f)
+                setattr(self, name, f)
+
+        place(("v", ti.Vector.field(dim, dtype)), ("m", ti.field(dtype)))
+        if self.thermal:
+            place(*((name, ti.field(dtype)) for name in ("hc", "T", "k", "dT", "frozen", "phi", "relax", "held")))
+            place(*((name, ti.field(dtype)) for name in MIX_CHANNELS))
+        if self.control:
+            place(("ctrl_m", ti.field(dtype)), ("ctrl_e", ti.Vector.field(dim, dtype)),
+                  ("ctrl_v", ti.Vector.field(dim, dtype)))
         self.block_mask = ti.field(ti.i32)
         fb.dense(indices, self.n_blocks).place(self.block_mask)
-        if self.lanes >= 2:  # the blocks each lane wrote (``lane_mask``), lane l's l * n_blocks[0] along axis 0
+        if self.lanes >= 2:  # the blocks lanes 1.. wrote (``lane_mask``), lane l's (l - 1) n_blocks[0] along axis 0
             self.lane_mask = ti.field(ti.i32)
-            fb.dense(indices, (self.lanes * self.n_blocks[0],) + self.n_blocks[1:]).place(self.lane_mask)
+            fb.dense(indices, ((self.lanes - 1) * self.n_blocks[0],) + self.n_blocks[1:]).place(self.lane_mask)
         self.block_list = new_field(fb, ti.i32, total, dim)
         self.n_active = new_field(fb, ti.i32, ())
         self.spacing = new_field(fb, dtype, ())

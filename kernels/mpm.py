@@ -98,8 +98,8 @@ def stencil_base(grid: ti.template(), x):
 @ti.func
 def mark_blocks(grid: ti.template(), base, lane):
     """Mark the (at most 2^dim) blocks that the 3^dim stencil starting at ``base`` touches; with
-    P2G lanes (``Grid.lanes`` >= 2) also in lane ``lane``'s own marks, so that the lanes' sum
-    reads only the copies a lane wrote."""
+    P2G lanes (``Grid.lanes`` >= 2) also, for lanes 1 and up, in lane ``lane``'s own marks, so
+    that the lanes' sum reads only the copies a lane wrote (lane 0's copy is the grid)."""
     lo = base // grid.block
     hi = (base + 2) // grid.block
     for corner in ti.static(ti.grouped(ti.ndrange(*((2,) * grid.dim)))):
@@ -110,28 +110,29 @@ def mark_blocks(grid: ti.template(), base, lane):
         if grid.block_mask[B] == 0:  # a read first: P2G lanes on other threads keep the line shared
             grid.block_mask[B] = 1
         if ti.static(grid.lanes >= 2):
-            B[0] += lane * grid.n_blocks[0]
-            grid.lane_mask[B] = 1
+            if lane > 0:
+                B[0] += (lane - 1) * grid.n_blocks[0]
+                grid.lane_mask[B] = 1
 
 
 @ti.func
 def add_lane(grid: ti.template(), name: ti.template(), I, J):
-    """Add the lane copy of channel ``name`` at ``J`` into the grid's node ``I`` and zero the copy."""
-    main = ti.static(getattr(grid, name))
-    spare = ti.static(getattr(grid, "lane_" + name))
-    main[I] = main[I] + spare[J]
-    if ti.static(isinstance(spare, ti.MatrixField)):  # by assignment: a NaN times 0 stays NaN
-        spare[J] = ti.Vector.zero(float, spare.n)
+    """Add a lane's copy of channel ``name`` at ``J`` into the grid's node ``I`` and zero the copy."""
+    channel = ti.static(getattr(grid, name))
+    channel[I] = channel[I] + channel[J]
+    if ti.static(isinstance(channel, ti.MatrixField)):  # by assignment: a NaN times 0 stays NaN
+        channel[J] = ti.Vector.zero(float, channel.n)
     else:
-        spare[J] = 0.0
+        channel[J] = 0.0
 
 
 @ti.func
 def collect_blocks_pass(grid: ti.template(), knobs: ti.template()):
     """List the blocks that P2G marked; every later grid pass visits only these. After P2G in
-    lanes (``Grid.lanes`` >= 2), add into each listed node the copies of the lanes that marked its
-    block, in lane order, and zero those copies and every lane's marks for the next P2G (the
-    heat step's channels only on a substep that carries it: on the others P2G left them zero)."""
+    lanes (``Grid.lanes`` >= 2), add into each listed node the copies of lanes 1 and up that
+    marked its block, in lane order (lane 0 added into the grid itself), and zero those copies and
+    the lanes' marks for the next P2G (the heat step's channels only on a substep that carries it:
+    on the others P2G left them zero)."""
     grid.n_active[None] = 0
     ti.loop_config(serialize=grid.serial)
     for B in ti.grouped(grid.block_mask):
@@ -140,7 +141,8 @@ def collect_blocks_pass(grid: ti.template(), knobs: ti.template()):
             grid.block_list[i] = B
     if ti.static(grid.lanes >= 2):
         each_active_node(grid, grid.n_active[None], sum_lanes_node, knobs, knobs, True)
-        for i, lane in ti.ndrange(grid.n_active[None], grid.lanes):
+        ti.loop_config(serialize=True)  # a store a block: less than handing the loop to the pool
+        for i, lane in ti.ndrange(grid.n_active[None], grid.lanes - 1):
             B = grid.block_list[i]
             B[0] += lane * grid.n_blocks[0]
             grid.lane_mask[B] = 0
@@ -149,9 +151,9 @@ def collect_blocks_pass(grid: ti.template(), knobs: ti.template()):
 @ti.func
 def sum_lanes_node(grid: ti.template(), knobs: ti.template(), _: ti.template(), i, I):
     """``collect_blocks_pass``'s sum at node ``I`` of the ``i``-th listed block."""
-    for lane in range(grid.lanes):
+    for lane in range(1, grid.lanes):
         B = grid.block_list[i]
-        B[0] += lane * grid.n_blocks[0]
+        B[0] += (lane - 1) * grid.n_blocks[0]
         if grid.lane_mask[B]:  # only the copies this lane wrote (often one lane of all)
             J = I
             J[0] += lane * grid.lane_stride
@@ -174,7 +176,8 @@ def clear_grid_pass(grid: ti.template(), knobs: ti.template()):
     """Zero the nodes of the listed blocks and unmark them, so the next P2G pays only for the
     blocks it touches (nothing while the clock is stopped: the grid keeps the last substep's)."""
     each_active_node(grid, while_running(knobs, grid.n_active[None]), clear_node, knobs, knobs, True)
-    ti.loop_config(serialize=grid.serial)
+    # on a CPU on the calling thread: a store a block costs less than handing the loop to the pool
+    ti.loop_config(serialize=grid.lanes >= 1)
     for i in range(while_running(knobs, grid.n_active[None])):
         grid.block_mask[grid.block_list[i]] = 0
     if knobs.clock_state[None] == RUNNING:
@@ -215,12 +218,11 @@ def deposit(grid: ti.template(), name: ti.template(), node, value):
     """Add ``value`` into the scattered channel ``name`` at ``node`` (``Grid.lanes``): with lanes
     0 an atomic add into the grid; with 1 a plain add into the grid (the loop is serialised and
     Taichi demotes the atomic); with L >= 2 a plain load and store (only ``+=`` is an atomic)
-    into the lanes' copy, ``node`` already shifted to the lane's."""
+    into the lane's copy, ``node`` already shifted to it (lane 0's copy is the grid)."""
+    target = ti.static(getattr(grid, name))
     if ti.static(grid.lanes <= 1):
-        target = ti.static(getattr(grid, name))
         target[node] += value
     else:
-        target = ti.static(getattr(grid, "lane_" + name))
         target[node] = target[node] + value
 
 
@@ -281,7 +283,7 @@ def scatter_particle(parts: ti.template(), grid: ti.template(), mats: ti.templat
             mix_c = mass * parts.comp[p]
             mix_d = mass * mats.mixing[mat]
     home_node = base
-    home_node[0] += lane * grid.lane_stride  # the lane's copy (Grid.lanes >= 2)
+    home_node[0] += lane * grid.lane_stride  # the lane's copy (Grid.lanes >= 2; lane 0's is the grid)
     # the stencil compiled twice on a thermal or controlled grid, with and without the heat step's
     # channels: a branch per node inside one loop kept most of the adds' cost (measured, kernels.heat
     # "Multirate")
@@ -350,8 +352,8 @@ def p2g_pass(parts: ti.template(), grid: ti.template(), mats: ti.template(), ctr
     How the adds meet (``Grid.lanes``): on a GPU (0) one thread per particle with float atomics;
     on one CPU thread (1) a serial loop with plain adds; on L >= 2 CPU threads, L lanes of
     consecutive particles, each on its own thread with plain adds into its own copy of the
-    channels, which ``collect_blocks`` sums (two CPU threads fighting over float atomics are
-    slower than one without them). The step and the time are the device clock's
+    channels (lane 0's is the grid), which ``collect_blocks`` sums (two CPU threads fighting over
+    float atomics are slower than one without them). The step and the time are the device clock's
     (``knobs.step_dt``, ``knobs.step_t``)."""
     n = while_running(knobs, parts.n[None])
     if ti.static(grid.lanes >= 2):

@@ -736,16 +736,16 @@ def test_p2g_lanes_give_the_serial_grid_to_rounding_and_repeat_bit_for_bit():
         if sim is not serial:
             sim.close()  # "3 again" takes the 3 lanes' fields and kernels (closed by the next build it compiled anew)
     assert np.abs(runs["1"] - x[:n]).max() > spacing  # they did move
-    g1 = grids["1"]
+    g1, stride = grids["1"], serial.grid.lane_stride
     for name in serial.grid.scattered:
         scale = np.abs(g1[name]).max()
         assert scale > 0, name
-        for key in ("2", "3"):
-            np.testing.assert_allclose(grids[key][name], g1[name], rtol=0, atol=4e-6 * scale, err_msg=name)
+        for key, lanes in (("2", 2), ("3", 3)):
+            # the channel holds every lane's copy along axis 0, lane 0's the grid itself
+            assert grids[key][name].shape[0] == lanes * stride == lanes * g1[name].shape[0], name
+            np.testing.assert_allclose(grids[key][name][:stride], g1[name], rtol=0, atol=4e-6 * scale, err_msg=name)
+            assert not grids[key][name][stride:].any(), name  # the sum zeroes every copy for the next P2G
     for key in ("2", "3"):
-        for name, a in grids[key].items():
-            if name.startswith("lane_"):
-                assert not a.any(), name  # the sum zeroes every copy for the next P2G
         assert np.abs(runs[key] - runs["1"]).max() < 1e-4 * spacing
     np.testing.assert_array_equal(runs["3"], runs["3 again"])
     for name in grids["3"]:

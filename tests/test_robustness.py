@@ -204,11 +204,11 @@ def test_the_estimate_follows_dx_and_image_size():
     assert all(a >= r for a, r in zip(alloc, res))
     assert est["grid"] == np.prod(alloc) * kf.grid_node_bytes(3, 4, preflight.is_thermal(scene),
                                                               preflight.is_controlled(scene), lanes=2)
-    # P2G in two lanes keeps two copies of the scattered channels: v and m (4 of a plain node's 4
-    # reals), 5 of the 11 thermal ones, all 7 of the controller's
+    # P2G in two lanes keeps one copy more of the scattered channels (lane 0 adds into the grid):
+    # v and m (4 of a plain node's 4 reals), 5 of the 11 thermal ones, all 7 of the controller's
     thermal, controlled = preflight.is_thermal(scene), preflight.is_controlled(scene)
     reals = (4 + 11 * thermal + 7 * controlled, 4 + 5 * thermal + 7 * controlled)
-    assert preflight.memory_estimate(scene, lanes=1)["grid"] * (reals[0] + 2 * reals[1]) == est["grid"] * reals[0]
+    assert preflight.memory_estimate(scene, lanes=1)["grid"] * (reals[0] + reals[1]) == est["grid"] * reals[0]
     assert est["grid"] > 3 * coarse["grid"]
     film = preflight.memory_estimate(scene, image=(1920, 1080))
     small = preflight.memory_estimate(scene, image=(640, 360))
@@ -485,13 +485,15 @@ def test_a_write_that_fails_is_one_clear_error_and_keeps_the_old_file(tmp_path):
 
 
 def test_p2g_lanes_give_way_on_a_grid_whose_copies_would_not_fit():
-    """Each P2G lane copies the grid's scattered channels (``kernels.fields.grid_lanes``): a
-    bench-size grid (24 MB a lane) keeps all 16 lanes of a 16-core machine, a film-size 3D grid gets as many as
-    fit ``LANE_BUDGET`` (the serial loop when not two), and a GPU keeps its atomics (0)."""
+    """Each P2G lane but lane 0 (which adds into the grid) copies the grid's scattered channels
+    (``kernels.fields.grid_lanes``): a bench-size grid (24 MB a copy) keeps all 16 lanes of a
+    16-core machine, a film-size 3D grid gets one lane more than the copies that fit ``LANE_BUDGET``
+    (the serial loop when none), and a GPU keeps its atomics (0)."""
     budget, reals = kf.LANE_BUDGET, kf.scattered_reals(3, True, True)
     assert reals == 16  # v (3), m, 5 thermal, 7 of the controller
-    assert kf.grid_lanes(16, 72 ** 3, 3, 4, True, True) == 16  # 24 MB a lane
-    assert kf.grid_lanes(16, 256 ** 3, 3, 4, True, True) == 1  # 1 GB a lane: serial
-    assert kf.grid_lanes(16, 160 ** 3, 3, 4, True, True) == budget // (160 ** 3 * 4 * reals)
+    assert kf.grid_lanes(16, 72 ** 3, 3, 4, True, True) == 16  # 24 MB a copy
+    assert 256 ** 3 * 4 * reals == budget and kf.grid_lanes(16, 256 ** 3, 3, 4, True, True) == 2  # one copy fits
+    assert kf.grid_lanes(16, 260 ** 3, 3, 4, True, True) == 1  # 1.1 GB a copy: serial
+    assert kf.grid_lanes(16, 160 ** 3, 3, 4, True, True) == budget // (160 ** 3 * 4 * reals) + 1 == 5
     assert kf.grid_lanes(2, 512 ** 2, 2, 4, False, False) == 2
     assert kf.grid_lanes(0, 256 ** 3, 3, 4, True, True) == 0 and kf.grid_lanes(1, 8, 2, 4, False, False) == 1
