@@ -83,7 +83,7 @@ def grid_node_bytes(dim: int, real: int, thermal: bool, control: bool = False, l
     allocating): with two lanes or more, each but lane 0 (which adds into the grid) holds a copy
     of the scattered channels."""
     spare = scattered_reals(dim, thermal, control, mixing) * max(0, lanes - 1)
-    return real * (dim + 1 + 11 * bool(thermal) + (2 * dim + 1) * bool(control) + spare)
+    return real * (dim + 1 + 12 * bool(thermal) + (2 * dim + 1) * bool(control) + spare)
 
 
 class Particles:
@@ -148,7 +148,7 @@ class Grid:
     grid pass and ``clear_grid`` visit only the listed blocks. (Taichi's own pointer and
     bitmasked SNodes would do this too, but Taichi 1.7's CPU runtime corrupts its heap after a
     few dozen simulations with sparse SNodes in one process; an explicit list is also what a
-    GPU wants.) Memory is (dim + 1) reals per node of the box (11 more with heat).
+    GPU wants.) Memory is (dim + 1) reals per node of the box (12 more with heat).
     ``v`` (dim, momentum after P2G, then velocity, m/s) and ``m`` (mass, kg) per node.
 
     With ``thermal``: ``hc`` (heat capacity sum m c, J/K), ``T`` (thermal energy m c T after
@@ -156,7 +156,9 @@ class Grid:
     temperature change of this substep, K), ``frozen`` (mass of frozen polyalloy, kg) and
     ``phi`` (volume fraction of the node's cell, -), ``relax`` (the fraction of the way a
     particle's temperature relaxes toward the node's this substep, see ``kernels.heat``),
-    ``held`` (1 where a hot or cold collider holds the node at its temperature); for
+    ``held`` (1 where a hot or cold collider holds the node at its temperature), ``inflow`` (the
+    heat that entered the node from a collider or the air on this heat step, J: summed in a fixed
+    order into ``Knobs.boundary_energy``, ``kernels.heat.conduct_pass``); for
     ``kernels.mixing``: ``mix_m`` (the mass of liquid particles, kg), ``mix_c`` (their mass
     times their polyalloy fraction ``comp``, kg) and ``mix_d`` (their mass times their
     material's ``mixing`` diffusivity, kg m^2/s). With ``mixing`` (a thermal grid of a scene where
@@ -227,7 +229,8 @@ class Grid:
 
         place(("v", ti.Vector.field(dim, dtype)), ("m", ti.field(dtype)))
         if self.thermal:
-            place(*((name, ti.field(dtype)) for name in ("hc", "T", "k", "dT", "frozen", "phi", "relax", "held")))
+            place(*((name, ti.field(dtype)) for name in ("hc", "T", "k", "dT", "frozen", "phi", "relax", "held",
+                                                         "inflow")))
             place(*((name, ti.field(dtype)) for name in MIX_CHANNELS))
         if self.control:
             place(("ctrl_m", ti.field(dtype)), ("ctrl_e", ti.Vector.field(dim, dtype)),

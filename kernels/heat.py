@@ -184,13 +184,18 @@ def conduct_pass(grid: ti.template(), cols: ti.template(), knobs: ti.template())
     ``knobs.boundary_energy`` (in the clock's float, as the host added the returned value
     before). Only on a substep that carries the heat step (``knobs.heat_step``), over the time
     it covers (``knobs.step_heat_dt``; "Multirate" above); time: the device clock's; nothing
-    while the clock is stopped."""
-    boundary = 0.0
+    while the clock is stopped.
+    The energy is a sum over the nodes: each node's part goes into ``grid.inflow`` and, on a CPU,
+    one thread adds them up in the block list's order (``mpm.collect_blocks_pass`` lists the
+    blocks in the grid's order there), so that the account repeats to the bit from run to run
+    and at any thread count with the same P2G lanes (threads adding partial sums in the order
+    they finish did not: the 3D freeze's budget moved in its last digits)."""
     n = ti.select(knobs.heat_step[None] != 0, while_running(knobs, grid.n_active[None]), 0)
     ti.loop_config(serialize=grid.serial)
     for i, k in ti.ndrange(n, grid.block ** grid.dim):
         I = active_node(grid, i, k)
         hc = grid.hc[I]
+        held_in = 0.0
         if hc > 0.0:
             t = knobs.step_t[None]
             T = grid.T[I] / hc
@@ -204,9 +209,10 @@ def conduct_pass(grid: ti.template(), cols: ti.template(), knobs: ti.template())
                     grid.held[I] = 1.0
                     grid.dT[I] = 0.0
                     grid.relax[I] = 1.0
-                    boundary += hc * (Tc - T)
+                    held_in += hc * (Tc - T)
                     T = Tc
             grid.T[I] = T
+        grid.inflow[I] = held_in
     area_scale = grid.spacing[None] ** (grid.dim - 2)
     ti.loop_config(serialize=grid.serial)
     for i, k in ti.ndrange(n, grid.block ** grid.dim):
@@ -233,10 +239,15 @@ def conduct_pass(grid: ti.template(), cols: ti.template(), knobs: ti.template())
             q_air = dt * knobs.air_coefficient[None] * area * (knobs.air_temperature[None] - Ti)
             q_max = hc * ti.abs(knobs.air_temperature[None] - Ti)
             q_air = ti.min(ti.max(q_air, -q_max), q_max)
-            boundary += scale * wall + q_air
+            grid.inflow[I] = scale * wall + q_air  # a node that is not held took in nothing above
             grid.dT[I] = (scale * flow + q_air) / hc
             grid.relax[I] = ti.min(1.0, RELAX * dt * knobs.heat_scale[None] * grid.k[I] * area_scale / hc)
-    knobs.boundary_energy[None] += ti.cast(boundary, CLOCK)
+    boundary = ti.cast(0.0, CLOCK)
+    ti.loop_config(serialize=grid.lanes >= 1)  # a CPU: one thread, in the list's order
+    for i in range(n):
+        for k in range(grid.block ** grid.dim):
+            boundary += ti.cast(grid.inflow[active_node(grid, i, k)], CLOCK)
+    knobs.boundary_energy[None] += boundary
 
 
 @ti.kernel

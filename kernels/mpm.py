@@ -134,7 +134,9 @@ def collect_blocks_pass(grid: ti.template(), knobs: ti.template()):
     the lanes' marks for the next P2G (the heat step's channels only on a substep that carries it:
     on the others P2G left them zero)."""
     grid.n_active[None] = 0
-    ti.loop_config(serialize=grid.serial)
+    # on a CPU on one thread: the blocks listed in the grid's order, so that a sum over the list in
+    # its order repeats at any thread count (heat.conduct_pass's boundary energy)
+    ti.loop_config(serialize=grid.lanes >= 1)
     for B in ti.grouped(grid.block_mask):
         if grid.block_mask[B]:
             i = ti.atomic_add(grid.n_active[None], 1)

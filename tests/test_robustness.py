@@ -205,9 +205,9 @@ def test_the_estimate_follows_dx_and_image_size():
     assert est["grid"] == np.prod(alloc) * kf.grid_node_bytes(3, 4, preflight.is_thermal(scene),
                                                               preflight.is_controlled(scene), lanes=2)
     # P2G in two lanes keeps one copy more of the scattered channels (lane 0 adds into the grid):
-    # v and m (4 of a plain node's 4 reals), 5 of the 11 thermal ones, all 7 of the controller's
+    # v and m (4 of a plain node's 4 reals), 5 of the 12 thermal ones, all 7 of the controller's
     thermal, controlled = preflight.is_thermal(scene), preflight.is_controlled(scene)
-    reals = (4 + 11 * thermal + 7 * controlled, 4 + 5 * thermal + 7 * controlled)
+    reals = (4 + 12 * thermal + 7 * controlled, 4 + 5 * thermal + 7 * controlled)
     assert preflight.memory_estimate(scene, lanes=1)["grid"] * (reals[0] + reals[1]) == est["grid"] * reals[0]
     assert est["grid"] > 3 * coarse["grid"]
     film = preflight.memory_estimate(scene, image=(1920, 1080))

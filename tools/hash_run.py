@@ -6,9 +6,9 @@ what it saved (run it in two checkouts, one after the other, on a quiet machine)
 Builds the preview scene with ``dim=DIM`` and the ``--set``-style overrides, steps one frame
 (compilation), then ``step_frame`` until ``UNTIL`` s, timed (wall and process CPU). Prints the
 substeps, the particles, the SHA-256 of every particle array (``Simulation.particles``) and of
-every other table's fields but the grid (knobs, the pose table, ...: ``state_dict``), less
-``knobs/boundary_energy`` (an f64 account that the heat's threads add to with atomics: its last
-bits differ from run to run of the same code). Default threads and lanes, the build
+every other table's fields but the grid (knobs, the pose table, ...: ``state_dict``). Code
+before 2026-12-06 (fourteenth session) summed ``knobs/boundary_energy`` in the heat's threads'
+order, so its last bits differ from run to run there: compare ``particles_sha`` with it. Default threads and lanes, the build
 ``POLYALLOY_FAST_COMPILE`` asks for; public APIs only.
 """
 import hashlib
@@ -37,8 +37,7 @@ for key in sorted(state):
     particles.update(key.encode())
     particles.update(np.ascontiguousarray(state[key]).tobytes())
 for key, value in sorted(sim.state_dict().items()):
-    if key.startswith("field/") and not key.startswith(("field/particles_fields/", "field/grid/")) \
-            and key != "field/knobs/boundary_energy":
+    if key.startswith("field/") and not key.startswith(("field/particles_fields/", "field/grid/")):
         tables.update(key.encode())
         tables.update(np.ascontiguousarray(value).tobytes())
 print(f"RESULT {name} dim={dim} t={sim.t:.3f} substeps={sim.substeps} particles={sim.n_particles} "
