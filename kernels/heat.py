@@ -186,7 +186,7 @@ def conduct_pass(grid: ti.template(), cols: ti.template(), knobs: ti.template())
     it covers (``knobs.step_heat_dt``; "Multirate" above); time: the device clock's; nothing
     while the clock is stopped.
     The energy is a sum over the nodes: each node's part goes into ``grid.inflow`` and, on a CPU,
-    one thread adds them up in the block list's order (``mpm.collect_blocks_pass`` lists the
+    one thread adds them up in f64 in the block list's order (``mpm.collect_blocks_pass`` lists the
     blocks in the grid's order there), so that the account repeats to the bit from run to run
     and at any thread count with the same P2G lanes (threads adding partial sums in the order
     they finish did not: the 3D freeze's budget moved in its last digits)."""
@@ -242,12 +242,18 @@ def conduct_pass(grid: ti.template(), cols: ti.template(), knobs: ti.template())
             grid.inflow[I] = scale * wall + q_air  # a node that is not held took in nothing above
             grid.dT[I] = (scale * flow + q_air) / hc
             grid.relax[I] = ti.min(1.0, RELAX * dt * knobs.heat_scale[None] * grid.k[I] * area_scale / hc)
-    boundary = ti.cast(0.0, CLOCK)
-    ti.loop_config(serialize=grid.lanes >= 1)  # a CPU: one thread, in the list's order
-    for i in range(n):
-        for k in range(grid.block ** grid.dim):
-            boundary += ti.cast(grid.inflow[active_node(grid, i, k)], CLOCK)
-    knobs.boundary_energy[None] += boundary
+    if ti.static(grid.lanes >= 1):  # a CPU: one thread, in the list's order, in the clock's float
+        boundary = ti.cast(0.0, CLOCK)
+        ti.loop_config(serialize=True)
+        for i in range(n):
+            for k in range(grid.block ** grid.dim):
+                boundary += ti.cast(grid.inflow[active_node(grid, i, k)], CLOCK)
+        knobs.boundary_energy[None] += boundary
+    else:  # a GPU: its threads' reduction in the grid's float (no f64 atomics needed), as before
+        boundary = 0.0
+        for i, k in ti.ndrange(n, grid.block ** grid.dim):
+            boundary += grid.inflow[active_node(grid, i, k)]
+        knobs.boundary_energy[None] += ti.cast(boundary, CLOCK)
 
 
 @ti.kernel
