@@ -135,9 +135,12 @@ def collect_blocks_pass(grid: ti.template(), knobs: ti.template()):
     on the others P2G left them zero)."""
     grid.n_active[None] = 0
     # on a CPU on one thread: the blocks listed in the grid's order, so that a sum over the list in
-    # its order repeats at any thread count (heat.conduct_pass's boundary energy)
+    # its order repeats at any thread count (heat.conduct_pass's boundary energy). A range-for over
+    # the blocks' indices, not a struct-for over ``block_mask``: Taichi ignores ``serialize`` on a
+    # struct-for (it warns so), and its element lists made the scan 5x slower (measured,
+    # docs/benchmark.md "The block list's scan")
     ti.loop_config(serialize=grid.lanes >= 1)
-    for B in ti.grouped(grid.block_mask):
+    for B in ti.grouped(ti.ndrange(*grid.n_blocks)):
         if grid.block_mask[B]:
             i = ti.atomic_add(grid.n_active[None], 1)
             grid.block_list[i] = B
