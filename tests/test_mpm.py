@@ -704,9 +704,8 @@ def test_p2g_lanes_give_the_serial_grid_to_rounding_and_repeat_bit_for_bit():
     random velocities, the lower half frozen), a fresh P2G with 2 and 3 lanes gives every channel
     of the serial P2G (1 lane) to f32 rounding (measured: at most 3.6e-7 of each channel's largest
     value, asserted at 4e-6), lists the marked blocks in the grid's order, leaves the lanes' copies
-    zeroed, and 40 substeps on, in which the
-    particles move up to 3.6 dx, stay within 1e-4 dx of the serial run's (measured 8.6e-6 dx).
-    The same lane count gives the same bits again."""
+    zeroed, and 40 substeps on, in which the particles move up to 3.6 dx, stay within 1e-4 dx of
+    the serial run's (measured 8.6e-6 dx). The same lane count gives the same bits again."""
     from polyalloy.kernels import fieldio
     from polyalloy.scenes import freeze
 
