@@ -311,7 +311,11 @@ class Knobs:
     G2P folds both into ``LANES`` partial maxima (``lane_speed``, ``lane_wave``; particle p into
     lane p mod LANES) and ``mpm.fold_lanes`` reduces them: one address for every particle's
     atomic max serialises a GPU. ``push_impulse`` likewise: G2P adds into ``lane_push`` and
-    ``fold_lanes`` sums the lanes, in lane order, into it.
+    ``fold_lanes`` sums the lanes, in lane order, into it. On a CPU (``fixed_push``) G2P adds into
+    ``lane_quanta`` instead, whole numbers of ``PUSH_QUANTUM`` N s in f64: two particles of one
+    lane pushed on two threads add in either order, and whole numbers below 2^53 sum exactly, so
+    to the same bits in any order (a maximum does anyway). Both kinds of lanes exist on every
+    device, so that a state fits a simulation of any lane count.
     The device clock (``kernels.mpm.start_clock``, ``fold_lanes``; f64 floats, ``CLOCK``):
     ``clock_t`` (s, simulated time), ``clock_dt`` (s, the step of the substep about to run),
     ``clock_stable`` (s, the stable step it was cut from), ``clock_stop`` (s, where the substeps must stop: the frame's end or
@@ -350,8 +354,9 @@ class Knobs:
     ``ctrl_fine`` (1/s, the rate at which a particle closes the part of its home error the
     grid cannot see, ``kernels.control.close_gaps``)."""
 
-    def __init__(self, dim: int, dtype, builder=None):
+    def __init__(self, dim: int, dtype, builder=None, fixed_push: bool = False):
         self._fb = ti.root if builder is None else builder
+        self.fixed_push = bool(fixed_push)  # compile-time: G2P's push-out into ``lane_quanta`` (a CPU)
         self.gravity = new_field(self._fb, dtype, (), dim)
         self.max_speed = new_field(self._fb, dtype, ())
         self.max_wave = new_field(self._fb, dtype, ())
@@ -360,6 +365,7 @@ class Knobs:
         self.bad = new_field(self._fb, ti.i32, ())
         self.push_impulse = new_field(self._fb, dtype, ())
         self.lane_push = new_field(self._fb, dtype, LANES)
+        self.lane_quanta = new_field(self._fb, CLOCK, LANES)
         clock = CLOCK
         for name in ("clock_t", "clock_dt", "clock_stable", "clock_last", "clock_stop", "clock_cap", "clock_cfl_dx", "clock_min_dt",
                      "boundary_energy"):
@@ -386,6 +392,7 @@ class Knobs:
 
 
 LANES = 1024  # partial maxima of G2P's speed and wave reductions
+PUSH_QUANTUM = 2.0 ** -40  # N s (or N s/m in 2D): one unit of a CPU's push-out lanes (Knobs.fixed_push)
 CLOCK_LOG = 64  # the ring of the device clock's last steps (more than the host's chunk)
 RUNNING, DONE, BLOWN, COLLAPSED = 0, 1, 2, 3  # knobs.clock_state
 

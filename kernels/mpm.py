@@ -10,7 +10,8 @@ from polyalloy.kernels.constitutive import (ELASTIC, FLUID, PLASTIC, POLYALLOY, 
                                             polyalloy_return, polyalloy_stress_stretch, polyalloy_stress_svd,
                                             project_deformation, solid_stress, wave_speed)
 from polyalloy.kernels.control import close_gaps, control_accel, grip, hold_up, posed_home, settle_volume
-from polyalloy.kernels.fields import (BLOWN, CLOCK, CLOCK_LOG, COLLAPSED, DONE, HEAT_STEP_CHANNELS, LANES, RUNNING,
+from polyalloy.kernels.fields import (BLOWN, CLOCK, CLOCK_LOG, COLLAPSED, DONE, HEAT_STEP_CHANNELS, LANES, PUSH_QUANTUM,
+                                      RUNNING,
                                       active_node, each_active_node, while_running)
 from polyalloy.kernels.heat import (FROZEN, frozen_weight, heat_capacity, liquid_fraction, next_phase,
                                     temperature_of)
@@ -584,7 +585,11 @@ def g2p_pass(parts: ti.template(), grid: ti.template(), mats: ti.template(), col
                     x += close_gaps(parts, ctrl, knobs, p, g, c_err / c_mass, knobs.step_heat_dt[None], t)
             x, new_v, removed = push_out_of_colliders(cols, x, new_v, t + dt)
             if removed > 0.0:
-                ti.atomic_add(knobs.lane_push[p % LANES], parts.mass[p] * removed)
+                if ti.static(knobs.fixed_push):  # a CPU: whole quanta, the same sum in any order
+                    ti.atomic_add(knobs.lane_quanta[p % LANES],
+                                  ti.round(ti.cast(parts.mass[p] * removed, CLOCK) / PUSH_QUANTUM))
+                else:
+                    ti.atomic_add(knobs.lane_push[p % LANES], parts.mass[p] * removed)
             for d in ti.static(range(grid.dim)):
                 lo = grid.corner[None][d] + DOMAIN_PAD * grid.spacing[None]
                 hi = grid.corner[None][d] + (grid.extent[None][d] - 1 - DOMAIN_PAD) * grid.spacing[None]
@@ -786,22 +791,29 @@ def set_step(knobs: ti.template(), dt: CLOCK, t: CLOCK):
 @ti.func
 def fold_lanes_pass(knobs: ti.template()):
     """After G2P: ``max_speed`` and ``max_wave`` from its per-lane maxima and ``push_impulse``
-    plus its per-lane sums (all lanes reset), then the clock: t += dt and the next step
-    (``choose_dt``). Serial, in lane order: the sum is the same at any thread count. Nothing
-    while the clock is stopped."""
+    plus its per-lane sums (all lanes reset; on a CPU whole numbers of ``PUSH_QUANTUM``, the same
+    whatever order G2P's threads added them in), then the clock: t += dt and the next step
+    (``choose_dt``). Serial, in lane order. Nothing while the clock is stopped."""
     if knobs.clock_state[None] == RUNNING:
         speed = 0.0
         wave = 0.0
         push = 0.0
+        quanta = ti.cast(0.0, CLOCK)
         for i in range(LANES):
             speed = ti.max(speed, knobs.lane_speed[i])
             wave = ti.max(wave, knobs.lane_wave[i])
-            push += knobs.lane_push[i]
+            if ti.static(knobs.fixed_push):
+                quanta += knobs.lane_quanta[i]
+                knobs.lane_quanta[i] = 0.0
+            else:
+                push += knobs.lane_push[i]
+                knobs.lane_push[i] = 0.0
             knobs.lane_speed[i] = 0.0
             knobs.lane_wave[i] = 0.0
-            knobs.lane_push[i] = 0.0
         knobs.max_speed[None] = speed
         knobs.max_wave[None] = wave
+        if ti.static(knobs.fixed_push):
+            push = ti.cast(quanta * PUSH_QUANTUM, float)
         knobs.push_impulse[None] += push
         steps = knobs.clock_steps[None]
         knobs.dt_log[steps % CLOCK_LOG] = knobs.clock_dt[None]

@@ -111,7 +111,7 @@ class Kit:
         self.colliders = ShapeTable(L.dim, L.colliders, real, fb)
         self.regions = ShapeTable(L.dim, L.regions, real, fb)
         self.body_shapes = ShapeTable(L.dim, L.body_rows, real, fb)
-        self.knobs = kf.Knobs(L.dim, real, builder=fb)
+        self.knobs = kf.Knobs(L.dim, real, builder=fb, fixed_push=L.lanes >= 1)  # a CPU: push-out in quanta
         if L.part_rows:
             self.part_shapes = ShapeTable(L.dim, L.part_rows, real, fb)
             self.template_shapes = ShapeTable(L.dim, L.template_rows, real, fb)

@@ -114,7 +114,8 @@ def test_the_same_seed_samples_the_same_particles_in_process():
 
 
 # The 2D freeze beat's first half second on two P2G lanes: the heat exchanged with the air and the
-# colliders, which the boundary account (``Knobs.boundary_energy``) counts.
+# colliders, which the boundary account (``Knobs.boundary_energy``) counts; then the 2D drop's first
+# second, whose ball G2P's push-out catches in the floor (``Knobs.push_impulse``).
 RUN_HEAT = """
 import hashlib, sys
 import polyalloy
@@ -125,7 +126,12 @@ sim = Simulation(freeze.build(dim=2))
 while sim.t < 0.5:
     sim.step_frame()
 x = sim.particles()["x"]
-print(hashlib.sha256(x.tobytes()).hexdigest(), repr(sim.boundary_energy), "lanes", sim.grid.lanes)
+from polyalloy.scenes import drop
+ball = Simulation(drop.build(dim=2))  # a ball dropped on the floor: G2P's push-out catches some of it
+while ball.t < 1.0:
+    ball.step_frame()
+print(hashlib.sha256(x.tobytes()).hexdigest(), repr(sim.boundary_energy), repr(float(ball.knobs.push_impulse[None])),
+      "lanes", sim.grid.lanes, ball.grid.lanes)
 """
 
 
@@ -134,7 +140,9 @@ def test_the_boundary_heat_account_repeats_to_the_bit_on_any_thread_count():
     (``kernels.heat.conduct_pass``): summed node by node in the block list's order on one thread,
     it is the same f64 to the last bit on one thread, two pinned and two free, as the particles
     are. (Each thread adding its own partial sum, as before, gave the 3D freeze's account other
-    last digits from run to run: -9141853.2267 and -9141853.2033 J at 0.8 s.)"""
+    last digits from run to run: -9141853.2267 and -9141853.2033 J at 0.8 s.) So is the momentum
+    G2P's push-out took (``Knobs.push_impulse``): its lanes add whole quanta on a CPU, which sum
+    to the same bits in whatever order two threads add them."""
     env = dict(os.environ, ENABLE_TAICHI_HEADER_PRINT="0", POLYALLOY_P2G_LANES="2")
     procs = [subprocess.Popen([sys.executable, "-c", RUN_HEAT], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, env=dict(env, POLYALLOY_THREADS=t, POLYALLOY_PIN_THREADS=pin))
@@ -145,6 +153,7 @@ def test_the_boundary_heat_account_repeats_to_the_bit_on_any_thread_count():
         assert proc.returncode == 0, stderr
         finals.append(stdout.strip().splitlines()[-1])
     assert len(set(finals)) == 1, finals
-    _, energy, _, lanes = finals[0].split()
+    _, energy, push, _, lanes, ball_lanes = finals[0].split()
     # something to repeat: 1,674 J per metre of depth had come in through the air and colliders by 0.5 s
-    assert lanes == "2" and abs(float(energy)) > 100.0, finals[0]
+    assert lanes == ball_lanes == "2" and abs(float(energy)) > 100.0, finals[0]
+    assert float(push) > 1.0, finals[0]  # and the push-out had taken 21.9 N s per metre from the ball

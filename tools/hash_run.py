@@ -8,8 +8,10 @@ Builds the preview scene with ``dim=DIM`` and the ``--set``-style overrides, ste
 substeps, the particles, the SHA-256 of every particle array (``Simulation.particles``) and of
 every other table's fields but the grid (knobs, the pose table, ...: ``state_dict``). Code
 before 2026-12-06 (fourteenth session) summed ``knobs/boundary_energy`` in the heat's threads'
-order, so its last bits differ from run to run there: compare ``particles_sha`` with it. Default threads and lanes, the build
-``POLYALLOY_FAST_COMPILE`` asks for; public APIs only.
+order, so its last bits differ from run to run there: compare ``particles_sha`` with it; code
+before the fifteenth session summed G2P's push-out (``knobs/push_impulse``) in floats, and its
+tables hash otherwise than later code's (the particles the same). Default threads and lanes, the
+build ``POLYALLOY_FAST_COMPILE`` asks for; public APIs only.
 """
 import hashlib
 import sys
