@@ -11,8 +11,7 @@ from polyalloy.kernels.constitutive import (ELASTIC, FLUID, PLASTIC, POLYALLOY, 
                                             project_deformation, solid_stress, wave_speed)
 from polyalloy.kernels.control import close_gaps, control_accel, grip, hold_up, posed_home, settle_volume
 from polyalloy.kernels.fields import (BLOWN, CLOCK, CLOCK_LOG, COLLAPSED, DONE, HEAT_STEP_CHANNELS, LANES, PUSH_QUANTUM,
-                                      RUNNING,
-                                      active_node, each_active_node, while_running)
+                                      RUNNING, active_node, each_active_node, while_running)
 from polyalloy.kernels.heat import (FROZEN, frozen_weight, heat_capacity, liquid_fraction, next_phase,
                                     temperature_of)
 from polyalloy.kernels.sdf import SEPARATE, SLIP, STICKY, shape_normal, shape_sdf
