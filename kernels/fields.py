@@ -174,7 +174,8 @@ class Grid:
     by side along axis 0, ``lane_stride`` nodes apart, lane 0's the grid's own nodes (what every
     other pass reads). Lanes 1 and up mark the blocks they wrote in ``lane_mask``;
     ``kernels.mpm.collect_blocks`` adds their copies of the marked blocks into the grid in lane
-    order and zeroes them and the marks again. A result depends on the lane count,
+    order and clears the marks (a thermal grid's sum zeroes the copies it read; on a grid without
+    heat a lane zeroes its copy of a block when it first marks it). A result depends on the lane count,
     never on the threads or their timing: it repeats bit for bit.
     ``serial`` (compile-time, with lanes 1): every loop of a substep (the grid passes, P2G, G2P,
     the heat step, the mixing, the mimicry) runs on the calling thread, with no dispatch to

@@ -99,7 +99,11 @@ def stencil_base(grid: ti.template(), x):
 def mark_blocks(grid: ti.template(), base, lane):
     """Mark the (at most 2^dim) blocks that the 3^dim stencil starting at ``base`` touches; with
     P2G lanes (``Grid.lanes`` >= 2) also, for lanes 1 and up, in lane ``lane``'s own marks, so
-    that the lanes' sum reads only the copies a lane wrote (lane 0's copy is the grid)."""
+    that the lanes' sum reads only the copies a lane wrote (lane 0's copy is the grid). On a grid
+    without heat the lane zeroes its copy of a block when it first marks it, where a thermal grid's
+    sum zeroes the copies it read: water's transfer 0.90-0.96 of the other way, the polyalloy's
+    1.02-1.03, whose many channels' zeroing in the scatter costs more than it saves (measured,
+    docs/benchmark.md "The copies zeroed where they are written")."""
     lo = base // grid.block
     hi = (base + 2) // grid.block
     for corner in ti.static(ti.grouped(ti.ndrange(*((2,) * grid.dim)))):
@@ -111,27 +115,57 @@ def mark_blocks(grid: ti.template(), base, lane):
             grid.block_mask[B] = 1
         if ti.static(grid.lanes >= 2):
             if lane > 0:
-                B[0] += (lane - 1) * grid.n_blocks[0]
-                grid.lane_mask[B] = 1
+                M = B
+                M[0] += (lane - 1) * grid.n_blocks[0]
+                if ti.static(grid.thermal):
+                    grid.lane_mask[M] = 1
+                elif grid.lane_mask[M] == 0:  # first touch: the lane zeroes its copy of the block
+                    grid.lane_mask[M] = 1
+                    zero_lane_block(grid, B, lane)
 
 
 @ti.func
-def add_lane(grid: ti.template(), name: ti.template(), I, J):
-    """Add a lane's copy of channel ``name`` at ``J`` into the grid's node ``I`` and zero the copy."""
+def zero_copy(grid: ti.template(), name: ti.template(), J):
+    """Zero a lane's copy of channel ``name`` at ``J`` (by assignment: a NaN times 0 stays NaN)."""
     channel = ti.static(getattr(grid, name))
-    channel[I] = channel[I] + channel[J]
-    if ti.static(isinstance(channel, ti.MatrixField)):  # by assignment: a NaN times 0 stays NaN
+    if ti.static(isinstance(channel, ti.MatrixField)):
         channel[J] = ti.Vector.zero(float, channel.n)
     else:
         channel[J] = 0.0
 
 
 @ti.func
+def zero_lane_block(grid: ti.template(), B, lane):
+    """Zero lane ``lane``'s copy of every scattered channel in block ``B`` (``mark_blocks``, on a
+    grid without heat: the lane that writes the copy zeroes it just before, on its own thread)."""
+    for k in range(grid.block ** grid.dim):
+        J = B * grid.block
+        r = k
+        for d in ti.static(range(grid.dim)):
+            J[grid.dim - 1 - d] += r % grid.block
+            r //= grid.block
+        J[0] += lane * grid.lane_stride
+        for name in ti.static(grid.scattered):
+            zero_copy(grid, name, J)
+
+
+@ti.func
+def add_lane(grid: ti.template(), name: ti.template(), I, J):
+    """Add a lane's copy of channel ``name`` at ``J`` into the grid's node ``I``; on a thermal grid
+    zero the copy for the next P2G (a grid without heat has its lanes zero a block's copy when
+    they first touch it, ``mark_blocks``)."""
+    channel = ti.static(getattr(grid, name))
+    channel[I] = channel[I] + channel[J]
+    if ti.static(grid.thermal):
+        zero_copy(grid, name, J)
+
+
+@ti.func
 def collect_blocks_pass(grid: ti.template(), knobs: ti.template()):
     """List the blocks that P2G marked; every later grid pass visits only these. After P2G in
     lanes (``Grid.lanes`` >= 2), add into each listed node the copies of lanes 1 and up that
-    marked its block, in lane order (lane 0 added into the grid itself), and zero those copies and
-    the lanes' marks for the next P2G (the heat step's channels only on a substep that carries it:
+    marked its block, in lane order (lane 0 added into the grid itself), and zero those copies (on
+    a thermal grid; ``mark_blocks`` otherwise) and the lanes' marks for the next P2G (the heat step's channels only on a substep that carries it:
     on the others P2G left them zero)."""
     grid.n_active[None] = 0
     # on a CPU on one thread: the blocks listed in the grid's order, so that a sum over the list in
