@@ -433,14 +433,20 @@ def while_running(knobs: ti.template(), n):
 
 
 @ti.func
-def active_node(grid: ti.template(), i, k):
-    """Index of node ``k`` (0 .. block^dim - 1) of the ``i``-th listed active block."""
-    I = grid.block_list[i] * grid.block
+def block_node(grid: ti.template(), B, k):
+    """Index of node ``k`` (0 .. block^dim - 1, the last axis fastest) of block ``B``."""
+    I = B * grid.block
     r = k
     for d in ti.static(range(grid.dim)):
         I[grid.dim - 1 - d] += r % grid.block
         r //= grid.block
     return I
+
+
+@ti.func
+def active_node(grid: ti.template(), i, k):
+    """Index of node ``k`` (0 .. block^dim - 1) of the ``i``-th listed active block."""
+    return block_node(grid, grid.block_list[i], k)
 
 
 @ti.func

@@ -11,7 +11,7 @@ from polyalloy.kernels.constitutive import (ELASTIC, FLUID, PLASTIC, POLYALLOY, 
                                             project_deformation, solid_stress, wave_speed)
 from polyalloy.kernels.control import close_gaps, control_accel, grip, hold_up, posed_home, settle_volume
 from polyalloy.kernels.fields import (BLOWN, CLOCK, CLOCK_LOG, COLLAPSED, DONE, HEAT_STEP_CHANNELS, LANES, PUSH_QUANTUM,
-                                      RUNNING, active_node, each_active_node, while_running)
+                                      RUNNING, active_node, block_node, each_active_node, while_running)
 from polyalloy.kernels.heat import (FROZEN, frozen_weight, heat_capacity, liquid_fraction, next_phase,
                                     temperature_of)
 from polyalloy.kernels.sdf import SEPARATE, SLIP, STICKY, shape_normal, shape_sdf
@@ -139,11 +139,7 @@ def zero_lane_block(grid: ti.template(), B, lane):
     """Zero lane ``lane``'s copy of every scattered channel in block ``B`` (``mark_blocks``, on a
     grid without heat: the lane that writes the copy zeroes it just before, on its own thread)."""
     for k in range(grid.block ** grid.dim):
-        J = B * grid.block
-        r = k
-        for d in ti.static(range(grid.dim)):
-            J[grid.dim - 1 - d] += r % grid.block
-            r //= grid.block
+        J = block_node(grid, B, k)
         J[0] += lane * grid.lane_stride
         for name in ti.static(grid.scattered):
             zero_copy(grid, name, J)
@@ -165,8 +161,8 @@ def collect_blocks_pass(grid: ti.template(), knobs: ti.template()):
     """List the blocks that P2G marked; every later grid pass visits only these. After P2G in
     lanes (``Grid.lanes`` >= 2), add into each listed node the copies of lanes 1 and up that
     marked its block, in lane order (lane 0 added into the grid itself), and zero those copies (on
-    a thermal grid; ``mark_blocks`` otherwise) and the lanes' marks for the next P2G (the heat step's channels only on a substep that carries it:
-    on the others P2G left them zero)."""
+    a thermal grid; ``mark_blocks`` otherwise) and the lanes' marks for the next P2G (the heat
+    step's channels only on a substep that carries it: on the others P2G left them zero)."""
     grid.n_active[None] = 0
     # on a CPU on one thread: the blocks listed in the grid's order, so that a sum over the list in
     # its order repeats at any thread count (heat.conduct_pass's boundary energy). A range-for over
