@@ -96,9 +96,44 @@ def stencil_base(grid: ti.template(), x):
 
 
 @ti.func
+def lane_reaches_pass(parts: ti.template(), grid: ti.template(), n):
+    """P2G in lanes (``Grid.lanes`` >= 2), before the scatter: each lane's reach
+    (``Grid.lane_reach``), one more than the highest stencil base along axis 0 of its alive
+    particles. The largest x of a lane's particles gives it: ``stencil_base`` is monotone in x, and
+    the one cell more covers a rounding the compiler may do otherwise in the two places. A NaN
+    position is skipped (its base is 0, at or below any reach); an infinite one reaches the last
+    base. On the calling thread: a loop of a few lanes, two loads a particle (~2.5% of water's
+    two-lane transfer), where handing it to the pool costs about as much again
+    (``docs/benchmark.md``, "Lanes that add into the grid itself")."""
+    ti.loop_config(serialize=True)
+    for lane in range(grid.lanes):
+        top = -ti.math.inf
+        for p in range(lane * n // grid.lanes, (lane + 1) * n // grid.lanes):
+            if parts.alive[p]:
+                x = parts.x[p][0]
+                if x > top:  # false for a NaN
+                    top = x
+        X = (top - grid.corner[None][0]) * grid.inv_spacing[None] - 0.5
+        X = ti.min(ti.max(X, 0.0), grid.extent[None][0] - 3.0)
+        grid.lane_reach[lane] = ti.cast(ti.floor(X), ti.i32) + 1
+
+
+@ti.func
+def lane_start(grid: ti.template(), lane):
+    """The lowest stencil base along axis 0 from which P2G's lane ``lane`` adds into the grid
+    itself (``p2g_pass``): above every node the lanes before it may write (a base's stencil spans
+    3 nodes). 0 for lane 0, which adds every particle into the grid."""
+    start = 0
+    for k in range(lane):
+        start = ti.max(start, grid.lane_reach[k] + 3)
+    return start
+
+
+@ti.func
 def mark_blocks(grid: ti.template(), base, lane):
     """Mark the (at most 2^dim) blocks that the 3^dim stencil starting at ``base`` touches; with
-    P2G lanes (``Grid.lanes`` >= 2) also, for lanes 1 and up, in lane ``lane``'s own marks, so
+    P2G lanes (``Grid.lanes`` >= 2) also, where ``lane`` (the copy the particle adds into,
+    ``scatter_particle``) is 1 or more, in that lane's own marks, so
     that the lanes' sum reads only the copies a lane wrote (lane 0's copy is the grid). On a grid
     without heat the lane zeroes its copy of a block when it first marks it, where a thermal grid's
     sum zeroes the copies it read: water's transfer 0.90-0.96 of the other way, the polyalloy's
@@ -271,13 +306,18 @@ def is_liquid(mats: ti.template(), mat, f):
 
 @ti.func
 def scatter_particle(parts: ti.template(), grid: ti.template(), mats: ti.template(), ctrl: ti.template(),
-                     knobs: ti.template(), p, lane):
-    """P2G of particle ``p`` in lane ``lane`` (``p2g``; 0 unless ``Grid.lanes`` >= 2)."""
+                     knobs: ti.template(), p, lane, start):
+    """P2G of particle ``p`` in lane ``lane`` (``p2g``; 0 unless ``Grid.lanes`` >= 2): into the
+    grid itself where its stencil base along axis 0 is ``start`` or more (``lane_start``),
+    otherwise into the lane's copy."""
     dt = knobs.step_dt[None]
     t = knobs.step_t[None]
     mat = parts.material[p]
     base, fx = stencil_base(grid, parts.x[p])
-    mark_blocks(grid, base, lane)
+    copy = lane
+    if base[0] >= start:
+        copy = 0
+    mark_blocks(grid, base, copy)
     w = quadratic_weights(fx)
     T = parts.T[p]
     f = liquid_fraction(mats, mat, parts.H[p])
@@ -318,7 +358,7 @@ def scatter_particle(parts: ti.template(), grid: ti.template(), mats: ti.templat
             mix_c = mass * parts.comp[p]
             mix_d = mass * mats.mixing[mat]
     home_node = base
-    home_node[0] += lane * grid.lane_stride  # the lane's copy (Grid.lanes >= 2; lane 0's is the grid)
+    home_node[0] += copy * grid.lane_stride  # the lane's copy (Grid.lanes >= 2; lane 0's is the grid)
     # the stencil compiled twice on a thermal or controlled grid, with and without the heat step's
     # channels: a branch per node inside one loop kept most of the adds' cost (measured, kernels.heat
     # "Multirate")
@@ -388,24 +428,30 @@ def p2g_pass(parts: ti.template(), grid: ti.template(), mats: ti.template(), ctr
     on one CPU thread (1) a serial loop with plain adds; on L >= 2 CPU threads, L lanes of
     consecutive particles, each on its own thread with plain adds into its own copy of the
     channels (lane 0's is the grid), which ``collect_blocks`` sums (two CPU threads fighting over
-    float atomics are slower than one without them). The step and the time are the device clock's
-    (``knobs.step_dt``, ``knobs.step_t``)."""
+    float atomics are slower than one without them). A lane adds into the grid itself a particle
+    whose stencil lies wholly beyond the nodes of every lane before it (``lane_reaches_pass``,
+    ``lane_start``): no two lanes write one node, and particles in x order (as a body is sampled)
+    leave only a band along each lane's border to the copies and their sum (water's transfer
+    0.93-0.95 of what it took with every particle of lanes 1 and up in a copy). The step and the
+    time are the device clock's (``knobs.step_dt``, ``knobs.step_t``)."""
     n = while_running(knobs, parts.n[None])
     if ti.static(grid.lanes >= 2):
+        lane_reaches_pass(parts, grid, n)
         # Taichi's CPU range-for hands out chunks of up to 512 iterations (``block_dim`` does
         # not go below its 32): a loop of L iterations would be one chunk on one thread, so
         # lane l starts at iteration l * LANE_SPREAD and the rest do nothing
         for q in range(grid.lanes * LANE_SPREAD):
             if q % LANE_SPREAD == 0:
                 lane = q // LANE_SPREAD
+                start = lane_start(grid, lane)
                 for p in range(lane * n // grid.lanes, (lane + 1) * n // grid.lanes):
                     if parts.alive[p]:
-                        scatter_particle(parts, grid, mats, ctrl, knobs, p, lane)
+                        scatter_particle(parts, grid, mats, ctrl, knobs, p, lane, start)
     else:
         ti.loop_config(serialize=grid.serial)
         for p in range(n):
             if parts.alive[p]:
-                scatter_particle(parts, grid, mats, ctrl, knobs, p, 0)
+                scatter_particle(parts, grid, mats, ctrl, knobs, p, 0, 0)
 
 
 @ti.kernel
