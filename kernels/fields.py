@@ -174,7 +174,7 @@ class Grid:
     by side along axis 0, ``lane_stride`` nodes apart, lane 0's the grid's own nodes (what every
     other pass reads). A lane adds into the grid itself the particles whose stencils lie beyond
     every node of the lanes before it (``lane_reach``: each lane's highest stencil base along axis
-    0, plus one, found before the scatter): no two lanes write one node. Lanes 1 and up mark the
+    0, plus one, found before the scatter, for every lane but the last): no two lanes write one node. Lanes 1 and up mark the
     blocks they wrote in their copies in ``lane_mask``;
     ``kernels.mpm.collect_blocks`` adds their copies of the marked blocks into the grid in lane
     order and clears the marks (a thermal grid's sum zeroes the copies it read; on a grid without
@@ -244,7 +244,7 @@ class Grid:
         if self.lanes >= 2:  # the blocks lanes 1.. wrote (``lane_mask``), lane l's (l - 1) n_blocks[0] along axis 0
             self.lane_mask = ti.field(ti.i32)
             fb.dense(indices, ((self.lanes - 1) * self.n_blocks[0],) + self.n_blocks[1:]).place(self.lane_mask)
-            self.lane_reach = new_field(fb, ti.i32, self.lanes)  # P2G's, kernels.mpm.lane_reaches_pass
+            self.lane_reach = new_field(fb, ti.i32, self.lanes - 1)  # P2G's, kernels.mpm.lane_reaches_pass
         self.block_list = new_field(fb, ti.i32, total, dim)
         self.n_active = new_field(fb, ti.i32, ())
         self.spacing = new_field(fb, dtype, ())

@@ -97,16 +97,16 @@ def stencil_base(grid: ti.template(), x):
 
 @ti.func
 def lane_reaches_pass(parts: ti.template(), grid: ti.template(), n):
-    """P2G in lanes (``Grid.lanes`` >= 2), before the scatter: each lane's reach
-    (``Grid.lane_reach``), one more than the highest stencil base along axis 0 of its alive
-    particles. The largest x of a lane's particles gives it: ``stencil_base`` is monotone in x, and
+    """P2G in lanes (``Grid.lanes`` >= 2), before the scatter: the reach of each lane but the last
+    (``Grid.lane_reach``; only the lanes after a lane read its reach), one more than the highest
+    stencil base along axis 0 of its alive particles. The largest x of a lane's particles gives it: ``stencil_base`` is monotone in x, and
     the one cell more covers a rounding the compiler may do otherwise in the two places. A NaN
     position is skipped (its base is 0, at or below any reach); an infinite one reaches the last
-    base. On the calling thread: a loop of a few lanes, two loads a particle (~2.5% of water's
-    two-lane transfer), where handing it to the pool costs about as much again
-    (``docs/benchmark.md``, "Lanes that add into the grid itself")."""
+    base. On the calling thread: a loop of a few lanes, two loads a particle, where handing it to
+    the pool costs about as much again (``docs/benchmark.md``, "Lanes that add into the grid
+    itself")."""
     ti.loop_config(serialize=True)
-    for lane in range(grid.lanes):
+    for lane in range(grid.lanes - 1):
         top = -ti.math.inf
         for p in range(lane * n // grid.lanes, (lane + 1) * n // grid.lanes):
             if parts.alive[p]:

@@ -706,8 +706,8 @@ def test_p2g_lanes_give_the_serial_grid_to_rounding_and_repeat_bit_for_bit():
     value, asserted at 4e-6), lists the marked blocks in the grid's order, leaves the lanes' copies
     zeroed, and 40 substeps on, in which the particles move up to 3.6 dx, stay within 1e-4 dx of
     the serial run's (measured 8.6e-6 dx). The same lane count gives the same bits again. Each
-    lane's reach (``Grid.lane_reach``) is one more than its particles' highest stencil base along
-    x, and lanes 1 and up add the particles beyond the reach of the lanes before them into the grid
+    lane's reach but the last's (``Grid.lane_reach``) is one more than its particles' highest
+    stencil base along x, and lanes 1 and up add the particles beyond the reach of the lanes before them into the grid
     itself: here none (the man spans 7 cells along x: the lanes' halves of him overlap), nor with
     the particles shuffled (measured 0%, asserted below 5%), where the grid is the serial one again (``test_p2g_lanes_add_into_the_grid_itself_beyond_the_lanes_before_them``
     has the other side)."""
@@ -735,10 +735,10 @@ def test_p2g_lanes_give_the_serial_grid_to_rounding_and_repeat_bit_for_bit():
         sim.grid_mass()  # a fresh P2G and the block list
         grids[key] = fieldio.group(sim.grid).read()
         g = sim.grid
-        if lanes >= 2:  # each lane's reach: its highest stencil base along x, plus one
+        if lanes >= 2:  # each lane's reach but the last's: its highest stencil base along x, plus one
             base = np.clip(np.floor((x[:n, 0] - g.corner[None][0]) / g.spacing[None] - 0.5), 0, g.extent[None][0] - 3)
             alive = state["field/particles_fields/alive"][:n] != 0
-            ranges = [(lane * n // lanes, (lane + 1) * n // lanes) for lane in range(lanes)]
+            ranges = [(lane * n // lanes, (lane + 1) * n // lanes) for lane in range(lanes - 1)]
             reach = [int(base[a:b][alive[a:b]].max()) + 1 for a, b in ranges]
             assert g.lane_reach.to_numpy().tolist() == reach, key
         # the blocks listed once each, in the grid's order (the boundary heat account sums in it)
@@ -810,7 +810,7 @@ def test_p2g_lanes_add_into_the_grid_itself_beyond_the_lanes_before_them():
         runs[key] = sim
     g = laned.grid
     base = np.floor((x0[:, 0] - g.corner[None][0]) / g.spacing[None] - 0.5)
-    assert g.lane_reach.to_numpy().tolist() == [int(base[: n // 2].max()) + 1, int(base[n // 2:].max()) + 1]
+    assert g.lane_reach.to_numpy().tolist() == [int(base[: n // 2].max()) + 1]
     direct = np.mean(base[n // 2:] >= g.lane_reach[0] + 3)
     assert 0.2 < direct < 1.0, direct
     stride = g.lane_stride
