@@ -99,23 +99,20 @@ def stencil_base(grid: ti.template(), x):
 def lane_reaches_pass(parts: ti.template(), grid: ti.template(), n):
     """P2G in lanes (``Grid.lanes`` >= 2), before the scatter: the reach of each lane but the last
     (``Grid.lane_reach``; only the lanes after a lane read its reach), one more than the highest
-    stencil base along axis 0 of its alive particles. The largest x of a lane's particles gives it: ``stencil_base`` is monotone in x, and
-    the one cell more covers a rounding the compiler may do otherwise in the two places. A NaN
-    position is skipped (its base is 0, at or below any reach); an infinite one reaches the last
-    base. On the calling thread: a loop of a few lanes, two loads a particle, where handing it to
-    the pool costs about as much again (``docs/benchmark.md``, "Lanes that add into the grid
-    itself")."""
+    stencil base along axis 0 of its alive particles: the scatter's own ``stencil_base`` (integers,
+    so a NaN or infinite position counts as the scatter clamps it, where a float maximum under fast
+    math may lose a lane's largest x to a NaN), and the one cell more covers a rounding the
+    compiler may do otherwise in the two places. On the calling thread: a loop of a few lanes, a
+    position a particle, where handing it to the pool costs about as much again
+    (``docs/benchmark.md``, "Lanes that add into the grid itself")."""
     ti.loop_config(serialize=True)
     for lane in range(grid.lanes - 1):
-        top = -ti.math.inf
+        top = -1
         for p in range(lane * n // grid.lanes, (lane + 1) * n // grid.lanes):
             if parts.alive[p]:
-                x = parts.x[p][0]
-                if x > top:  # false for a NaN
-                    top = x
-        X = (top - grid.corner[None][0]) * grid.inv_spacing[None] - 0.5
-        X = ti.min(ti.max(X, 0.0), grid.extent[None][0] - 3.0)
-        grid.lane_reach[lane] = ti.cast(ti.floor(X), ti.i32) + 1
+                base, _ = stencil_base(grid, parts.x[p])
+                top = ti.max(top, base[0])
+        grid.lane_reach[lane] = top + 1
 
 
 @ti.func

@@ -813,6 +813,13 @@ def test_p2g_lanes_add_into_the_grid_itself_beyond_the_lanes_before_them():
     assert g.lane_reach.to_numpy().tolist() == [int(base[: n // 2].max()) + 1]
     direct = np.mean(base[n // 2:] >= g.lane_reach[0] + 3)
     assert 0.2 < direct < 1.0, direct
+    reach = g.lane_reach.to_numpy().tolist()
+    for bad in (np.nan, np.inf, -np.inf):  # one of lane 0's particles off the map: the reach keeps its others'
+        x = x0.copy()
+        x[n // 4, 0] = bad
+        laned.load_state_dict(dict(state, **{"field/particles_fields/x": np.concatenate([x, state["field/particles_fields/x"][n:]])}))
+        laned.grid_mass()
+        assert g.lane_reach.to_numpy().tolist() == reach, bad
     stride = g.lane_stride
     for name in serial.grid.scattered:
         scale = np.abs(grids["serial"][name]).max()
