@@ -705,12 +705,12 @@ def test_p2g_lanes_give_the_serial_grid_to_rounding_and_repeat_bit_for_bit():
     of the serial P2G (1 lane) to f32 rounding (measured: at most 3.6e-7 of each channel's largest
     value, asserted at 4e-6), lists the marked blocks in the grid's order, leaves the lanes' copies
     zeroed, and 40 substeps on, in which the particles move up to 3.6 dx, stay within 1e-4 dx of
-    the serial run's (measured 8.6e-6 dx). The same lane count gives the same bits again. Each
-    lane's reach but the last's (``Grid.lane_reach``) is one more than its particles' highest
-    stencil base along x, and lanes 1 and up add the particles beyond the reach of the lanes before them into the grid
-    itself: here none (the man spans 7 cells along x: the lanes' halves of him overlap), nor with
-    the particles shuffled (measured 0%, asserted below 5%), where the grid is the serial one again (``test_p2g_lanes_add_into_the_grid_itself_beyond_the_lanes_before_them``
-    has the other side)."""
+    the serial run's (measured 8.6e-6 dx). The same lane count gives the same bits again. The
+    reach of each lane but the last (``Grid.lane_reach``) is one more than its alive particles'
+    highest stencil base along x. With the particles shuffled, so that every lane's particles lie
+    everywhere and lanes 1 and up add (nearly) all of theirs into their copies, the grid is the
+    serial one again (``test_p2g_lanes_add_into_the_grid_itself_beyond_the_lanes_before_them``
+    has the particles that go into the grid itself)."""
     from polyalloy.kernels import fieldio
     from polyalloy.scenes import freeze
 
@@ -736,7 +736,7 @@ def test_p2g_lanes_give_the_serial_grid_to_rounding_and_repeat_bit_for_bit():
         grids[key] = fieldio.group(sim.grid).read()
         g = sim.grid
         if lanes >= 2:  # each lane's reach but the last's: its highest stencil base along x, plus one
-            base = np.clip(np.floor((x[:n, 0] - g.corner[None][0]) / g.spacing[None] - 0.5), 0, g.extent[None][0] - 3)
+            base = np.clip(_stencil_base_x(g, x[:n]), 0, g.extent[None][0] - 3)
             alive = state["field/particles_fields/alive"][:n] != 0
             ranges = [(lane * n // lanes, (lane + 1) * n // lanes) for lane in range(lanes - 1)]
             reach = [int(base[a:b][alive[a:b]].max()) + 1 for a, b in ranges]
@@ -776,8 +776,8 @@ def test_p2g_lanes_give_the_serial_grid_to_rounding_and_repeat_bit_for_bit():
     sim.grid_mass()
     grid = fieldio.group(sim.grid).read()
     g = sim.grid
-    base = np.floor((x[order[:n], 0] - g.corner[None][0]) / g.spacing[None] - 0.5)
-    direct = np.mean(base[n // 2:] >= g.lane_reach[0] + 3)  # lane 1's added into the grid itself
+    alive = mixed["field/particles_fields/alive"][n // 2:n] != 0
+    direct = np.mean(_stencil_base_x(g, x[order[n // 2:n]])[alive] >= g.lane_reach[0] + 3)  # lane 1's into the grid
     sim.close()
     assert direct < 0.05, direct
     for name in serial.grid.scattered:
@@ -785,47 +785,56 @@ def test_p2g_lanes_give_the_serial_grid_to_rounding_and_repeat_bit_for_bit():
                                    err_msg=name)
 
 
+def _stencil_base_x(grid, x):
+    """``kernels.mpm.stencil_base`` along x of positions ``x``, in its f32 arithmetic (unclamped)."""
+    f32 = np.float32
+    return np.floor((x[:, 0].astype(f32) - f32(grid.corner[None][0])) * f32(grid.inv_spacing[None]) - f32(0.5))
+
+
 def test_p2g_lanes_add_into_the_grid_itself_beyond_the_lanes_before_them():
     """A P2G lane adds into the grid itself the particles whose stencils lie beyond every node of
     the lanes before it (``kernels.mpm.lane_reaches_pass``), the rest into its copy (a grid without
-    heat: zeroed where the lane first marks a block). The 2D dam break at 0.1 s (water sampled in
-    x order: lane 1 holds the right half of the column): a fresh P2G on 2 lanes adds 41% of lane
-    1's particles into the grid itself (measured; asserted above 20%: a count of the state, not a
-    noisy figure), gives the serial grid to f32 rounding (measured 1.9e-7 of each channel's
-    largest value, asserted at 2e-6), and 40 substeps on, in which the particles move up to 2.9
-    dx, they stay within 5e-5 dx of the serial run's (measured 4.3e-6 dx). The same again repeats
-    bit for bit."""
+    heat: zeroed where the lane first marks a block, so the copy still holds them after the sum).
+    The 2D dam break at 0.1 s (water sampled in x order: lane 1 holds the right half of the
+    column), a fresh P2G on 2 lanes: lane 0's reach is its highest stencil base along x plus one;
+    41% of lane 1's particles lie beyond it (measured; asserted above 20%: a count of the state,
+    not a noisy figure), and lane 1's copy holds the mass of the other 59% and no more (to f32
+    rounding: the kernel took both paths); the grid is the serial one to f32 rounding (measured
+    1.9e-7 of each channel's largest value, asserted at 2e-6); 40 substeps on, in which the
+    particles move up to 2.9 dx, they stay within 5e-5 dx of the serial run's (measured 4.3e-6
+    dx), and the same again repeats bit for bit. A NaN or infinite position at lane 0's largest x
+    or its last particle does not lower its reach below what the other particles set."""
     from polyalloy.kernels import fieldio
 
     serial, laned = (_with_lanes(dam_break.build(dim=2), 1 / 48, lanes) for lanes in (1, 2))
     serial.advance_to(0.1)
     state = serial.state_dict()
     n, dx = serial.n_particles, serial.scene.dx
-    x0 = serial.particles()["x"]
-    grids, runs = {}, {}
+    x0, mass = serial.particles()["x"], serial.particles()["mass"]
+    assert len(x0) == n  # every particle alive: slot p is particle p
+    grids = {}
     for key, sim in (("serial", serial), ("laned", laned), ("again", laned)):
         sim.load_state_dict(state)
         sim.grid_mass()
         grids[key] = fieldio.group(sim.grid).read()
-        runs[key] = sim
-    g = laned.grid
-    base = np.floor((x0[:, 0] - g.corner[None][0]) / g.spacing[None] - 0.5)
+    g, stride = laned.grid, laned.grid.lane_stride
+    base = _stencil_base_x(g, x0)
     assert g.lane_reach.to_numpy().tolist() == [int(base[: n // 2].max()) + 1]
-    direct = np.mean(base[n // 2:] >= g.lane_reach[0] + 3)
-    assert 0.2 < direct < 1.0, direct
-    reach = g.lane_reach.to_numpy().tolist()
-    for bad in (np.nan, np.inf, -np.inf):  # one of lane 0's particles off the map: the reach keeps its others'
-        x = x0.copy()
-        x[n // 4, 0] = bad
-        laned.load_state_dict(dict(state, **{"field/particles_fields/x": np.concatenate([x, state["field/particles_fields/x"][n:]])}))
-        laned.grid_mass()
-        assert g.lane_reach.to_numpy().tolist() == reach, bad
-    stride = g.lane_stride
+    into_copy = base[n // 2:] < g.lane_reach[0] + 3
+    assert 0.2 < 1.0 - into_copy.mean() < 1.0, into_copy.mean()
+    assert grids["laned"]["m"][stride:].sum() == pytest.approx(mass[n // 2:][into_copy].sum(), rel=1e-5)
     for name in serial.grid.scattered:
         scale = np.abs(grids["serial"][name]).max()
         err = np.abs(grids["laned"][name][:stride] - grids["serial"][name]).max() / scale
         assert err < 2e-6, (name, err)
         np.testing.assert_array_equal(grids["laned"][name], grids["again"][name])
+    for bad in (np.nan, np.inf, -np.inf):  # a particle of lane 0 off the map (a platform may clamp it either way)
+        for p in (int(np.argmax(x0[: n // 2, 0])), n // 2 - 1):
+            x = state["field/particles_fields/x"].copy()
+            x[p, 0] = bad
+            laned.load_state_dict(dict(state, **{"field/particles_fields/x": x}))
+            laned.grid_mass()
+            assert g.lane_reach[0] >= int(np.delete(base[: n // 2], p).max()) + 1, (bad, p)
     paths = {}
     for key, sim in (("serial", serial), ("laned", laned), ("again", laned)):
         sim.load_state_dict(state)
