@@ -174,12 +174,12 @@ class Grid:
     by side along axis 0, ``lane_stride`` nodes apart, lane 0's the grid's own nodes (what every
     other pass reads). A lane adds into the grid itself the particles whose stencils lie beyond
     every node of the lanes before it (``lane_reach``: each lane's highest stencil base along axis
-    0, plus one, found before the scatter, for every lane but the last): no two lanes write one node. Lanes 1 and up mark the
-    blocks they wrote in their copies in ``lane_mask``;
+    0, plus one, found before the scatter, for every lane but the last): no two lanes write one
+    node. Lanes 1 and up mark the blocks they wrote in their copies in ``lane_mask``;
     ``kernels.mpm.collect_blocks`` adds their copies of the marked blocks into the grid in lane
     order and clears the marks (a thermal grid's sum zeroes the copies it read; on a grid without
-    heat a lane zeroes its copy of a block when it first marks it). A result depends on the lane count,
-    never on the threads or their timing: it repeats bit for bit.
+    heat a lane zeroes its copy of a block when it first marks it). A result depends on the lane
+    count, never on the threads or their timing: it repeats bit for bit.
     ``serial`` (compile-time, with lanes 1): every loop of a substep (the grid passes, P2G, G2P,
     the heat step, the mixing, the mimicry) runs on the calling thread, with no dispatch to
     Taichi's thread pool: a small simulation's, a one-thread runtime's and one asked to run on

@@ -127,10 +127,10 @@ def lane_start(grid: ti.template(), lane):
 
 
 @ti.func
-def mark_blocks(grid: ti.template(), base, lane):
+def mark_blocks(grid: ti.template(), base, copy):
     """Mark the (at most 2^dim) blocks that the 3^dim stencil starting at ``base`` touches; with
-    P2G lanes (``Grid.lanes`` >= 2) also, where ``lane`` (the copy the particle adds into,
-    ``scatter_particle``) is 1 or more, in that lane's own marks, so
+    P2G lanes (``Grid.lanes`` >= 2) also, where ``copy`` (the lane whose copy the particle adds
+    into, ``scatter_particle``; 0: the grid itself) is 1 or more, in that lane's own marks, so
     that the lanes' sum reads only the copies a lane wrote (lane 0's copy is the grid). On a grid
     without heat the lane zeroes its copy of a block when it first marks it, where a thermal grid's
     sum zeroes the copies it read: water's transfer 0.90-0.96 of the other way, the polyalloy's
@@ -146,14 +146,14 @@ def mark_blocks(grid: ti.template(), base, lane):
         if grid.block_mask[B] == 0:  # a read first: P2G lanes on other threads keep the line shared
             grid.block_mask[B] = 1
         if ti.static(grid.lanes >= 2):
-            if lane > 0:
+            if copy > 0:
                 M = B
-                M[0] += (lane - 1) * grid.n_blocks[0]
+                M[0] += (copy - 1) * grid.n_blocks[0]
                 if ti.static(grid.thermal):
                     grid.lane_mask[M] = 1
                 elif grid.lane_mask[M] == 0:  # first touch: the lane zeroes its copy of the block
                     grid.lane_mask[M] = 1
-                    zero_lane_block(grid, B, lane)
+                    zero_lane_block(grid, B, copy)
 
 
 @ti.func
@@ -192,7 +192,8 @@ def add_lane(grid: ti.template(), name: ti.template(), I, J):
 def collect_blocks_pass(grid: ti.template(), knobs: ti.template()):
     """List the blocks that P2G marked; every later grid pass visits only these. After P2G in
     lanes (``Grid.lanes`` >= 2), add into each listed node the copies of lanes 1 and up that
-    marked its block, in lane order (lane 0 added into the grid itself), and zero those copies (on
+    marked its block, in lane order (lane 0 added into the grid itself, the other lanes their
+    particles beyond the lanes before them: ``p2g_pass``), and zero those copies (on
     a thermal grid; ``mark_blocks`` otherwise) and the lanes' marks for the next P2G (the heat
     step's channels only on a substep that carries it: on the others P2G left them zero)."""
     grid.n_active[None] = 0
@@ -285,7 +286,7 @@ def deposit(grid: ti.template(), name: ti.template(), node, value):
     """Add ``value`` into the scattered channel ``name`` at ``node`` (``Grid.lanes``): with lanes
     0 an atomic add into the grid; with 1 a plain add into the grid (the loop is serialised and
     Taichi demotes the atomic); with L >= 2 a plain load and store (only ``+=`` is an atomic)
-    into the lane's copy, ``node`` already shifted to it (lane 0's copy is the grid)."""
+    into the grid or a lane's copy, ``node`` already shifted to it (``scatter_particle``)."""
     target = ti.static(getattr(grid, name))
     if ti.static(grid.lanes <= 1):
         target[node] += value
@@ -355,7 +356,7 @@ def scatter_particle(parts: ti.template(), grid: ti.template(), mats: ti.templat
             mix_c = mass * parts.comp[p]
             mix_d = mass * mats.mixing[mat]
     home_node = base
-    home_node[0] += copy * grid.lane_stride  # the lane's copy (Grid.lanes >= 2; lane 0's is the grid)
+    home_node[0] += copy * grid.lane_stride  # the lane's copy, or (copy 0) the grid itself
     # the stencil compiled twice on a thermal or controlled grid, with and without the heat step's
     # channels: a branch per node inside one loop kept most of the adds' cost (measured, kernels.heat
     # "Multirate")
