@@ -430,7 +430,7 @@ def p2g_pass(parts: ti.template(), grid: ti.template(), mats: ti.template(), ctr
     whose stencil lies wholly beyond the nodes of every lane before it (``lane_reaches_pass``,
     ``lane_start``): no two lanes write one node, and particles in x order (as a body is sampled)
     leave only a band along each lane's border to the copies and their sum (water's transfer
-    0.93-0.95 of what it took with every particle of lanes 1 and up in a copy). The step and the
+    0.91-0.98 of what it took with every particle of lanes 1 and up in a copy). The step and the
     time are the device clock's (``knobs.step_dt``, ``knobs.step_t``)."""
     n = while_running(knobs, parts.n[None])
     if ti.static(grid.lanes >= 2):
