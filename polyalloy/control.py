@@ -375,7 +375,9 @@ class Controller:
     def state(self) -> dict:
         """The host state a resumed run needs (the homes themselves are particle fields):
         which slot each controlled particle holds, the next healing check, the count so far."""
-        out = {f"slot_of_{i}": self.slot_of[i] for i in self.bodies}
+        # copies: a healing check rewrites ``slot_of`` in place, and a state kept in memory (a
+        # frame's retry, a test's replay) must not change with it
+        out = {f"slot_of_{i}": self.slot_of[i].copy() for i in self.bodies}
         out["next_check"] = np.float64(self.next_check)
         out["reassigned"] = np.int64(self.reassigned)
         out["track"] = self.track.copy()

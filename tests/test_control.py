@@ -454,10 +454,14 @@ def test_a_checkpoint_restores_the_controller(runtime):
         for _ in range(4):
             sim.step_frame()
         state = sim.state_dict()
+        slots = state["control/slot_of_0"].copy()
         for _ in range(8):
             sim.step_frame()
         first = sim.particles()["x"], sim.controller.reassigned
         assert first[1] > 0  # homes were reassigned after the checkpoint
+        # ... in place, in the controller's own array: the state taken before holds a copy
+        assert not np.array_equal(sim.controller.slot_of[0], slots)
+        assert np.array_equal(state["control/slot_of_0"], slots)
         sim.load_state_dict(state)
         assert sim.frame == 4
         for _ in range(8):
