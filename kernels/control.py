@@ -264,3 +264,25 @@ def body_moments(parts: ti.template(), body: ti.i32, out: ti.types.ndarray()):
             for d in ti.static(range(parts.dim)):
                 out[1 + d] += m * parts.x[p][d]
                 out[1 + parts.dim + d] += m * parts.v[p][d]
+
+
+@ti.kernel
+def gripped_moments(parts: ti.template(), mats: ti.template(), knobs: ti.template(), body: ti.i32,
+                    out: ti.types.ndarray()):
+    """``out`` = (gripped mass, grip-weighted sum of m x (dim), of m v (dim)) over the live
+    controlled particles of ``body``: the centre of mass and momentum of what the controller
+    holds, for a body that has lost its footing (``polyalloy.control``, "Standing"). On the
+    calling thread for a small simulation's particles (``Particles.serial``)."""
+    ti.loop_config(serialize=parts.serial)
+    for k in range(out.shape[0]):
+        out[k] = 0.0
+    ti.loop_config(serialize=parts.serial)
+    for p in range(parts.n[None]):
+        if parts.alive[p] and parts.body[p] == body and parts.part[p] >= 0:
+            mat = parts.material[p]
+            m = parts.mass[p] * grip(mats, knobs, mat, parts.phase[p], parts.T[p], liquid_fraction(mats, mat, parts.H[p]))
+            out[0] += m
+            for d in ti.static(range(parts.dim)):
+                out[1 + d] += m * parts.x[p][d]
+                out[1 + parts.dim + d] += m * parts.v[p][d]
+

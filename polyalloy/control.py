@@ -22,7 +22,27 @@
    the switch falls in the quiet half of an in-step pulse, so with ``glitch_spread`` below
    1/4 no part changes target while it is away. A following body's earlier shapes are
    moved at rest so that their centroids sit on the template's (see ``_assign_initial``);
-5. every ``reassign_every`` seconds, heals: gripped particles farther than
+5. standing (a body that ``stands``): at every healing check (below), before it, asks whether
+   what the controller holds still stands on something: the body's particles are linked into
+   pieces as ``polyalloy.metrics.fragments`` links them (within 1.5 particle spacings, rubble
+   apart), a piece rests when one of its particles lies within ``FOOTING`` cells of a collider
+   or of the domain's floor, and the body has lost its footing when less than half of its
+   gripped mass lies in resting pieces and less than half of his legs (the particles homed in
+   the lower half of the template) is gripped: his frozen legs snapped off under him, and what
+   the controller holds is the torso, in the air. (A body is asked only once it has stood on
+   its legs, from the start or again after it froze through: the reform after a thaw, whose
+   pieces the pull lifts before their legs are gripped, is left as it was.) From then on the
+   body is *adrift*: its pose stops where it was (the walk goes no further) and rides on the
+   gripped part's centre of mass, measured before the pose of every substep that carries the
+   heat step goes up (the pull acts on those) and moved on at its velocity, less the sag that
+   balances the weight support (``hold`` g / (gain omega^2) down: the pull's mean error then
+   cancels ``hold_up``, kernels.control), so the controller keeps his shape and no longer
+   holds his weight: he falls. The shape is held upright as posed, so a torso that lands on
+   its stump rocks on it (tests/test_control.py). It ends when next to nothing is gripped any
+   more (under ``HELD_LEAST`` of the body's mass: frozen through, or molten). Without
+   ``stands`` (the default) a body is held up wherever it is: the controller carries ``hold``
+   of its gripped weight;
+6. every ``reassign_every`` seconds, heals: gripped particles farther than
    ``reassign_distance`` template heights from home are "far". The slots of the near ones
    are kept; the far ones are matched (``transport_match``) to a random choice of the
    remaining free slots. So scattered fragments and the mass blown out of a hole go to
@@ -39,6 +59,8 @@ from polyalloy.kernels import fieldio
 from polyalloy.kernels.sdf import evaluate_sdf
 
 LEAF = 48  # points per leaf of the recursive bisection, matched exactly
+FOOTING = 2.0  # cells from a collider or the domain's floor within which a piece of a standing body rests
+HELD_LEAST = 0.1  # gripped share of a standing body's mass under which it is no longer adrift
 
 
 def transport_match(a: np.ndarray, b: np.ndarray, leaf: int = LEAF) -> np.ndarray:
@@ -142,7 +164,18 @@ class Controller:
         self.next_check = sc.control.reassign_every
         self.reassigned = 0  # particles given a new home so far
         self.following = [i for i in self.bodies if sc.bodies[i].follow]
-        self.moving = any(sc.bodies[i].walk is not None for i in self.bodies) or bool(self.following)
+        self.standing = [i for i in self.bodies if sc.bodies[i].stands]
+        # a standing body that lost its footing: the time its pose stopped at, the gripped part's
+        # centre of mass and velocity at the last measurement (and its time), the gripped homes'
+        # centroid at that pose (Controller.pose)
+        self.adrift = {}
+        self.stood = {i: False for i in self.standing}  # has stood on his legs since he last froze through
+        self.mid_height = {}  # rest y (m) under which a home is in the legs: half the template's height
+        for i in self.standing:
+            y = self.slots[i][0][:, 1]
+            self.mid_height[i] = 0.5 * (y.min() + y.max())
+        self.moving = (any(sc.bodies[i].walk is not None for i in self.bodies) or bool(self.following)
+                       or bool(self.standing))
         self.pose_due = None  # a time whose pose the table should hold and does not yet (upload_pose)
         # a following body: its rest home centroid, and per body (time, centre of mass, velocity)
         self.rest_centre = {i: self.slots[i][0].mean(axis=0) for i in self.following}
@@ -261,6 +294,12 @@ class Controller:
         when it follows the body (extrapolated from the last measurement at its velocity)."""
         sim, d = self.sim, self.sim.dim
         body = sim.scene.bodies[i]
+        if i in self.adrift:  # lost its footing: the shape rides on what is gripped, and falls with it
+            a = self.adrift[i]
+            pose = body.template.pose_at(a["pose_t"], d, body.walk)
+            shift = a["com"] + a["vel"] * (t - a["t0"]) + self._sag() - a["centre"]
+            pose.position = tuple(np.asarray(pose.position, float)[:d] + shift)
+            return pose
         pose = body.template.pose_at(t, d, body.walk)
         if body.follow:
             row = self.track[self.following.index(i)]
@@ -277,6 +316,90 @@ class Controller:
             kc.body_moments(sim.particles_fields, i, out)
             m = max(out[0], 1e-30)
             self.track[j] = np.concatenate([[t], out[1:] / m])
+
+    # --- standing (module docstring, 5) -----------------------------------------------------
+    def _sag(self) -> np.ndarray:
+        """How far (m) below the gripped part's centre of mass an adrift body's homes sit: the
+        pull's mean error that cancels the weight support (``kernels.control.hold_up``)."""
+        c, d = self.sim.scene.control, self.sim.dim
+        sag = np.zeros(d)
+        if c.gain > 0:  # along gravity (y), so below the centre when gravity points down
+            sag[1] = c.hold * self.sim.scene.gravity / (c.gain * (2 * np.pi * c.frequency) ** 2)
+        return sag
+
+    def _gripped_centre(self, i: int, grip: np.ndarray, pose_t: float) -> np.ndarray:
+        """Grip-weighted centroid (m) of body ``i``'s homes posed at its walk's pose at ``pose_t``."""
+        sim, d = self.sim, self.sim.dim
+        body = sim.scene.bodies[i]
+        A, b = body.template.transforms(body.template.pose_at(pose_t, d, body.walk), d)
+        hk, pk, _ = self.slots[i]
+        idx = self.slot_of[i]
+        k = pk[idx] - self.part_offset[i]
+        posed = np.einsum("nij,nj->ni", A[k], hk[idx]) + b[k]
+        return (posed * grip[:, None]).sum(axis=0) / max(grip.sum(), 1e-30)
+
+    def track_adrift(self, t: float) -> None:
+        """Measure the gripped part's centre of mass and velocity of every adrift body (now, at
+        ``t``): before the pose of a substep that carries the heat step goes up (the pull acts
+        on those alone), so that a save, which uploads a waiting pose, measures nothing."""
+        sim, d = self.sim, self.sim.dim
+        for i, a in self.adrift.items():
+            out = np.zeros(1 + 2 * d)
+            kc.gripped_moments(sim.particles_fields, sim.materials, sim.knobs, i, out)
+            if out[0] > 0:
+                a.update(t0=t, com=out[1:1 + d] / out[0], vel=out[1 + d:] / out[0])
+
+    def check_support(self, t: float) -> list:
+        """Standing bodies that lost their footing at ``t`` (module docstring, 5); the ones frozen
+        or molten through are no longer adrift. Returns the bodies that went adrift now."""
+        from polyalloy.metrics import link_labels
+
+        if not self.standing:
+            return []
+        sim, d = self.sim, self.sim.dim
+        pf, n = sim.particles_fields, sim.n_particles
+        grip = np.zeros(n, sim.np_real)
+        kc.grips(pf, sim.materials, sim.knobs, grip)
+        state = sim.particles(retired=True)
+        went = []
+        for i in self.standing:
+            s, e = self.ranges[i]
+            live = state["alive"][s:e].astype(bool)
+            m = state["mass"][s:e].astype(np.float64) * live
+            g = grip[s:e].astype(np.float64) * live
+            held = (m * g).sum()
+            if m.sum() <= 0 or held < HELD_LEAST * m.sum():
+                self.adrift.pop(i, None)
+                self.stood[i] = False
+                continue
+            if i in self.adrift:
+                a = self.adrift[i]
+                a["centre"] = self._gripped_centre(i, m * g, a["pose_t"])
+                continue
+            hk = self.slots[i][0][self.slot_of[i]]
+            lower = hk[:, 1] < self.mid_height[i]  # homed in his legs
+            legs = (m * g)[lower].sum() / max(m[lower].sum(), 1e-30)
+            x = state["x"][s:e][live].astype(np.float64)
+            labels = link_labels(x, state["damage"][s:e][live] < 1.0, 1.5 * self.spacing)
+            pts = np.ascontiguousarray(x, dtype=sim.np_real)
+            dist = np.empty(len(pts), dtype=sim.np_real)
+            evaluate_sdf(sim.colliders, -1, pts, dist, float(t))
+            reach = FOOTING * sim.scene.dx
+            near = (dist < reach) | (x[:, 1] < sim.domain_lo[1] + reach)
+            rests = np.zeros(labels.max() + 1, bool)
+            rests[labels[near]] = True
+            footed = (m * g)[live][rests[labels]].sum() >= 0.5 * held
+            if not self.stood[i]:  # from the start, and after he froze through: once he stands on his legs
+                self.stood[i] = bool(footed and legs >= 0.5)
+                continue
+            if footed or legs >= 0.5:
+                continue
+            self.adrift[i] = dict(pose_t=t, t0=t, com=np.zeros(d), vel=np.zeros(d),
+                                  centre=self._gripped_centre(i, m * g, t))
+            went.append(i)
+        if went:
+            self.track_adrift(t)
+        return went
 
     def maybe_cycle(self, t: float) -> None:
         """Point each body with several earlier shapes at the one its glitch's pulse at ``t``
@@ -333,6 +456,7 @@ class Controller:
         if t + 1e-12 < self.next_check:
             return 0
         self.next_check = t + self.sim.scene.control.reassign_every
+        self.check_support(t)
         return self.reassign(t)
 
     def reassign(self, t: float) -> int:
@@ -382,6 +506,12 @@ class Controller:
         out["reassigned"] = np.int64(self.reassigned)
         out["track"] = self.track.copy()
         out["cycle"] = self.cycle.copy()
+        if self.standing:  # (a checkpoint of a scene without one is as it was)
+            out["stood"] = np.array([self.stood[i] for i in self.standing], bool)
+        for i in self.standing:  # one row each, NaN when it stands: the same keys whether adrift or not
+            a = self.adrift.get(i)
+            out[f"adrift_{i}"] = (np.full(2 + 3 * self.sim.dim, np.nan) if a is None else
+                                  np.concatenate([[a["pose_t"], a["t0"]], a["com"], a["vel"], a["centre"]]))
         return out
 
     def load_state(self, state: dict) -> None:
@@ -391,6 +521,15 @@ class Controller:
         self.reassigned = int(state["reassigned"])
         self.track = np.asarray(state["track"], float).copy()
         self.cycle = np.asarray(state["cycle"], np.int64).copy()
+        d = self.sim.dim
+        self.adrift = {}
+        if "stood" in state:
+            self.stood = dict(zip(self.standing, np.asarray(state["stood"], bool).tolist()))
+        for i in self.standing:
+            row = np.asarray(state.get(f"adrift_{i}", np.nan), float)
+            if not np.isnan(row).any():
+                self.adrift[i] = dict(pose_t=row[0], t0=row[1], com=row[2:2 + d].copy(),
+                                      vel=row[2 + d:2 + 2 * d].copy(), centre=row[2 + 2 * d:2 + 3 * d].copy())
 
     # --- measuring ------------------------------------------------------------------------
     def template_distance(self, body: int, points: np.ndarray, t: float) -> np.ndarray:

@@ -42,7 +42,10 @@ class Body:
     that the glitch cycles through, one per pulse (``Control.glitch_rate``). ``follow``: the
     template's root rides on the body's centre of mass instead of standing where it was put
     (or walking), so the controller holds his shape wherever he goes (is knocked, falls) rather
-    than dragging him back to a place."""
+    than dragging him back to a place. ``stands``: the controller holds the body up only while
+    what it holds stands on something (``polyalloy.control``, "Standing"): when the gripped part
+    comes apart from everything that rests on a collider (his frozen legs snapped off under
+    him), the shape rides on its centre of mass instead and he falls."""
 
     name: str
     shape: Shape
@@ -54,6 +57,7 @@ class Body:
     walk: Walk | None = None
     earlier: Template | Sequence[Template] | None = None
     follow: bool = False
+    stands: bool = False
 
     def __post_init__(self):
         _vec(self.velocity, 2, f"body {self.name!r} velocity")
@@ -63,8 +67,8 @@ class Body:
         if self.template is not None and not isinstance(self.template, Template):
             raise ConfigError(f"body {self.name!r}: template must be a polyalloy.body Template, "
                               f"got {type(self.template).__name__}")
-        if (self.walk is not None or self.earlier is not None or self.follow) and self.template is None:
-            raise ConfigError(f"body {self.name!r}: walk, earlier and follow need a template")
+        if (self.walk is not None or self.earlier is not None or self.follow or self.stands) and self.template is None:
+            raise ConfigError(f"body {self.name!r}: walk, earlier, follow and stands need a template")
         if self.walk is not None and self.follow:
             raise ConfigError(f"body {self.name!r}: a template either walks or follows the body, not both")
         if self.earlier is not None and (not self.earlier_shapes()
@@ -419,16 +423,17 @@ class Scene:
 
     def add_body(self, name: str, shape: Shape, material: str, velocity=(0.0, 0.0, 0.0), color=None,
                  temperature: float = 293.15, template: Template | None = None, walk: Walk | None = None,
-                 earlier=None, follow: bool = False) -> "Scene":
-        """Fill ``shape`` with ``material``; ``template`` (and ``walk``, ``earlier``, ``follow``) put
-        it under the mimetic controller, see ``Body``. ``shape`` may be the template itself."""
+                 earlier=None, follow: bool = False, stands: bool = False) -> "Scene":
+        """Fill ``shape`` with ``material``; ``template`` (and ``walk``, ``earlier``, ``follow``,
+        ``stands``) put it under the mimetic controller, see ``Body``. ``shape`` may be the
+        template itself."""
         if material not in self.materials:
             raise ConfigError(f"body {name!r}: unknown material {material!r}; add it with add_material first "
                               f"(known: {', '.join(self.materials) or 'none'})")
         if template is not None and self.materials[material].kind != POLYALLOY:
             raise ConfigError(f"body {name!r}: only polyalloy can be controlled, not {material!r}")
         self.bodies.append(Body(name, shape, material, velocity, color, temperature, template, walk, earlier,
-                                follow))
+                                follow, stands))
         return self
 
     def add_collider(self, name: str, shape: Shape, surface: str = "separate", friction: float = 0.0,

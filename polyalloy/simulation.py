@@ -446,6 +446,8 @@ class Simulation:
                 # the substep reads the pose only when it carries the heat step (kernels.control,
                 # "Multirate"): on the others the upload waits (Controller.sync_pose)
                 if self.knobs.heat_step[None]:
+                    if self.controller.adrift:
+                        self.controller.track_adrift(self.t)
                     self.controller.upload_pose(self.t)
                 else:
                     self.controller.pose_due = self.t

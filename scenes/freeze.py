@@ -49,7 +49,11 @@ options; ``T_*`` below):
 Options: ``dim`` (2: a side view, no tanker; 3), ``speed`` (m/s; 0, the default: the staging's,
 ``WALK_SPEED``), ``steel_heat`` (1 on, 0 off), ``shatter`` (m: the shot's fragment size; 0: no
 crack network), ``shot_dx`` (m: moves the shot's point along the hall; the shot still finds the
-torso nearest that point).
+torso nearest that point), ``stands`` (0, the default: the controller holds him up wherever he is,
+so between his legs snapping and the drench his legless torso walks on in the air; 1: he
+``stands`` (``polyalloy.control``, "standing"): with his legs gone he hangs from the line by his
+frozen arm, falls when it snaps and lies on the plate; not the default, since the staging was
+tuned for the held torso: docs/freeze.md, "A body that stands").
 The claims (``claims``) check each step with numbers and report the time each was met.
 
 The 3D preview (``dim=3``, ``quality="preview"``) is sized to run ``polyalloy check freeze`` in
@@ -220,7 +224,7 @@ def _raised(shape, pivot):
 
 
 def build(quality: str = "preview", dim: int = 3, speed: float = 0.0, steel_heat: int = 1,
-          shatter: float = SHATTER, shot_dx: float = 0.0) -> Scene:
+          shatter: float = SHATTER, shot_dx: float = 0.0, stands: int = 0) -> Scene:
     if dim not in (2, 3):
         raise ConfigError(f"freeze: dim must be 2 or 3, got {dim}")
     if speed == 0:
@@ -232,6 +236,9 @@ def build(quality: str = "preview", dim: int = 3, speed: float = 0.0, steel_heat
         raise ConfigError(f"freeze: shatter must be 0 (no crack network) or a fragment size in (0, 1] m, got {shatter}")
     if not -1.0 <= shot_dx <= 1.0:
         raise ConfigError(f"freeze: shot_dx must be in [-1, 1] m, got {shot_dx}")
+    if stands not in (0, 1):
+        raise ConfigError(f"freeze: stands must be 0 (the controller holds him up wherever he is) or 1 (he falls "
+                          f"when his legs are gone), got {stands}")
     if steel_heat not in (0, 1):
         raise ConfigError(f"freeze: steel_heat must be 1 (the steel heats the plate) or 0, got {steel_heat}")
     late = settle_delay(dim)
@@ -272,7 +279,7 @@ def build(quality: str = "preview", dim: int = 3, speed: float = 0.0, steel_heat
                                               rotation=(0.0, 0.0, 90.0)),
                            color=(0.7, 0.72, 0.75), temperature=LN2_T)
     man = ReachingMan(position=(START, FLOOR, zc), raised=dim == 2)
-    scene.add_body("man", man, "polyalloy", template=man,
+    scene.add_body("man", man, "polyalloy", template=man, stands=bool(stands),
                    walk=Walk(path=[(START, 0, zc), (END, 0, zc)], speed=speed, start=T_WALK))
     # the flood: slabs of nitrogen dropped on the plate ahead of him (3D: out of the tanker's split side)
     fz = 0.75 if dim == 3 else zc
