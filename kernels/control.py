@@ -271,12 +271,13 @@ def gripped_moments(parts: ti.template(), mats: ti.template(), knobs: ti.templat
                     out: ti.types.ndarray()):
     """``out`` = (gripped mass, grip-weighted sum of m x (dim), of m v (dim)) over the live
     controlled particles of ``body``: the centre of mass and momentum of what the controller
-    holds, for a body that has lost its footing (``polyalloy.control``, "Standing"). On the
-    calling thread for a small simulation's particles (``Particles.serial``)."""
-    ti.loop_config(serialize=parts.serial)
+    holds, for a body that has lost its footing (``polyalloy.control``, point 5 of its
+    docstring). On the calling thread on every device, so that its sums come in one order and a
+    run repeats bit for bit (a loop a substep that carries the heat step, while a body is adrift)."""
+    ti.loop_config(serialize=True)
     for k in range(out.shape[0]):
         out[k] = 0.0
-    ti.loop_config(serialize=parts.serial)
+    ti.loop_config(serialize=True)
     for p in range(parts.n[None]):
         if parts.alive[p] and parts.body[p] == body and parts.part[p] >= 0:
             mat = parts.material[p]
@@ -285,4 +286,3 @@ def gripped_moments(parts: ti.template(), mats: ti.template(), knobs: ti.templat
             for d in ti.static(range(parts.dim)):
                 out[1 + d] += m * parts.x[p][d]
                 out[1 + parts.dim + d] += m * parts.v[p][d]
-

@@ -29,19 +29,23 @@
    or of the domain's floor, and the body has lost its footing when less than half of its
    gripped mass lies in resting pieces and less than half of his legs (the particles homed in
    the lower half of the template) is gripped: his frozen legs snapped off under him, and what
-   the controller holds is the torso, in the air. (A body is asked only once it has stood on
-   its legs, from the start or again after it froze through: the reform after a thaw, whose
-   pieces the pull lifts before their legs are gripped, is left as it was.) From then on the
-   body is *adrift*: its pose stops where it was (the walk goes no further) and rides on the
-   gripped part's centre of mass, measured before the pose of every substep that carries the
-   heat step goes up (the pull acts on those) and moved on at its velocity, less the sag that
-   balances the weight support (``hold`` g / (gain omega^2) down: the pull's mean error then
-   cancels ``hold_up``, kernels.control), so the controller keeps his shape and no longer
-   holds his weight: he falls. The shape is held upright as posed, so a torso that lands on
-   its stump rocks on it (tests/test_control.py). It ends when next to nothing is gripped any
-   more (under ``HELD_LEAST`` of the body's mass: frozen through, or molten). Without
-   ``stands`` (the default) a body is held up wherever it is: the controller carries ``hold``
-   of its gripped weight;
+   the controller holds is the torso, in the air. Any collider counts: a body whose frozen arm
+   is stuck to an overhead line still stands (and the controller still carries it) until the
+   arm snaps. (A body is asked only once it has stood on its legs, from the start or again
+   after it froze through: the reform after a thaw, whose pieces the pull lifts before their
+   legs are gripped, is left as it was.) From then on the body is *adrift*: its pose stops
+   where it was (the walk goes no further) and rides on the gripped part's centre of mass,
+   measured with the centroid of its homes, both with the grips of the moment, before the
+   pose of every substep that carries the heat step goes up (the pull acts on those) and at
+   every healing check, and moved on at its velocity, less the sag that balances the weight
+   support (``hold`` g / (gain omega^2) down: the pull's mean error then cancels ``hold_up``,
+   kernels.control; the pull's implicit damping, a few per cent at the beats' heat steps, is
+   left out), so the controller keeps his shape and no longer holds his weight: he falls.
+   The shape is held upright as posed, so a torso that lands on its stump rocks on it
+   (tests/test_control.py). It ends when next to nothing is gripped any more (under
+   ``HELD_LEAST`` of the body's mass: frozen through, or molten), not when legs thaw under a
+   body that lies adrift. Without ``stands`` (the default) a body is held up wherever it is:
+   the controller carries ``hold`` of its gripped weight;
 6. every ``reassign_every`` seconds, heals: gripped particles farther than
    ``reassign_distance`` template heights from home are "far". The slots of the near ones
    are kept; the far ones are matched (``transport_match``) to a random choice of the
@@ -174,8 +178,7 @@ class Controller:
         for i in self.standing:
             y = self.slots[i][0][:, 1]
             self.mid_height[i] = 0.5 * (y.min() + y.max())
-        self.moving = (any(sc.bodies[i].walk is not None for i in self.bodies) or bool(self.following)
-                       or bool(self.standing))
+        self._walks = any(sc.bodies[i].walk is not None for i in self.bodies) or bool(self.following)
         self.pose_due = None  # a time whose pose the table should hold and does not yet (upload_pose)
         # a following body: its rest home centroid, and per body (time, centre of mass, velocity)
         self.rest_centre = {i: self.slots[i][0].mean(axis=0) for i in self.following}
@@ -317,6 +320,12 @@ class Controller:
             m = max(out[0], 1e-30)
             self.track[j] = np.concatenate([[t], out[1:] / m])
 
+    @property
+    def moving(self) -> bool:
+        """Whether the pose changes from substep to substep: a body walks or follows its centre of
+        mass, or one is adrift (or has just come back: a pose waits, ``pose_due``)."""
+        return self._walks or bool(self.adrift) or self.pose_due is not None
+
     # --- standing (module docstring, 5) -----------------------------------------------------
     def _sag(self) -> np.ndarray:
         """How far (m) below the gripped part's centre of mass an adrift body's homes sit: the
@@ -339,15 +348,24 @@ class Controller:
         return (posed * grip[:, None]).sum(axis=0) / max(grip.sum(), 1e-30)
 
     def track_adrift(self, t: float) -> None:
-        """Measure the gripped part's centre of mass and velocity of every adrift body (now, at
-        ``t``): before the pose of a substep that carries the heat step goes up (the pull acts
-        on those alone), so that a save, which uploads a waiting pose, measures nothing."""
+        """Measure, for every adrift body, the gripped part's centre of mass and velocity and the
+        centroid of its homes (at the stopped pose) with the same grips, now, at ``t``: before
+        the pose of a substep that carries the heat step goes up (the pull acts on those alone),
+        so that a save, which uploads a waiting pose, measures nothing. (With a centroid of
+        older grips, a torso freezing from below would be pulled up by the difference.)"""
+        if not self.adrift:
+            return
         sim, d = self.sim, self.sim.dim
+        grip = np.zeros(sim.n_particles, sim.np_real)
+        kc.grips(sim.particles_fields, sim.materials, sim.knobs, grip)
         for i, a in self.adrift.items():
             out = np.zeros(1 + 2 * d)
             kc.gripped_moments(sim.particles_fields, sim.materials, sim.knobs, i, out)
-            if out[0] > 0:
-                a.update(t0=t, com=out[1:1 + d] / out[0], vel=out[1 + d:] / out[0])
+            s, e = self.ranges[i]
+            w = a["mass"] * grip[s:e]
+            if out[0] > 0 and w.sum() > 0:
+                a.update(t0=t, com=out[1:1 + d] / out[0], vel=out[1 + d:] / out[0],
+                         centre=self._gripped_centre(i, w, a["pose_t"]))
 
     def check_support(self, t: float) -> list:
         """Standing bodies that lost their footing at ``t`` (module docstring, 5); the ones frozen
@@ -369,16 +387,18 @@ class Controller:
             g = grip[s:e].astype(np.float64) * live
             held = (m * g).sum()
             if m.sum() <= 0 or held < HELD_LEAST * m.sum():
-                self.adrift.pop(i, None)
+                if self.adrift.pop(i, None) is not None and not self.sim.scene.bodies[i].walk:
+                    self.pose_due = t  # its pose goes back to where it stands (upload_pose)
                 self.stood[i] = False
                 continue
             if i in self.adrift:
-                a = self.adrift[i]
-                a["centre"] = self._gripped_centre(i, m * g, a["pose_t"])
+                self.adrift[i]["mass"] = m
                 continue
             hk = self.slots[i][0][self.slot_of[i]]
             lower = hk[:, 1] < self.mid_height[i]  # homed in his legs
-            legs = (m * g)[lower].sum() / max(m[lower].sum(), 1e-30)
+            legs = (m * g)[lower].sum() / max(m[lower].sum(), 1e-30) >= 0.5
+            if legs == self.stood[i]:  # standing on them, or not yet stood: nothing to ask
+                continue
             x = state["x"][s:e][live].astype(np.float64)
             labels = link_labels(x, state["damage"][s:e][live] < 1.0, 1.5 * self.spacing)
             pts = np.ascontiguousarray(x, dtype=sim.np_real)
@@ -389,16 +409,16 @@ class Controller:
             rests = np.zeros(labels.max() + 1, bool)
             rests[labels[near]] = True
             footed = (m * g)[live][rests[labels]].sum() >= 0.5 * held
-            if not self.stood[i]:  # from the start, and after he froze through: once he stands on his legs
-                self.stood[i] = bool(footed and legs >= 0.5)
+            if not self.stood[i]:  # his legs gripped again: he stands once they rest
+                self.stood[i] = bool(footed)
                 continue
-            if footed or legs >= 0.5:
+            if footed:
                 continue
-            self.adrift[i] = dict(pose_t=t, t0=t, com=np.zeros(d), vel=np.zeros(d),
+            self.adrift[i] = dict(pose_t=t, t0=t, com=np.zeros(d), vel=np.zeros(d), mass=m,
                                   centre=self._gripped_centre(i, m * g, t))
             went.append(i)
         if went:
-            self.track_adrift(t)
+            self.track_adrift(t)  # its pose from now on (the healing check next poses the homes)
         return went
 
     def maybe_cycle(self, t: float) -> None:
@@ -457,7 +477,9 @@ class Controller:
             return 0
         self.next_check = t + self.sim.scene.control.reassign_every
         self.check_support(t)
-        return self.reassign(t)
+        moved = self.reassign(t)
+        self.track_adrift(t)  # after the homes moved (pose uploads follow at the heat step)
+        return moved
 
     def reassign(self, t: float) -> int:
         sim = self.sim
@@ -528,8 +550,11 @@ class Controller:
         for i in self.standing:
             row = np.asarray(state.get(f"adrift_{i}", np.nan), float)
             if not np.isnan(row).any():
+                s, e = self.ranges[i]
+                live = fieldio.group(self.sim.particles_fields, ("mass", "alive")).read()
                 self.adrift[i] = dict(pose_t=row[0], t0=row[1], com=row[2:2 + d].copy(),
-                                      vel=row[2 + d:2 + 2 * d].copy(), centre=row[2 + 2 * d:2 + 3 * d].copy())
+                                      vel=row[2 + d:2 + 2 * d].copy(), centre=row[2 + 2 * d:2 + 3 * d].copy(),
+                                      mass=live["mass"][s:e].astype(np.float64) * (live["alive"][s:e] != 0))
 
     # --- measuring ------------------------------------------------------------------------
     def template_distance(self, body: int, points: np.ndarray, t: float) -> np.ndarray:

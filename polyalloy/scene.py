@@ -43,7 +43,7 @@ class Body:
     template's root rides on the body's centre of mass instead of standing where it was put
     (or walking), so the controller holds his shape wherever he goes (is knocked, falls) rather
     than dragging him back to a place. ``stands``: the controller holds the body up only while
-    what it holds stands on something (``polyalloy.control``, "Standing"): when the gripped part
+    what it holds stands on something (``polyalloy.control``, point 5): when the gripped part
     comes apart from everything that rests on a collider (his frozen legs snapped off under
     him), the shape rides on its centre of mass instead and he falls."""
 

@@ -504,6 +504,8 @@ def legless(runtime):
                 com.append((sim.t, sim.particles()["x"][torso].mean(axis=0)))
                 if saved is None and sim.t >= 0.9 - 1e-9:
                     saved = sim.state_dict(), sim.frame
+                    row = saved[0].get("control/adrift_0")  # a standing body's row: finite while adrift
+                    assert (row is not None and bool(np.isfinite(row).all())) == stands
             end = sim.particles()["x"], sim.t
             sim.load_state_dict(saved[0])  # a checkpoint while adrift restores the fall
             while sim.t < LEGLESS_END - 1e-9:
@@ -515,23 +517,25 @@ def legless(runtime):
 
 def test_a_standing_body_whose_legs_snap_off_falls_and_keeps_its_shape(legless):
     held, stands = legless[False], legless[True]
-    assert held["went"] == [] and len(stands["went"]) == 1, (held["went"], stands["went"])
+    assert len(stands["went"]) == 1, stands["went"]  # adrift once, before the checkpoint at 0.9 s
     t0 = stands["went"][0]
+    assert t0 < 0.9
     y0 = dict((round(t, 6), c[1]) for t, c in stands["com"])
     # without stands the controller carries him: the torso stays at standing height
     assert min(c[1] for t, c in held["com"] if t >= t0) > FLOOR + 1.1
-    # with it the torso falls from where it lost its footing: measured 0.243 m in the first 0.25 s,
+    # with it the torso falls from where it lost its footing: measured 0.242 m in the first 0.25 s,
     # 79% of a free fall's 0.307 (the legs breaking under it at first); asserted over half
     start = max(y for t, y in y0.items() if abs(t - t0) < 0.05)
     drop = [start - y for t, y in y0.items() if t0 < t <= t0 + 0.25]
     assert max(drop) > 0.5 * 0.5 * 9.81 * 0.25 ** 2, (start, drop)
     # ... and stays down: over the last half second the torso's centre of mass is under half its
-    # standing height (measured 0.38-0.62 m against 1.38 m held: the shape's pull rocks it on its
+    # standing height (measured 0.41-0.45 m against 1.38 m held: the shape's pull rocks it on its
     # stump, docs/freeze.md "A body that stands")
     last = [c[1] for t, c in stands["com"] if t >= LEGLESS_END - 0.5]
     assert max(last) < FLOOR + 0.7, last
-    # it kept the torso's shape: its height or width span (shoulders to hips ~0.75 m) is not a puddle's
+    # it kept the torso's shape, neither flattened nor spread (spans measured 0.77 m high, 0.58 m wide)
     x = stands["end"][0][stands["torso"]]
-    assert max(np.ptp(x[:, 1]), np.ptp(x[:, 0])) > 0.35
+    spans = np.ptp(x[:, 0]), np.ptp(x[:, 1])
+    assert min(spans) > 0.3 and max(spans) < 1.2, spans
     # a checkpoint taken while adrift replays the fall to the bit
     assert np.array_equal(stands["again"], stands["end"][0])
