@@ -51,9 +51,10 @@ Options: ``dim`` (2: a side view, no tanker; 3), ``speed`` (m/s; 0, the default:
 crack network), ``shot_dx`` (m: moves the shot's point along the hall; the shot still finds the
 torso nearest that point), ``stands`` (0, the default: the controller holds him up wherever he is,
 so between his legs snapping and the drench his legless torso walks on in the air; 1: he
-``stands`` (``polyalloy.control``, "standing"): with his legs gone he hangs from the line by his
-frozen arm, falls when it snaps and lies on the plate; not the default, since the staging was
-tuned for the held torso: docs/freeze.md, "A body that stands").
+``stands`` (``polyalloy.control``, point 5): with his legs gone he stays up only while his frozen
+arm is stuck to the line (a collider: it counts as footing), falls when it snaps and lies on the
+plate; not the default, since the staging was tuned for the held torso: docs/freeze.md, "A body
+that stands").
 The claims (``claims``) check each step with numbers and report the time each was met.
 
 The 3D preview (``dim=3``, ``quality="preview"``) is sized to run ``polyalloy check freeze`` in
