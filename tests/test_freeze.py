@@ -120,6 +120,19 @@ def test_the_walk_is_the_staging_s_unless_asked():
         freeze.build(speed=0.2)
 
 
+def test_the_man_stands_in_3d_and_is_held_up_in_2d_unless_asked():
+    from polyalloy.errors import ConfigError
+    from polyalloy.scenes import freeze
+
+    def stands(scene):
+        return scene.bodies[0].stands
+
+    assert (stands(freeze.build(dim=2)), stands(freeze.build(dim=3))) == (False, True) == tuple(map(bool, freeze.STANDS))
+    assert stands(freeze.build(dim=2, stands=1)) and not stands(freeze.build(dim=3, stands=0))
+    with pytest.raises(ConfigError, match=r"stands must be -1 \(the staging's: 1 in 3D, 0 in 2D\)"):
+        freeze.build(stands=2)
+
+
 def test_the_3d_steel_comes_later_and_the_pieces_are_judged_at_rest_when_it_comes():
     """In 3D the steel, the line's emptying, the hot plate and the end come ``SETTLE_3D`` (1.5 s)
     later than in 2D (the 3D pieces take up to ~2.5 s to settle after the shot: docs/freeze.md),
