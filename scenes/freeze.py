@@ -21,7 +21,9 @@ options; ``T_*`` below):
    line, his body walks on, and the arm snaps off while he pulls it free (measured in 2D: at the
    elbow, 0.4-0.6 s after it stuck) and drops. Then (``T_DRENCH``; 3D: ``T_DRENCH_3D``) the
    line bursts over him (a second pour, ``drench``, falling from above the line): the drench and
-   the vapour freeze the rest of him and he falls.
+   the vapour freeze the rest of him and he falls. (In 3D he ``stands``, ``STANDS``: with his
+   legs gone and his arm off the line nothing holds him up, and he falls by the tanker before
+   the line bursts over him where he lies; in 2D the controller holds his legless torso up.)
 6. A gunshot at ``T_SHOT`` shatters the frozen body into many pieces, which come to rest on the
    cold plate (those that slid past its end, toward the crucible, on the floor). The shot is
    aimed at him (``aim``): it hits his largest piece, the frozen torso, where it lies nearest the
