@@ -249,39 +249,29 @@ def homes(parts: ti.template(), ctrl: ti.template(), knobs: ti.template(), t: fl
 
 
 @ti.kernel
-def body_moments(parts: ti.template(), body: ti.i32, out: ti.types.ndarray()):
+def body_moments(parts: ti.template(), mats: ti.template(), knobs: ti.template(), body: ti.i32,
+                 out: ti.types.ndarray(), gripped: ti.template()):
     """``out`` = (mass, mass-weighted sum of x (dim), of v (dim)) over the live particles of
     ``body``: its centre of mass and momentum, for a template that follows the body (every
-    substep: on the calling thread for a small simulation's particles, ``Particles.serial``)."""
-    ti.loop_config(serialize=parts.serial)
+    substep: on the calling thread for a small simulation's particles, ``Particles.serial``).
+    With ``gripped`` (a Python bool) each mass is weighted by its grip, over the controlled
+    particles only: what the controller holds, for a body that has lost its footing
+    (``polyalloy.control``, point 5 of its docstring), always on the calling thread so that its
+    sums come in one order and a run repeats bit for bit (a loop a substep that carries the
+    heat step, while a body is adrift)."""
+    ti.loop_config(serialize=parts.serial or gripped)
     for k in range(out.shape[0]):
         out[k] = 0.0
-    ti.loop_config(serialize=parts.serial)
+    ti.loop_config(serialize=parts.serial or gripped)
     for p in range(parts.n[None]):
         if parts.alive[p] and parts.body[p] == body:
             m = parts.mass[p]
-            out[0] += m
-            for d in ti.static(range(parts.dim)):
-                out[1 + d] += m * parts.x[p][d]
-                out[1 + parts.dim + d] += m * parts.v[p][d]
-
-
-@ti.kernel
-def gripped_moments(parts: ti.template(), mats: ti.template(), knobs: ti.template(), body: ti.i32,
-                    out: ti.types.ndarray()):
-    """``out`` = (gripped mass, grip-weighted sum of m x (dim), of m v (dim)) over the live
-    controlled particles of ``body``: the centre of mass and momentum of what the controller
-    holds, for a body that has lost its footing (``polyalloy.control``, point 5 of its
-    docstring). On the calling thread on every device, so that its sums come in one order and a
-    run repeats bit for bit (a loop a substep that carries the heat step, while a body is adrift)."""
-    ti.loop_config(serialize=True)
-    for k in range(out.shape[0]):
-        out[k] = 0.0
-    ti.loop_config(serialize=True)
-    for p in range(parts.n[None]):
-        if parts.alive[p] and parts.body[p] == body and parts.part[p] >= 0:
-            mat = parts.material[p]
-            m = parts.mass[p] * grip(mats, knobs, mat, parts.phase[p], parts.T[p], liquid_fraction(mats, mat, parts.H[p]))
+            if ti.static(gripped):
+                mat = parts.material[p]
+                g = 0.0
+                if parts.part[p] >= 0:
+                    g = grip(mats, knobs, mat, parts.phase[p], parts.T[p], liquid_fraction(mats, mat, parts.H[p]))
+                m *= g
             out[0] += m
             for d in ti.static(range(parts.dim)):
                 out[1 + d] += m * parts.x[p][d]

@@ -316,7 +316,7 @@ class Controller:
         sim, d = self.sim, self.sim.dim
         for j, i in enumerate(self.following):
             out = np.zeros(1 + 2 * d)
-            kc.body_moments(sim.particles_fields, i, out)
+            kc.body_moments(sim.particles_fields, sim.materials, sim.knobs, i, out, False)
             m = max(out[0], 1e-30)
             self.track[j] = np.concatenate([[t], out[1:] / m])
 
@@ -347,38 +347,37 @@ class Controller:
         posed = np.einsum("nij,nj->ni", A[k], hk[idx]) + b[k]
         return (posed * grip[:, None]).sum(axis=0) / max(grip.sum(), 1e-30)
 
-    def track_adrift(self, t: float) -> None:
+    def track_adrift(self, t: float, grip: np.ndarray | None = None) -> None:
         """Measure, for every adrift body, the gripped part's centre of mass and velocity and the
         centroid of its homes (at the stopped pose) with the same grips, now, at ``t``: before
         the pose of a substep that carries the heat step goes up (the pull acts on those alone),
         so that a save, which uploads a waiting pose, measures nothing. (With a centroid of
-        older grips, a torso freezing from below would be pulled up by the difference.)"""
+        older grips, a torso freezing from below would be pulled up by the difference.) ``grip``:
+        every particle's grip read now, if the caller has it."""
         if not self.adrift:
             return
         sim, d = self.sim, self.sim.dim
-        grip = np.zeros(sim.n_particles, sim.np_real)
-        kc.grips(sim.particles_fields, sim.materials, sim.knobs, grip)
+        if grip is None:
+            grip = np.zeros(sim.n_particles, sim.np_real)
+            kc.grips(sim.particles_fields, sim.materials, sim.knobs, grip)
         for i, a in self.adrift.items():
             out = np.zeros(1 + 2 * d)
-            kc.gripped_moments(sim.particles_fields, sim.materials, sim.knobs, i, out)
+            kc.body_moments(sim.particles_fields, sim.materials, sim.knobs, i, out, True)
             s, e = self.ranges[i]
             w = a["mass"] * grip[s:e]
             if out[0] > 0 and w.sum() > 0:
                 a.update(t0=t, com=out[1:1 + d] / out[0], vel=out[1 + d:] / out[0],
                          centre=self._gripped_centre(i, w, a["pose_t"]))
 
-    def check_support(self, t: float) -> list:
-        """Standing bodies that lost their footing at ``t`` (module docstring, 5); the ones frozen
-        or molten through are no longer adrift. Returns the bodies that went adrift now."""
+    def check_support(self, t: float, grip: np.ndarray, state: dict) -> list:
+        """Standing bodies that lost their footing at ``t`` (module docstring, 5), from ``grip`` and
+        ``state`` (``Simulation.particles``, retired included) read now; the ones frozen or
+        molten through are no longer adrift. Returns the bodies that went adrift now."""
         from polyalloy.metrics import link_labels
 
         if not self.standing:
             return []
         sim, d = self.sim, self.sim.dim
-        pf, n = sim.particles_fields, sim.n_particles
-        grip = np.zeros(n, sim.np_real)
-        kc.grips(pf, sim.materials, sim.knobs, grip)
-        state = sim.particles(retired=True)
         went = []
         for i in self.standing:
             s, e = self.ranges[i]
@@ -418,7 +417,7 @@ class Controller:
                                   centre=self._gripped_centre(i, m * g, t))
             went.append(i)
         if went:
-            self.track_adrift(t)  # its pose from now on (the healing check next poses the homes)
+            self.track_adrift(t, grip)  # its pose from now on (the healing check next poses the homes)
         return went
 
     def maybe_cycle(self, t: float) -> None:
@@ -476,20 +475,27 @@ class Controller:
         if t + 1e-12 < self.next_check:
             return 0
         self.next_check = t + self.sim.scene.control.reassign_every
-        self.check_support(t)
-        moved = self.reassign(t)
-        self.track_adrift(t)  # after the homes moved (pose uploads follow at the heat step)
+        # one read of the grips and the particles serves the standing check, the healing and the
+        # adrift bodies' measure (nothing moves between them)
+        sim = self.sim
+        grip = np.zeros(sim.n_particles, sim.np_real)
+        kc.grips(sim.particles_fields, sim.materials, sim.knobs, grip)
+        state = sim.particles(retired=True)
+        self.check_support(t, grip, state)
+        moved = self.reassign(t, grip, state["x"])
+        self.track_adrift(t, grip)  # after the homes moved (pose uploads follow at the heat step)
         return moved
 
-    def reassign(self, t: float) -> int:
+    def reassign(self, t: float, grip: np.ndarray, x: np.ndarray) -> int:
+        """Give far gripped particles free homes (module docstring, 6), from ``grip`` (every
+        particle's, ``kernels.control.grips``) and positions ``x`` (``Simulation.particles``,
+        retired included) read now."""
         sim = self.sim
         pf, n, d = sim.particles_fields, sim.n_particles, sim.dim
-        grip = np.zeros(n, sim.np_real)
-        kc.grips(pf, sim.materials, sim.knobs, grip)
         home = np.zeros((n, d), sim.np_real)
         self.sync_pose()
         kc.homes(pf, self.table, sim.knobs, t, home)
-        x = sim.particles(retired=True)["x"].astype(np.float64)
+        x = x.astype(np.float64)
         moved = 0
         for i in self.bodies:
             s, e = self.ranges[i]

@@ -493,8 +493,8 @@ def legless(runtime):
             went, com, saved = [], [], None
             check = sim.controller.check_support
 
-            def spy(t):
-                new = check(t)
+            def spy(t, *read):
+                new = check(t, *read)
                 went.extend(t for _ in new)
                 return new
 
