@@ -21,6 +21,7 @@ MATERIAL_KEYS = ("density", "mu", "lam", "bulk", "viscosity", "theta_c", "theta_
 
 
 GRID_BLOCK = 4  # nodes per axis of a grid block (the unit of the active-block list)
+SORT_CHUNK = 64  # bins a thread sums in the block sort's prefix sum (``kernels.order``)
 
 
 def put(field, a) -> None:
@@ -37,7 +38,7 @@ def put(field, a) -> None:
 
 def particle_bytes(dim: int, real: int) -> int:
     """Bytes per ``Particles`` slot with ``real``-byte floats (checked before allocating)."""
-    return 5 * 4 + real * (10 + 4 * dim + 3 * dim * dim)
+    return 6 * 4 + real * (10 + 4 * dim + 3 * dim * dim)
 
 
 # the scattered channels that only the heat step reads, and the controller's pull (it acts on the
@@ -106,6 +107,9 @@ class Particles:
     ``color`` (linear RGB, the colour the renderer shows, 0..1). Mixing: ``comp`` (the fraction
     of the particle's mass that is polyalloy: 1 for a polyalloy particle, 0 for any other at the
     start; liquids that touch exchange it, ``kernels.mixing``).
+    Block order (``kernels.order``): ``order`` holds the slots 0 .. ``n_sorted`` - 1 sorted by the
+    grid block of their stencil (x slowest), which P2G visits in that order (slots from
+    ``n_sorted`` up in their own); ``n_sorted`` 0: no order, every slot in its own.
     ``serial`` (compile-time, as the grid's ``Grid.serial``): the loops over these particles in a
     substep run on the calling thread.
     """
@@ -135,7 +139,9 @@ class Particles:
         self.home_alt = new_field(self._fb, dtype, capacity, dim)
         self.color = new_field(self._fb, dtype, capacity, 3)
         self.comp = new_field(self._fb, dtype, capacity)
+        self.order = new_field(self._fb, ti.i32, capacity)
         self.n = new_field(self._fb, ti.i32, ())
+        self.n_sorted = new_field(self._fb, ti.i32, ())
 
 
 
@@ -185,6 +191,8 @@ class Grid:
     Taichi's thread pool: a small simulation's, a one-thread runtime's and one asked to run on
     one lane (``polyalloy.simulation.serial_lanes``). Lanes 1 without it (a grid too large for
     the lanes' copies): P2G's serial loop, the other passes on the pool's threads.
+
+    ``bin_start`` and ``bin_chunk``: the scratch of the particles' block sort (``kernels.order``).
 
     The storage holds ``alloc_res`` nodes per axis (at least ``res``): simulations of other
     sizes reuse one Grid and its compiled kernels (``polyalloy.pool``). So the geometry of the
@@ -247,6 +255,10 @@ class Grid:
             self.lane_reach = new_field(fb, ti.i32, self.lanes - 1)  # P2G's, kernels.mpm.lane_reaches_pass
         self.block_list = new_field(fb, ti.i32, total, dim)
         self.n_active = new_field(fb, ti.i32, ())
+        # the particles' block sort (``kernels.order``): a count, then a start, per block and one
+        # bin more for the dead slots, and their sums per chunk of ``SORT_CHUNK`` bins
+        self.bin_start = new_field(fb, ti.i32, total + 1)
+        self.bin_chunk = new_field(fb, ti.i32, -(-(total + 1) // SORT_CHUNK))
         self.spacing = new_field(fb, dtype, ())
         self.inv_spacing = new_field(fb, dtype, ())
         self.corner = new_field(fb, dtype, (), dim)

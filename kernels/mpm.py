@@ -96,7 +96,17 @@ def stencil_base(grid: ti.template(), x):
 
 
 @ti.func
-def lane_reaches_pass(parts: ti.template(), grid: ti.template(), n):
+def slot_at(parts: ti.template(), k, n_sorted):
+    """The slot P2G visits ``k``-th: ``Particles.order[k]`` below ``n_sorted`` (the particles in
+    block order, ``kernels.order``), ``k`` itself from there on."""
+    p = k
+    if k < n_sorted:
+        p = parts.order[k]
+    return p
+
+
+@ti.func
+def lane_reaches_pass(parts: ti.template(), grid: ti.template(), n, n_sorted):
     """P2G in lanes (``Grid.lanes`` >= 2), before the scatter: the reach of each lane but the last
     (``Grid.lane_reach``; only the lanes after a lane read its reach), one more than the highest
     stencil base along axis 0 of its alive particles: the scatter's own ``stencil_base`` (integers,
@@ -108,7 +118,8 @@ def lane_reaches_pass(parts: ti.template(), grid: ti.template(), n):
     ti.loop_config(serialize=True)
     for lane in range(grid.lanes - 1):
         top = -1
-        for p in range(lane * n // grid.lanes, (lane + 1) * n // grid.lanes):
+        for k in range(lane * n // grid.lanes, (lane + 1) * n // grid.lanes):
+            p = slot_at(parts, k, n_sorted)
             if parts.alive[p]:
                 base, _ = stencil_base(grid, parts.x[p])
                 top = ti.max(top, base[0])
@@ -433,8 +444,9 @@ def p2g_pass(parts: ti.template(), grid: ti.template(), mats: ti.template(), ctr
     0.91-0.98 of what it took with every particle of lanes 1 and up in a copy). The step and the
     time are the device clock's (``knobs.step_dt``, ``knobs.step_t``)."""
     n = while_running(knobs, parts.n[None])
+    n_sorted = parts.n_sorted[None]
     if ti.static(grid.lanes >= 2):
-        lane_reaches_pass(parts, grid, n)
+        lane_reaches_pass(parts, grid, n, n_sorted)
         # Taichi's CPU range-for hands out chunks of up to 512 iterations (``block_dim`` does
         # not go below its 32): a loop of L iterations would be one chunk on one thread, so
         # lane l starts at iteration l * LANE_SPREAD and the rest do nothing
@@ -442,12 +454,14 @@ def p2g_pass(parts: ti.template(), grid: ti.template(), mats: ti.template(), ctr
             if q % LANE_SPREAD == 0:
                 lane = q // LANE_SPREAD
                 start = lane_start(grid, lane)
-                for p in range(lane * n // grid.lanes, (lane + 1) * n // grid.lanes):
+                for k in range(lane * n // grid.lanes, (lane + 1) * n // grid.lanes):
+                    p = slot_at(parts, k, n_sorted)
                     if parts.alive[p]:
                         scatter_particle(parts, grid, mats, ctrl, knobs, p, lane, start)
     else:
         ti.loop_config(serialize=grid.serial)
-        for p in range(n):
+        for k in range(n):
+            p = slot_at(parts, k, n_sorted)
             if parts.alive[p]:
                 scatter_particle(parts, grid, mats, ctrl, knobs, p, 0, 0)
 

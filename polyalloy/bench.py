@@ -299,6 +299,7 @@ def run_bench(quick: bool = True, arch: str = "cpu", n_grid: int = FULL_GRID, su
         "pinned_cores": list(info.cores),  # Taichi's CPU workers, one to a core (polyalloy.affinity); [] unpinned
         "precision": info.precision,
         "fast_compile": info.fast_compile,  # Taichi's advanced optimisation off, for us and the reference
+        "sort_every": info.sort_every,  # P2G in grid-block order, sorted every this many substeps (0: slot order)
         "quick": bool(quick),
         "sequential": bool(sequential),
         "workloads": workloads,
@@ -335,7 +336,8 @@ def format_table(result: dict) -> str:
             f"numpy {result['numpy_version']} | arch {result['arch']} | {result['device']} | "
             f"{result['threads']} threads"
             + (" pinned one to a core" if result.get("pinned_cores") else "") + f" | {result['precision']}"
-            + (" | fast compile (advanced optimisation off)" if result.get("fast_compile") else ""))
+            + (" | fast compile (advanced optimisation off)" if result.get("fast_compile") else "")
+            + (f" | P2G in block order, sorted every {result['sort_every']} substeps" if result.get("sort_every") else ""))
     cols = ("workload", "particles", "grid", "substeps", "dt (s)", "threads", "compile (s)", "fields (MB)",
             "ms/substep", "yielding", "M p-steps/s", "check")
 
@@ -468,6 +470,7 @@ def run_scaling(sizes=SCALING_SIZES, max_particles: int = SCALING_MAX_PARTICLES,
         case = None
         for n, _, _ in fits:
             sim.particles_fields.n[None] = n
+            sim.particles_fields.n_sorted[None] = 0  # a block order of other sizes (kernels.order)
             if case is None:
                 case = _simulation_case(sim, dt, "scaling")
             else:

@@ -42,6 +42,7 @@ class RuntimeInfo:
     p2g_lanes: int = 1  # how P2G adds into the grid (``p2g_lanes``, ``kernels.fields.Grid.lanes``)
     lanes_pinned: bool = False  # asked for (POLYALLOY_P2G_LANES, ``p2g_lanes_of``): a small simulation keeps them
     cores: tuple = ()  # the core each of Taichi's CPU workers is pinned to (``polyalloy.affinity``); () unpinned
+    sort_every: int = 0  # P2G's particles sorted by grid block every this many substeps (``sort_every_wanted``)
 
 
 def lanes_wanted(variable: str = "POLYALLOY_P2G_LANES") -> int | None:
@@ -55,6 +56,20 @@ def lanes_wanted(variable: str = "POLYALLOY_P2G_LANES") -> int | None:
     if not wanted.isdigit() or not 1 <= int(wanted) <= MAX_P2G_LANES:
         raise PolyalloyError(f"{variable} must be a whole number from 1 to {MAX_P2G_LANES}, got {wanted!r}")
     return int(wanted)
+
+
+def sort_every_wanted() -> int:
+    """``POLYALLOY_SORT_EVERY``: P2G visits the particles in grid-block order, sorted again every this
+    many substeps (``kernels.order``); unset or 0: in their slots' order, as sampled. A lever built
+    for a GPU's float atomics, off by default: on a 2-core CPU it measured 1.06-2.3x slower (the
+    particles' arrays read through the order cost more than the grid's locality saves), and it
+    changes the order of every sum, so a run's last bits (docs/benchmark.md, "P2G in block order")."""
+    text = os.environ.get("POLYALLOY_SORT_EVERY", "").strip()
+    if not text:
+        return 0
+    if not text.isdigit() or int(text) > 1_000_000:
+        raise PolyalloyError(f"POLYALLOY_SORT_EVERY must be a whole number of substeps from 0 to 1000000, got {text!r}")
+    return int(text)
 
 
 def p2g_lanes(arch: str, threads: int, wanted: int | None = None) -> int:
@@ -128,6 +143,7 @@ def init(arch: str = "auto", seed: int = 0, deterministic: bool = False,
     if threads is None:
         threads = threads_wanted()
     wanted_lanes, lone_lanes = lanes_wanted(), lanes_wanted("POLYALLOY_LONE_LANES")
+    sort_every = sort_every_wanted()
     wanted = (arch, precision, int(seed), bool(deterministic), bool(fast_compile))
     if _info is not None:
         if (_info.requested, _info.precision, _info.seed, _info.deterministic, _info.fast_compile) == wanted:
@@ -174,7 +190,7 @@ def init(arch: str = "auto", seed: int = 0, deterministic: bool = False,
     cores = affinity.pin_pool(started, n_threads) if chosen in ("x64", "arm64") else ()
     _info = RuntimeInfo(chosen, arch, precision, int(seed), bool(deterministic), n_threads, bool(fast_compile),
                         p2g_lanes(chosen, n_threads, wanted_lanes if wanted_lanes is not None else lone_lanes),
-                        wanted_lanes is not None, cores)
+                        wanted_lanes is not None, cores, sort_every)
     log.info("polyalloy runtime: arch=%s (asked %s), precision=%s, seed=%d, deterministic=%s, fast_compile=%s, "
              "workers pinned to cores %s", chosen, arch, precision, seed, deterministic, fast_compile, cores or "no")
     return _info

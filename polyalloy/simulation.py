@@ -24,7 +24,7 @@ from polyalloy.kernels import fields as kf
 from polyalloy.events import AIR, ControlChange, Grenade, Gunshot, HeatSource, Retemper, crack_network
 from polyalloy.kernels import events as kev
 from polyalloy.kernels import control as kc
-from polyalloy.kernels import fieldio, heat, mixing, mpm
+from polyalloy.kernels import fieldio, heat, mixing, mpm, order
 from polyalloy.kernels import substep as ks
 from polyalloy.materials import POLYALLOY
 from polyalloy.kernels.sdf import SURFACE_NAMES, evaluate_sdf
@@ -133,6 +133,12 @@ class Simulation:
         self.textured = any(c.texture is not None for c in scene.colliders)
         # a substep in two launches (``kernels.substep``); off: a launch per pass (per-kernel timing)
         self.fused = True
+        # P2G visits the particles in grid-block order (``kernels.order``), sorted again every
+        # ``sort_every`` substeps (``POLYALLOY_SORT_EVERY``; 0: never, slot order); ``since_sort``
+        # counts the substeps since the last sort (state, with the order: a run resumed from a
+        # checkpoint sorts where the uninterrupted one did)
+        self.sort_every = runtime.info().sort_every
+        self.since_sort = 0
 
         rows = []
         for ci, c in enumerate(scene.colliders):
@@ -316,6 +322,7 @@ class Simulation:
         heat.set_thermal_state(p, self.materials, 0, n)  # H and the phase from T, by the device's curve
         H = fieldio.group(p, PARTICLE_READ).read()["H"][:n].copy()
         p.n[None] = live
+        p.n_sorted[None] = 0  # a pooled container's order is another simulation's
         # the pool: (time, first, end, enthalpy, source) per fill, switched on by advance_to
         mh = self.thermal_energy(mass, H, mat_of[body])
         start, self.fills = live, []
@@ -456,8 +463,13 @@ class Simulation:
         """The kernels of one substep, at the device clock's step and time; no read of the device.
         ``fold_lanes`` ends it: it reduces G2P's maxima, moves the clock on and chooses the next step.
         Two launches (``kernels.substep``) unless ``fused`` is off: then each pass is a launch of
-        its own, as the bench's per-kernel times need (the same state to the bit)."""
+        its own, as the bench's per-kernel times need (the same state to the bit). Every
+        ``sort_every`` substeps (where set) a third first: the particles' block order for P2G."""
         pf, g, k = self.particles_fields, self.grid, self.knobs
+        if self.sort_every:
+            if self.since_sort == 0:
+                order.sort_by_block(pf, g)
+            self.since_sort = (self.since_sort + 1) % self.sort_every
         if self.fused:
             ks.scatter_step(pf, g, self.materials, self.colliders, self.control_table, k, self.mixes)
             ks.gather_step(pf, g, self.materials, self.colliders, self.control_table, k, self.textured, self.scene.dx)
@@ -854,6 +866,8 @@ class Simulation:
                 setattr(self, key[len("host/"):], a.copy() if isinstance(value, np.ndarray) else type(value)(a.item()))
         if self.controller is not None:
             self.controller.load_state({k[len("control/"):]: v for k, v in state.items() if k.startswith("control/")})
+        if not self.sort_every and state["field/particles_fields/n_sorted"]:
+            self.particles_fields.n_sorted[None] = 0  # a sorted run's state, run on in slot order
         for change in self.control_changes[: self._next_control]:  # the host's copy of the settings
             self.set_control(**change.values)
         self._heat_settings()
@@ -970,7 +984,9 @@ def _containers(sim: Simulation) -> dict:
             if k not in SCRATCH and hasattr(v, "__dict__") and _taichi_fields(v)}
 
 
-NOT_STATE = ("fused",)  # settings of how a run is launched, not of what it computes (same bits either way)
+# settings of how a run is launched, not of what it computes: the same bits either way (``fused``), or
+# another order of the same sums (``sort_every``)
+NOT_STATE = ("fused", "sort_every")
 
 
 def _host_numbers(sim: Simulation) -> dict:

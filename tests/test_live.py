@@ -207,9 +207,9 @@ def test_hot_reload_keeps_state_and_rolls_back_broken_edits(tmp_path):
         mpm.write_text(source.replace(GRAVITY_LINE, GRAVITY_LINE.replace("dt *", "dt * 0.0 *")))
         x_before = s.sim.particles()["x"]
         rec = s.poll()
-        # the edited module, then the kernel modules that import from it (mixing binds mpm's stencil,
-        # substep its passes, and mixing's)
-        assert rec.modules == ["mpm", "mixing", "substep"] and rec.error is None
+        # the edited module, then the kernel modules that import from it (mixing and order bind mpm's
+        # stencil, substep its passes, and mixing's)
+        assert rec.modules == ["mpm", "mixing", "order", "substep"] and rec.error is None
         np.testing.assert_array_equal(s.sim.particles()["x"], x_before)  # a reload touches no state
         v1 = vy()
         s.step(2)

@@ -12,13 +12,17 @@
 #   p2g_scaling.json/.log the CPU's P2G against its threads (`tools/p2g_scaling.py`), when P2G_LANES is set
 #   launch_ab.jsonl/.log  a substep in two launches against a launch per pass (`tools/launch_ab.py`),
 #                         one line per workload of LAUNCH_AB, at N_GRID cells per metre
+#   order_ab.jsonl/.log   P2G in grid-block order against slot order (`tools/order_ab.py --order
+#                         blocks`, sorted every 16 substeps), the slots as sampled and shuffled, one
+#                         line each per workload of ORDER_AB, at ORDER_N_GRID cells per metre
 #   status.txt            the exit status of each step
 # Knobs (environment): ARCH (cuda), MAX_PARTICLES (17000000: sizes up to 16.7M), BIG_N_GRID (128:
 # 524,288 particles; 0 skips), N_GRID (64), QUICK (0; 1 = --quick for the main run), SCALING (1; 0
 # drops the scaling series), VALIDATE (1; 0 skips it), P2G_LANES (empty: skip; e.g. 1,4,16: the lane
 # counts of the CPU P2G scaling, on the machine's CPU, at P2G_N_GRID cells per metre, 64),
-# LAUNCH_AB (fluid_block_2d,fluid_block,polyalloy_block; empty skips), STEP_TIMEOUT (900 s per
-# step). Exit status: that of the main bench run.
+# LAUNCH_AB (fluid_block_2d,fluid_block,polyalloy_block; empty skips), ORDER_AB (fluid_block,
+# polyalloy_block; empty skips), ORDER_N_GRID (128), STEP_TIMEOUT (900 s per step). Exit status:
+# that of the main bench run.
 set -u -o pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,6 +37,8 @@ VALIDATE=${VALIDATE:-1}
 P2G_LANES=${P2G_LANES:-}
 P2G_N_GRID=${P2G_N_GRID:-64}
 LAUNCH_AB=${LAUNCH_AB-fluid_block_2d,fluid_block,polyalloy_block}
+ORDER_AB=${ORDER_AB-fluid_block,polyalloy_block}
+ORDER_N_GRID=${ORDER_N_GRID:-128}
 STEP_TIMEOUT=${STEP_TIMEOUT:-900}
 PYTHON=${PYTHON:-python3}
 mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)  # absolute: the steps run from /
@@ -110,6 +116,18 @@ if [ -n "$LAUNCH_AB" ]; then
         echo "launch_ab $w $?" >> "$OUT/status.txt"
     done
     tail -n 3 "$OUT/launch_ab.jsonl" >&2
+fi
+if [ -n "$ORDER_AB" ]; then
+    : > "$OUT/order_ab.jsonl"
+    for w in ${ORDER_AB//,/ }; do
+        for shuffled in "" --shuffled; do
+            echo "== order_ab: $w $shuffled on $ARCH at $ORDER_N_GRID cells per metre" >&2
+            (cd / && timeout "$STEP_TIMEOUT" "$PYTHON" "$ROOT/tools/order_ab.py" workload "$w" --order blocks \
+                $shuffled --arch "$ARCH" --n-grid "$ORDER_N_GRID" --pairs 30) >> "$OUT/order_ab.jsonl" 2>> "$OUT/order_ab.log"
+            echo "order_ab $w $shuffled $?" >> "$OUT/status.txt"
+        done
+    done
+    tail -n 4 "$OUT/order_ab.jsonl" >&2
 fi
 cat "$OUT/status.txt" >&2
 exit $status

@@ -1,14 +1,18 @@
 """What particle order costs: the same state twice in one process, once in its own order and once
 with the particles reordered (every particle field permuted alike), substeps timed alternating.
 
-    python tools/order_ab.py workload polyalloy_block [--order random|sorted] [--pairs 30]
-    python tools/order_ab.py scene dam_break --at 2.0 [--set dim=2] [--pairs 30]
+    python tools/order_ab.py workload polyalloy_block [--order random|sorted|blocks] [--pairs 30]
+    python tools/order_ab.py scene dam_break --at 2.0 [--set dim=2] [--order sorted|blocks]
 
-``workload``: a ``polyalloy bench`` workload at 64 cells/m, as sampled (lattice order) against
+``workload``: a ``polyalloy bench`` workload at ``--n-grid`` cells/m (64), as sampled (lattice order) against
 ``--order random`` (shuffled) or ``sorted`` (by grid block of 4 cells). ``scene``: the scene run to
-``--at`` seconds, as it stands then against sorted by block. Prints one JSON line: the median ms a
-substep of each, the median and quartiles of reordered / as-is over the pairs, and the share of
-consecutive particles in different blocks before and after.
+``--at`` seconds, as it stands then against sorted by block. ``--order blocks``: the slots stay as
+they are (``--shuffled``: both shuffled alike first, as in a scene long in motion) and the second
+run's P2G visits them in block order, sorted again every ``--every`` substeps (``kernels.order``,
+``POLYALLOY_SORT_EVERY``): what the lever buys. ``--arch cuda`` on a GPU (``tools/gpu_bench.sh``,
+``ORDER_AB``). Prints one JSON line: the median ms a substep of each, the median and quartiles of
+reordered / as-is over the pairs, and the share of consecutive particles (in P2G's visiting
+order) in different blocks before and after.
 """
 import argparse
 import json
@@ -21,7 +25,11 @@ import numpy as np
 ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 ap.add_argument("kind", choices=("workload", "scene"))
 ap.add_argument("name")
-ap.add_argument("--order", default="sorted", choices=("random", "sorted"))
+ap.add_argument("--order", default="sorted", choices=("random", "sorted", "blocks"))
+ap.add_argument("--every", type=int, default=16, help="blocks: substeps between two sorts")
+ap.add_argument("--shuffled", action="store_true", help="blocks: shuffle both runs' slots first")
+ap.add_argument("--arch", default="cpu")
+ap.add_argument("--n-grid", type=int, default=64, help="workload: cells per metre")
 ap.add_argument("--at", type=float, default=2.0, help="scene: seconds to run before timing")
 ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
 ap.add_argument("--pairs", type=int, default=30)
@@ -29,12 +37,12 @@ args = ap.parse_args()
 
 from polyalloy import bench  # noqa: E402
 
-bench._start_runtime("cpu")
+bench._start_runtime(args.arch)
 if args.kind == "workload":
     works = {w.name: w for w in bench.WORKLOADS}
     if args.name not in works:
         sys.exit(f"error: unknown workload {args.name!r}; one of {', '.join(works)}")
-    a, b = (works[args.name].build(64, bench.BASE_DT / 64) for _ in range(2))
+    a, b = (works[args.name].build(args.n_grid, bench.BASE_DT / args.n_grid) for _ in range(2))
     sims, state = (a.sim, b.sim), a.save()
 
     def block(k):
@@ -60,21 +68,36 @@ blocks = np.floor((x - np.array(grid.host_origin)) / grid.host_dx / 4).astype(np
 key = blocks[:, 0]
 for d in range(1, blocks.shape[1]):
     key = key * 4096 + blocks[:, d]
-if args.kind == "workload" and args.order == "random":
+
+
+def permuted(state, perm):
+    out = {}
+    for name, v in state.items():
+        if name.startswith("field/particles_fields/") and v.ndim >= 1 and v.shape[0] >= n:
+            v = v.copy()
+            v[:n] = v[perm]
+        out[name] = v
+    return out
+
+
+if args.order == "blocks":
+    if args.shuffled:
+        shuffle = np.random.default_rng(0).permutation(n)
+        state, key = permuted(state, shuffle), key[shuffle]
+    perm = np.argsort(key, kind="stable")  # the order the sort gives (a block's slots in slot order)
+    states = (state, state)
+    sims[1].sort_every = args.every
+elif args.kind == "workload" and args.order == "random":
     perm = np.random.default_rng(0).permutation(n)
+    states = (state, permuted(state, perm))
 else:
     perm = np.argsort(key, kind="stable")
-other = {}
-for name, v in state.items():
-    if name.startswith("field/particles_fields/") and v.ndim >= 1 and v.shape[0] >= n:
-        v = v.copy()
-        v[:n] = v[perm]
-    other[name] = v
-states = (state, other)
+    states = (state, permuted(state, perm))
 
 
 def load(k):
     sims[k].load_state_dict(states[k])
+    sims[k].since_sort = 0  # a sort on the next substep (the blocks' run)
 
 
 for k in (0, 1, 0, 1):
@@ -89,7 +112,9 @@ for i in range(args.pairs):
         ms[k].append(block(k))
 r = [y / x for x, y in zip(*ms)]
 q = statistics.quantiles(r, n=4)
-print(json.dumps(dict(kind=args.kind, name=args.name, order=args.order if args.kind == "workload" else "sorted",
+print(json.dumps(dict(kind=args.kind, name=args.name, order=args.order if args.kind == "workload" or args.order == "blocks"
+                      else "sorted", every=args.every if args.order == "blocks" else None, shuffled=args.shuffled,
+                      arch=args.arch,
                       particles=n, as_is_ms=round(statistics.median(ms[0]), 3),
                       reordered_ms=round(statistics.median(ms[1]), 3),
                       reordered_over_as_is=round(statistics.median(r), 4), quartiles=[round(q[0], 4), round(q[2], 4)],
