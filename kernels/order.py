@@ -14,8 +14,8 @@ in their own order; a fill inside it was a dead slot at the sort and is found at
 
 The sort: a count per block (one bin more for the dead), an exclusive prefix sum in two levels
 (sums of ``SORT_CHUNK`` bins in parallel, the chunks' starts on one thread, each chunk's bins in
-parallel), then each slot placed at its bin's next place. Launched by the host every
-``Simulation.sort_every`` substeps (``runtime``: ``POLYALLOY_SORT_EVERY``; 0, the default: never,
+parallel), then each slot placed at its bin's next place. Launched by the host before every
+``Simulation.sort_every``-th substep it launches (``runtime``: ``POLYALLOY_SORT_EVERY``; 0, the default: never,
 and P2G's visits are the slot order, as before). Particles move less than a cell a substep, so an
 order some substeps old is still nearly sorted.
 """
@@ -44,10 +44,13 @@ def sort_by_block(parts: ti.template(), grid: ti.template()):
     n = parts.n[None]
     bins = ti.static(grid.total_blocks + 1)
     chunks = ti.static(-(-(grid.total_blocks + 1) // SORT_CHUNK))
+    ti.loop_config(serialize=grid.serial)  # a small simulation's loops on the calling thread, as its substep's
     for b in range(bins):
         grid.bin_start[b] = 0
+    ti.loop_config(serialize=grid.serial)
     for p in range(n):
         ti.atomic_add(grid.bin_start[block_key(grid, parts, p)], 1)
+    ti.loop_config(serialize=grid.serial)
     for c in range(chunks):
         total = 0
         for b in range(c * SORT_CHUNK, ti.min((c + 1) * SORT_CHUNK, bins)):
@@ -60,6 +63,7 @@ def sort_by_block(parts: ti.template(), grid: ti.template()):
             count = grid.bin_chunk[c]
             grid.bin_chunk[c] = start
             start += count
+    ti.loop_config(serialize=grid.serial)
     for c in range(chunks):
         start = grid.bin_chunk[c]
         for b in range(c * SORT_CHUNK, ti.min((c + 1) * SORT_CHUNK, bins)):

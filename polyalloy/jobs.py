@@ -223,7 +223,7 @@ class RenderJob:
                     params={k: str(v) for k, v in sorted(self.params.items())}, seed=int(self.scene.seed),
                     precision=self.precision or runtime.info().precision, size=list(self.size),
                     formats=list(self.formats),
-                    fps=self.scene.fps)
+                    fps=self.scene.fps, POLYALLOY_SORT_EVERY=runtime.sort_every_wanted())
 
     def _path(self, name: str) -> str:
         return os.path.join(self.out_dir, name)

@@ -53,7 +53,7 @@ def lanes_wanted(variable: str = "POLYALLOY_P2G_LANES") -> int | None:
     wanted = os.environ.get(variable, "").strip()
     if not wanted:
         return None
-    if not wanted.isdigit() or not 1 <= int(wanted) <= MAX_P2G_LANES:
+    if not (wanted.isascii() and wanted.isdigit()) or not 1 <= int(wanted) <= MAX_P2G_LANES:
         raise PolyalloyError(f"{variable} must be a whole number from 1 to {MAX_P2G_LANES}, got {wanted!r}")
     return int(wanted)
 
@@ -67,7 +67,7 @@ def sort_every_wanted() -> int:
     text = os.environ.get("POLYALLOY_SORT_EVERY", "").strip()
     if not text:
         return 0
-    if not text.isdigit() or int(text) > 1_000_000:
+    if not (text.isascii() and text.isdigit()) or int(text) > 1_000_000:
         raise PolyalloyError(f"POLYALLOY_SORT_EVERY must be a whole number of substeps from 0 to 1000000, got {text!r}")
     return int(text)
 

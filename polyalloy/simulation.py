@@ -134,9 +134,10 @@ class Simulation:
         # a substep in two launches (``kernels.substep``); off: a launch per pass (per-kernel timing)
         self.fused = True
         # P2G visits the particles in grid-block order (``kernels.order``), sorted again every
-        # ``sort_every`` substeps (``POLYALLOY_SORT_EVERY``; 0: never, slot order); ``since_sort``
-        # counts the substeps since the last sort (state, with the order: a run resumed from a
-        # checkpoint sorts where the uninterrupted one did)
+        # ``sort_every`` substeps launched (``POLYALLOY_SORT_EVERY``; 0: never, slot order);
+        # ``since_sort`` counts the launches since the last sort (state, with the order: a run
+        # resumed from a checkpoint sorts where the uninterrupted one did; a render's identity
+        # holds the setting, so a resume with another is refused)
         self.sort_every = runtime.info().sort_every
         self.since_sort = 0
 
@@ -322,7 +323,6 @@ class Simulation:
         heat.set_thermal_state(p, self.materials, 0, n)  # H and the phase from T, by the device's curve
         H = fieldio.group(p, PARTICLE_READ).read()["H"][:n].copy()
         p.n[None] = live
-        p.n_sorted[None] = 0  # a pooled container's order is another simulation's
         # the pool: (time, first, end, enthalpy, source) per fill, switched on by advance_to
         mh = self.thermal_energy(mass, H, mat_of[body])
         start, self.fills = live, []

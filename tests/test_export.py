@@ -334,6 +334,10 @@ def test_bad_render_requests_are_one_line_and_lose_nothing(reference, scene_file
     before = {p: (ref / p).read_bytes() for p in os.listdir(ref)}
     proc = run_cli(*render_args(scene_file, ref, "--resume", "--set", "cfl=0.3"))
     assert_one_line_error(proc, "cannot resume", "cfl")
+    # P2G in another order (kernels.order) deals the rest of the run again: a resume must not mix them
+    proc = subprocess.run([sys.executable, "-m", "polyalloy.cli", *render_args(scene_file, ref, "--resume")],
+                          capture_output=True, text=True, env=dict(ENV, POLYALLOY_SORT_EVERY="16"), timeout=600)
+    assert_one_line_error(proc, "cannot resume", "POLYALLOY_SORT_EVERY 0 (now 16)")
     proc = run_cli(*render_args(scene_file, ref, "--set", "cfl=0.3"))
     assert_one_line_error(proc, "will not mix frames", "--force")
     proc = run_cli(*render_args(scene_file, tmp_path / "empty", "--resume"))

@@ -9,7 +9,8 @@ with the particles reordered (every particle field permuted alike), substeps tim
 ``--at`` seconds, as it stands then against sorted by block. ``--order blocks``: the slots stay as
 they are (``--shuffled``: both shuffled alike first, as in a scene long in motion) and the second
 run's P2G visits them in block order, sorted again every ``--every`` substeps (``kernels.order``,
-``POLYALLOY_SORT_EVERY``): what the lever buys. ``--arch cuda`` on a GPU (``tools/gpu_bench.sh``,
+``POLYALLOY_SORT_EVERY``; and at each reload of the state, every 25 substeps: on average every
+12.5 at the default 16): what the lever buys. ``--arch cuda`` on a GPU (``tools/gpu_bench.sh``,
 ``ORDER_AB``). Prints one JSON line: the median ms a substep of each, the median and quartiles of
 reordered / as-is over the pairs, and the share of consecutive particles (in P2G's visiting
 order) in different blocks before and after.
@@ -64,10 +65,12 @@ else:
 n = sims[0].n_particles
 grid = sims[0].grid
 x = state["field/particles_fields/x"][:n]
-blocks = np.floor((x - np.array(grid.host_origin)) / grid.host_dx / 4).astype(np.int64)
+# the block of each stencil's lower corner, as kernels.order keys it
+base = np.floor((x - np.array(grid.host_origin)) / grid.host_dx - 0.5).astype(np.int64)
+blocks = np.clip(base, 0, np.array(grid.host_res) - 3) // grid.block
 key = blocks[:, 0]
 for d in range(1, blocks.shape[1]):
-    key = key * 4096 + blocks[:, d]
+    key = key * grid.n_blocks[d] + blocks[:, d]
 
 
 def permuted(state, perm):
@@ -86,7 +89,7 @@ if args.order == "blocks":
         state, key = permuted(state, shuffle), key[shuffle]
     perm = np.argsort(key, kind="stable")  # the order the sort gives (a block's slots in slot order)
     states = (state, state)
-    sims[1].sort_every = args.every
+    sims[0].sort_every, sims[1].sort_every = 0, args.every
 elif args.kind == "workload" and args.order == "random":
     perm = np.random.default_rng(0).permutation(n)
     states = (state, permuted(state, perm))
