@@ -18,12 +18,11 @@ options; ``T_*`` below):
 5. He reaches up (3D: the walk cycle raises his left arm as he nears the line; 2D: he walks with
    it raised, see ``ReachingMan``) and his arm meets the cold line (2D: ``LINE_2D``, lower and
    nearer than in 3D, so that the raised arm hooks over it): the frozen arm sticks to the 77 K
-   line, his body walks on, and the arm snaps off while he pulls it free (measured in 2D: at the
-   elbow, 0.4-0.6 s after it stuck) and drops. Then (``T_DRENCH``; 3D: ``T_DRENCH_3D``) the
-   line bursts over him (a second pour, ``drench``, falling from above the line): the drench and
-   the vapour freeze the rest of him and he falls. (In 3D he ``stands``, ``STANDS``: with his
-   legs gone and his arm off the line nothing holds him up, and he falls by the tanker before
-   the line bursts over him where he lies; in 2D the controller holds his legless torso up.)
+   line. He ``stands`` (``polyalloy.control``, point 5): with his legs gone he stays up only while
+   his frozen arm is stuck to the line (a collider: it counts as footing; 2D: he hangs from it,
+   the controller walking on and pulling at it), the arm snaps off (2D: 0.2-0.5 s after it stuck on
+   seeds 0-7 but seed 5's 1.0 s) and he falls, by the tanker in 3D, onto his snapped legs in 2D. Then (``T_DRENCH``) the line bursts over him where he lies (a second pour,
+   ``drench``, falling from above the line): the drench and the vapour freeze the rest of him.
 6. A gunshot at ``T_SHOT`` shatters the frozen body into many pieces, which come to rest on the
    cold plate (those that slid past its end, toward the crucible, on the floor). The shot is
    aimed at him (``aim``): it hits his largest piece, the frozen torso, where it lies nearest the
@@ -51,12 +50,9 @@ options; ``T_*`` below):
 Options: ``dim`` (2: a side view, no tanker; 3), ``speed`` (m/s; 0, the default: the staging's,
 ``WALK_SPEED``), ``steel_heat`` (1 on, 0 off), ``shatter`` (m: the shot's fragment size; 0: no
 crack network), ``shot_dx`` (m: moves the shot's point along the hall; the shot still finds the
-torso nearest that point), ``stands`` (-1, the default: the staging's, ``STANDS``: 1 in 3D, 0 in
-2D; 1: he ``stands`` (``polyalloy.control``, point 5): with his legs gone he stays up only while
-his frozen arm is stuck to the line (a collider: it counts as footing), falls when it snaps and
-lies on the plate; 0: the controller holds him up wherever he is, so between his legs snapping
-and the drench his legless torso walks on in the air: the 2D default, whose staging was tuned for
-the held torso: docs/freeze.md, "A body that stands").
+torso nearest that point), ``stands`` (1, the default: he ``stands``, step 5; 0: the controller
+holds him up wherever he is, so once his legs are gone his legless torso walks on in the air
+until the drench: the 2D default until 2026-12-06, docs/freeze.md, "A body that stands").
 The claims (``claims``) check each step with numbers and report the time each was met.
 
 The 3D preview (``dim=3``, ``quality="preview"``) is sized to run ``polyalloy check freeze`` in
@@ -99,10 +95,10 @@ choices, each 3D only (2D keeps its values; film keeps its dx and flood, and sha
   0-3, 19-27 in 2D. The 3D blow is 200 N s (800 before the faster walk): the network cuts the
   fragments, and a harder blow set those high on the 0.8 m/s walk's taller heap sliding (1 s after
   a 400 N s shot up to 0.16 m/s; after 200 N s 0.006-0.060 m/s; docs/freeze.md).
-* The line bursts at ``T_DRENCH_3D`` = 3.3 s (2D: ``T_DRENCH`` = 3.0 s): the 3D arm comes off
-  the line at 2.96-3.00 s, which left ``arm_off`` (its window ends when the line bursts) no
-  margin at 3.0 s. Measured from a state saved at 3.0 s: the later drench leaves the fall and
-  the pieces where they were (within a few cm at 4.9 s).
+* The line bursts at ``T_DRENCH`` = 3.3 s, in 2D too since he stands there (it burst at 3.0 s): the
+  3D arm comes off the line at 2.96-3.00 s, which left ``arm_off`` (its window ends when the line
+  bursts) no margin at 3.0 s. Measured from a state saved at 3.0 s: the later drench leaves the
+  fall and the pieces where they were (within a few cm at 4.9 s).
 * The steel comes 1.5 s later (``SETTLE_3D``: ``T_STEEL``, ``T_EMPTY``, ``T_HOT`` and the end,
   12.5 s; ``at_rest`` is judged when the steel comes, 2.5 s after the shot; 2D: 1 s). The 3D
   pieces take up to ~2.5 s to settle: the fall piles the frozen body into a heap of rubble and
@@ -134,21 +130,24 @@ FLOOR = 0.05  # m
 START, END = 0.5, 2.6  # m: x where the walk starts and ends
 PLATE = (0.8, 2.75)  # m: x extent of the floor plate the nitrogen floods (his feet freeze onto its start)
 LINE = (2.0, 1.96, 0.09)  # m: x, y and radius of the nitrogen line across the hall (3D)
-# 2D: lower and 15 cm nearer, so that his raised arm hooks over it and is held there (see the docstring)
-LINE_2D = (1.85, 1.90, 0.09)
+# 2D: lower and 15 cm nearer, so that his raised arm hooks over it and is held there (see the
+# docstring). At y 1.90 m (the held torso's staging) a standing man lost his legs before his arm
+# reached it on one seed of four; at 1.82 m his arm hooks over it first on seeds 0-7 (docs/freeze.md)
+LINE_2D = (1.85, 1.82, 0.09)
 LN2_T, PLATE_HOT, AIR_HOT = 77.4, 650.0, 450.0  # K
 VAPOUR = 1.0e5  # W/(m^2 K): heat transfer from the metal's surface to the cold vapour
 GLOW = 3.0e4  # W/(m^2 K): from the air the glowing steel heats to the metal's surface (thaws a 10 cm piece in ~2 s)
-T_WALK, T_COLD, T_DRENCH, T_SHOT, T_EMPTY, T_STEEL, T_HOT = 0.2, 0.55, 3.0, 5.0, 6.2, 6.0, 6.6  # s
+# s. The line bursts at T_DRENCH, 2D and 3D. The 3D arm comes off the line at 2.96-3.00 s (measured),
+# so a burst at 3.0 s left its claim (``arm_off``: before the line bursts) no margin; the later drench
+# leaves the frozen fall and where the pieces lie unchanged (measured from a state saved at 3.0 s:
+# docs/freeze.md). The 2D man, standing, hangs from the line, and on one seed of eight his arm came
+# off it at 3.12 s (2026-12-06)
+T_WALK, T_COLD, T_DRENCH, T_SHOT, T_EMPTY, T_STEEL, T_HOT = 0.2, 0.55, 3.3, 5.0, 6.2, 6.0, 6.6
 T_FLOOD = 0.3  # s: the flood starts
 # m/s: the walk, 2D and 3D. In 3D at 0.6 m/s the frozen arm came off the line after it burst (3.3 s) on
 # two seeds of four; at 0.8 m/s the body pulls it off at 2.8-3.0 s on all four; in 2D 0.8 m/s fails
 # the arm on three of four seeds and 0.6 m/s holds on all four (docs/freeze.md)
 WALK_SPEED = (0.6, 0.8)
-# 3D: the line bursts 0.3 s later than in 2D. The 3D arm comes off the line at 2.96-3.00 s (measured), so a
-# burst at 3.0 s left its claim (``arm_off``: before the line bursts) no margin; the later drench leaves
-# the frozen fall and where the pieces lie unchanged (measured from a state saved at 3.0 s: docs/freeze.md)
-T_DRENCH_3D = 3.3
 DURATION = 11.0  # s
 # 3D: the steel comes (and with it the line's emptying, the hot plate, the end) this much later
 # than in 2D, and the pieces are judged at rest (``at_rest``) when it comes: 2 s after the shot in
@@ -160,10 +159,6 @@ DURATION = 11.0  # s
 # against the hall's back wall can rock there for 1.9 s (0.24, 0.105 and 0.036 m/s 1.0, 1.5 and 2.0
 # s after it)
 SETTLE_3D = 1.5  # s
-# 2D, 3D: whether the man ``stands`` (``polyalloy.control``, point 5): in 3D he falls when his legs
-# are gone and every claim holds on seeds 0-7 with it; the 2D staging holds every claim with it on
-# one seed of four (docs/freeze.md, "A body that stands"), so the 2D torso is still held up
-STANDS = (0, 1)
 # 2D: x, y (m), impulse (N s per metre of depth), radius (m); aimed at the frozen torso where it lies
 # at 5 s (x 2.4-3.0 m: the old aim, x 2.35 m, ground the snapped legs into grains)
 SHOT = (2.7, 0.35, 800.0, 0.15)
@@ -231,7 +226,7 @@ def _raised(shape, pivot):
 
 
 def build(quality: str = "preview", dim: int = 3, speed: float = 0.0, steel_heat: int = 1,
-          shatter: float = SHATTER, shot_dx: float = 0.0, stands: int = -1) -> Scene:
+          shatter: float = SHATTER, shot_dx: float = 0.0, stands: int = 1) -> Scene:
     if dim not in (2, 3):
         raise ConfigError(f"freeze: dim must be 2 or 3, got {dim}")
     if speed == 0:
@@ -243,11 +238,9 @@ def build(quality: str = "preview", dim: int = 3, speed: float = 0.0, steel_heat
         raise ConfigError(f"freeze: shatter must be 0 (no crack network) or a fragment size in (0, 1] m, got {shatter}")
     if not -1.0 <= shot_dx <= 1.0:
         raise ConfigError(f"freeze: shot_dx must be in [-1, 1] m, got {shot_dx}")
-    if stands not in (-1, 0, 1):
-        raise ConfigError(f"freeze: stands must be -1 (the staging's: 1 in 3D, 0 in 2D), 0 (the controller holds "
-                          f"him up wherever he is) or 1 (he falls when his legs are gone), got {stands}")
-    if stands < 0:
-        stands = STANDS[dim == 3]
+    if stands not in (0, 1):
+        raise ConfigError(f"freeze: stands must be 1 (the default: he falls when his legs are gone) or 0 (the "
+                          f"controller holds him up wherever he is), got {stands}")
     if steel_heat not in (0, 1):
         raise ConfigError(f"freeze: steel_heat must be 1 (the steel heats the plate) or 0, got {steel_heat}")
     late = settle_delay(dim)
@@ -317,8 +310,8 @@ def settle_delay(dim: int) -> float:
 
 
 def drench_time(dim: int) -> float:
-    """When the line bursts (s): ``T_DRENCH`` in 2D, ``T_DRENCH_3D`` in 3D."""
-    return T_DRENCH if dim == 2 else T_DRENCH_3D
+    """When the line bursts (s): ``T_DRENCH``, in 2D and 3D."""
+    return T_DRENCH
 
 
 def _pour(scene, name, centre, half, velocity, material, temperature, start, end):
