@@ -14,7 +14,8 @@ in their own order; a fill inside it was a dead slot at the sort and is found at
 
 The sort: a count per block (one bin more for the dead), an exclusive prefix sum in two levels
 (sums of ``SORT_CHUNK`` bins in parallel, the chunks' starts on one thread, each chunk's bins in
-parallel), then each slot placed at its bin's next place. Launched by the host before every
+parallel; every loop on the calling thread for a small simulation, ``Grid.serial``, as its
+substep's), then each slot placed at its bin's next place. Launched by the host before every
 ``Simulation.sort_every``-th substep it launches (``runtime``: ``POLYALLOY_SORT_EVERY``; 0, the default: never,
 and P2G's visits are the slot order, as before). Particles move less than a cell a substep, so an
 order some substeps old is still nearly sorted.

@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "kept (default: png,mp4)")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted render in --out from its last checkpoint (repeat the original "
-                        "options; a different scene or --set is refused); also extends a finished one to more "
+                        "options; a different scene, --set, seed, size, formats or POLYALLOY_SORT_EVERY is refused); "
+                        "also extends a finished one to more "
                         "--frames")
     p.add_argument("--force", action="store_true",
                    help="rewrite frames and videos already in --out (default: keep them; their frames are "

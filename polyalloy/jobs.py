@@ -57,6 +57,10 @@ LOCK = ".polyalloy.lock"  # flock'ed by the render writing into the folder; the 
 CHECKPOINT_EVERY = {"preview": 1, "film": 10}
 
 
+# identity entries added since a render folder was written: a folder without one was rendered with this
+IDENTITY_DEFAULTS = {"POLYALLOY_SORT_EVERY": 0}  # P2G in slot order (``kernels.order``), 2026-12-06
+
+
 @dataclass
 class RenderResult:
     """What a render job left on disk: ``frames`` (PNG paths), ``videos`` (format -> path), ``written``
@@ -248,7 +252,7 @@ class RenderJob:
             if self.resume:
                 raise ConfigError(f"nothing to resume in {self.out_dir}: it has no {MANIFEST}; run without --resume")
             return
-        theirs = {k: manifest.get(k) for k in mine}
+        theirs = {k: manifest.get(k, IDENTITY_DEFAULTS.get(k)) for k in mine}
         if theirs == mine or (self.force and not self.resume):
             return
         diff = [f"{k} {theirs[k]!r} (now {mine[k]!r})" for k in mine if theirs[k] != mine[k]]
@@ -262,7 +266,10 @@ class RenderJob:
         path = self._path(CHECKPOINT)
         if self._resume_state is None and os.path.exists(path):
             state, meta = _read_checkpoint(path)
-            if meta.get("identity") != mine:
+            theirs = meta.get("identity")
+            if isinstance(theirs, dict):
+                theirs = dict(IDENTITY_DEFAULTS, **theirs)
+            if theirs != mine:
                 raise ConfigError(f"{path} belongs to another render than {MANIFEST}; {RESTART}")
             self._resume_state = state
         return self._resume_state

@@ -19,9 +19,10 @@ options; ``T_*`` below):
    it raised, see ``ReachingMan``) and his arm meets the cold line (2D: ``LINE_2D``, lower and
    nearer than in 3D, so that the raised arm hooks over it): the frozen arm sticks to the 77 K
    line. He ``stands`` (``polyalloy.control``, point 5): with his legs gone he stays up only while
-   his frozen arm is stuck to the line (a collider: it counts as footing; 2D: he hangs from it,
-   the controller walking on and pulling at it), the arm snaps off (2D: 0.2-0.5 s after it stuck on
-   seeds 0-7 but seed 5's 1.0 s) and he falls, by the tanker in 3D, onto his snapped legs in 2D. Then (``T_DRENCH``) the line bursts over him where he lies (a second pour,
+   his frozen arm is stuck to the line (a collider: it counts as footing). In 2D his legs go first
+   and he hangs from the line, the controller walking on and pulling at the arm, until it snaps
+   (0.2-0.5 s after it stuck on seeds 0-7 but seed 5's 1.0 s) and he falls onto his snapped legs;
+   in 3D the arm comes off first and he falls by the tanker when his legs go. Then (``T_DRENCH``) the line bursts over him where he lies (a second pour,
    ``drench``, falling from above the line): the drench and the vapour freeze the rest of him.
 6. A gunshot at ``T_SHOT`` shatters the frozen body into many pieces, which come to rest on the
    cold plate (those that slid past its end, toward the crucible, on the floor). The shot is
@@ -61,7 +62,7 @@ per live particle (measured at dx = 4 cm with 52,000 live particles: 0.036 s of 
 g2p half of it); what sets dt: the frozen metal's elastic wave, sqrt((lambda + 2 mu)/rho) = 31 m/s,
 from the moment the 77 K vapour frosts his surface (0.55 s) to the thaw, dt = 0.4 dx / (31 m/s +
 the fastest particle); it stays there after the thaw, while 0.1-0.3% of him is still frozen. So the
-choices, each 3D only (2D keeps its values; film keeps its dx and flood, and shares the 3D walk and shot):
+choices, each 3D only but the drench's (2D keeps its values; film keeps its dx and flood, and shares the 3D walk and shot):
 
 * ``dx`` stays 4 cm (the man ~10,700 particles; 24,600-26,500 substeps for the 12.5 s beat, seeds 0-7). ``--set
   dx=0.05`` runs in half the CPU (5,462 particles, 18,537 substeps) and holds 16 of the 17 claims,
@@ -77,7 +78,9 @@ choices, each 3D only (2D keeps its values; film keeps its dx and flood, and sha
   line only after it burst (3.3 s) on two seeds of four (``arm_off`` failed); at 0.8 m/s it comes
   off at 2.8-3.0 s on all four. The faster walk lays the frozen body 0.25 m further back and 0.2 m
   higher, where the shot's fixed 8 cm sphere hit nothing; hence the aimed shot (``aim``, step 6).
-  In 2D 0.8 m/s fails ``arm_off`` on three seeds of four and 0.6 m/s holds on all four.
+  In 2D 0.8 m/s failed ``arm_off`` on three seeds of four and 0.6 m/s held on all four (measured
+  on the held torso's staging, 2026-12-05; the standing 2D staging holds ``arm_off`` at 0.6 m/s on
+  seeds 0-7).
 * The shot (``SHOT_3D``) is aimed where the frozen body lies in 3D at 5 s (x 2.5-3.2 m, against
   the crucible; the 2D aim, x 2.35 m, hits only his head and shins there). The frozen metal
   breaks into rubble wherever the shot strains it past the fracture strain, so a wide or heavy
@@ -92,7 +95,7 @@ choices, each 3D only (2D keeps its values; film keeps its dx and flood, and sha
   strain (about where the wave's particle speed exceeds ~1-1.5 m/s), so a heavier or wider shot
   grinds more and splits nothing; lighter ones only dent it (every shot tried: docs/freeze.md).
   With the network (15 cm) the torso breaks into fragments: 23-27 pieces in the 3D check on seeds
-  0-3, 19-27 in 2D. The 3D blow is 200 N s (800 before the faster walk): the network cuts the
+  0-3, 17-33 in 2D (seeds 0-7). The 3D blow is 200 N s (800 before the faster walk): the network cuts the
   fragments, and a harder blow set those high on the 0.8 m/s walk's taller heap sliding (1 s after
   a 400 N s shot up to 0.16 m/s; after 200 N s 0.006-0.060 m/s; docs/freeze.md).
 * The line bursts at ``T_DRENCH`` = 3.3 s, in 2D too since he stands there (it burst at 3.0 s): the
@@ -145,12 +148,13 @@ GLOW = 3.0e4  # W/(m^2 K): from the air the glowing steel heats to the metal's s
 T_WALK, T_COLD, T_DRENCH, T_SHOT, T_EMPTY, T_STEEL, T_HOT = 0.2, 0.55, 3.3, 5.0, 6.2, 6.0, 6.6
 T_FLOOD = 0.3  # s: the flood starts
 # m/s: the walk, 2D and 3D. In 3D at 0.6 m/s the frozen arm came off the line after it burst (3.3 s) on
-# two seeds of four; at 0.8 m/s the body pulls it off at 2.8-3.0 s on all four; in 2D 0.8 m/s fails
-# the arm on three of four seeds and 0.6 m/s holds on all four (docs/freeze.md)
+# two seeds of four; at 0.8 m/s the body pulls it off at 2.8-3.0 s on all four; in 2D 0.8 m/s failed
+# the arm on three of four seeds and 0.6 m/s held on all four (the held torso's staging, 2026-12-05;
+# the standing man's holds it at 0.6 m/s on seeds 0-7; docs/freeze.md)
 WALK_SPEED = (0.6, 0.8)
 DURATION = 11.0  # s
 # 3D: the steel comes (and with it the line's emptying, the hot plate, the end) this much later
-# than in 2D, and the pieces are judged at rest (``at_rest``) when it comes: 2 s after the shot in
+# than in 2D, and the pieces are judged at rest (``at_rest``) when it comes: 2.5 s after the shot in
 # 3D (1 s in 2D). The 3D pieces take longer to settle (measured from states saved before the shot;
 # docs/freeze.md): the fall piles the frozen body into a heap of rubble and fragments up to 0.6 m
 # high that can sink for 1.4 s after the shot (its top pieces at 0.26, 0.11 and 0.024 m/s 1.0,

@@ -130,3 +130,17 @@ def test_a_bad_p2g_lane_count_is_a_one_line_error():
         errors = [line for line in out.stderr.splitlines() if line.startswith("polyalloy: error:")]
         assert errors == [f"polyalloy: error: POLYALLOY_P2G_LANES must be a whole number from 1 to 16, got {bad!r}"]
         assert "Traceback" not in out.stderr and out.stdout == ""
+
+
+def test_a_bad_sort_interval_is_a_one_line_error():
+    """``POLYALLOY_SORT_EVERY`` (P2G in block order, ``kernels.order``; whole substeps, 0 off): a
+    word, a negative number, a digit no ``int`` reads or a huge one stops the run before a
+    simulation starts, with one line naming the variable and exit status 2."""
+    for bad in ("often", "-4", "\u00b2", "2000000"):
+        out = subprocess.run([sys.executable, "-m", "polyalloy.cli", "check", "bars", "--arch", "cpu"],
+                             capture_output=True, text=True, env=dict(ENV, POLYALLOY_SORT_EVERY=bad), timeout=120)
+        assert out.returncode == 2, out.stderr
+        errors = [line for line in out.stderr.splitlines() if line.startswith("polyalloy: error:")]
+        assert errors == ["polyalloy: error: POLYALLOY_SORT_EVERY must be a whole number of substeps from 0 to "
+                          f"1000000, got {bad!r}"]
+        assert "Traceback" not in out.stderr and out.stdout == ""

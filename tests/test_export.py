@@ -338,6 +338,13 @@ def test_bad_render_requests_are_one_line_and_lose_nothing(reference, scene_file
     proc = subprocess.run([sys.executable, "-m", "polyalloy.cli", *render_args(scene_file, ref, "--resume")],
                           capture_output=True, text=True, env=dict(ENV, POLYALLOY_SORT_EVERY="16"), timeout=600)
     assert_one_line_error(proc, "cannot resume", "POLYALLOY_SORT_EVERY 0 (now 16)")
+    old = tmp_path / "old"  # a folder rendered before the identity held it: rendered with 0, as now
+    shutil.copytree(ref, old)
+    manifest = json.loads((old / "frames.json").read_text())
+    del manifest["POLYALLOY_SORT_EVERY"]
+    (old / "frames.json").write_text(json.dumps(manifest))
+    proc = run_cli(*render_args(scene_file, old, "--json", "--no-progress"))
+    assert proc.returncode == 0 and json.loads(proc.stdout)["written"] == 0, proc.stderr
     proc = run_cli(*render_args(scene_file, ref, "--set", "cfl=0.3"))
     assert_one_line_error(proc, "will not mix frames", "--force")
     proc = run_cli(*render_args(scene_file, tmp_path / "empty", "--resume"))
