@@ -19,10 +19,13 @@ options; ``T_*`` below):
    it raised, see ``ReachingMan``) and his arm meets the cold line (2D: ``LINE_2D``, lower and
    nearer than in 3D, so that the raised arm hooks over it): the frozen arm sticks to the 77 K
    line. He ``stands`` (``polyalloy.control``, point 5): with his legs gone he stays up only while
-   his frozen arm is stuck to the line (a collider: it counts as footing). In 2D his legs go first
-   and he hangs from the line, the controller walking on and pulling at the arm, until it snaps
-   (0.2-0.5 s after it stuck on seeds 0-7 but seed 5's 1.0 s) and he falls onto his snapped legs;
-   in 3D the arm comes off first and he falls by the tanker when his legs go. Then (``T_DRENCH``) the line bursts over him where he lies (a second pour,
+   his frozen arm is stuck to the line (a collider: it counts as footing). In 2D his legs go about
+   as his arm reaches the line (he loses his footing at 1.92-2.04 s on five seeds of eight, at
+   2.71 s on the others): either he hangs from the line, the controller walking on and pulling at
+   the arm, until a piece of it snaps, or he falls past it and his frozen arm, caught on the cold
+   line, snaps under his weight (a piece off 0.2-0.5 s after it stuck on seeds 0-7 but seed 5's
+   1.0 s); he lands on his snapped legs. In 3D the arm comes off first and he falls by the tanker
+   when his legs go. Then (``T_DRENCH``) the line bursts over him where he lies (a second pour,
    ``drench``, falling from above the line): the drench and the vapour freeze the rest of him.
 6. A gunshot at ``T_SHOT`` shatters the frozen body into many pieces, which come to rest on the
    cold plate (those that slid past its end, toward the crucible, on the floor). The shot is
@@ -134,8 +137,10 @@ START, END = 0.5, 2.6  # m: x where the walk starts and ends
 PLATE = (0.8, 2.75)  # m: x extent of the floor plate the nitrogen floods (his feet freeze onto its start)
 LINE = (2.0, 1.96, 0.09)  # m: x, y and radius of the nitrogen line across the hall (3D)
 # 2D: lower and 15 cm nearer, so that his raised arm hooks over it and is held there (see the
-# docstring). At y 1.90 m (the held torso's staging) a standing man lost his legs before his arm
-# reached it on one seed of four; at 1.82 m his arm hooks over it first on seeds 0-7 (docs/freeze.md)
+# docstring). At y 1.90 m (the held torso's staging) a standing man fell before his arm reached it
+# on one seed of four and nothing pulled the arm off; at 1.82 m it is on the line by 2.04-2.08 s on
+# seeds 0-7, while he hangs from it or as he falls past it, and a piece of it comes off before the
+# burst (docs/freeze.md)
 LINE_2D = (1.85, 1.82, 0.09)
 LN2_T, PLATE_HOT, AIR_HOT = 77.4, 650.0, 450.0  # K
 VAPOUR = 1.0e5  # W/(m^2 K): heat transfer from the metal's surface to the cold vapour
@@ -143,8 +148,8 @@ GLOW = 3.0e4  # W/(m^2 K): from the air the glowing steel heats to the metal's s
 # s. The line bursts at T_DRENCH, 2D and 3D. The 3D arm comes off the line at 2.96-3.00 s (measured),
 # so a burst at 3.0 s left its claim (``arm_off``: before the line bursts) no margin; the later drench
 # leaves the frozen fall and where the pieces lie unchanged (measured from a state saved at 3.0 s:
-# docs/freeze.md). The 2D man, standing, hangs from the line, and on one seed of eight his arm came
-# off it at 3.12 s (2026-12-06)
+# docs/freeze.md). The 2D man, standing, hangs from the line on three seeds of eight, and on one of
+# them his arm came off it at 3.12 s (2026-12-06)
 T_WALK, T_COLD, T_DRENCH, T_SHOT, T_EMPTY, T_STEEL, T_HOT = 0.2, 0.55, 3.3, 5.0, 6.2, 6.0, 6.6
 T_FLOOD = 0.3  # s: the flood starts
 # m/s: the walk, 2D and 3D. In 3D at 0.6 m/s the frozen arm came off the line after it burst (3.3 s) on
