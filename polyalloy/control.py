@@ -553,11 +553,13 @@ class Controller:
         self.adrift = {}
         if "stood" in state:
             self.stood = dict(zip(self.standing, np.asarray(state["stood"], bool).tolist()))
+        live = None  # the particles' masses, read once for every adrift body
         for i in self.standing:
             row = np.asarray(state.get(f"adrift_{i}", np.nan), float)
             if not np.isnan(row).any():
                 s, e = self.ranges[i]
-                live = fieldio.group(self.sim.particles_fields, ("mass", "alive")).read()
+                if live is None:
+                    live = fieldio.group(self.sim.particles_fields, ("mass", "alive")).read()
                 self.adrift[i] = dict(pose_t=row[0], t0=row[1], com=row[2:2 + d].copy(),
                                       vel=row[2 + d:2 + 2 * d].copy(), centre=row[2 + 2 * d:2 + 3 * d].copy(),
                                       mass=live["mass"][s:e].astype(np.float64) * (live["alive"][s:e] != 0))
